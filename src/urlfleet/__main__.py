@@ -1,0 +1,3 @@
+from urlfleet.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""FetchConfig: every knob of a run in one frozen, validated value.
+
+The CLI's job is to build one of these; the library takes one (or the same names as keywords).
+Change a config with ``dataclasses.replace(config, jobs=64)``; validation runs again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from urlfleet._version import __version__
+
+DEFAULT_JOBS = 32
+DEFAULT_PER_HOST = 2
+DEFAULT_RETRIES = 3  # retries *after* the first attempt: 3 means at most 4 attempts
+DEFAULT_MAX_WAIT = 60.0
+DEFAULT_BACKOFF = 0.5
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+DEFAULT_MAX_REDIRECTS = 10  # what curl -L and wget give up at is 50 and 20; browsers use ~20
+DEFAULT_USER_AGENT = f"urlfleet/{__version__}"
+# How many URLs past the one being handed out the scheduler may read ahead, to find hosts that
+# can take a request while others are busy. Large enough for a hot host's block at the top of a
+# list, small enough that a huge list never sits in memory whole.
+DEFAULT_WINDOW = 10_000
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FetchConfig:
+    """How to fetch: concurrency, politeness, retries, limits.
+
+    >>> FetchConfig(jobs=64, per_host=4, delay=0.5)
+    """
+
+    jobs: int = DEFAULT_JOBS
+    per_host: int = DEFAULT_PER_HOST
+    delay: float = 0.0
+    jitter: float = 0.0
+    retries: int = DEFAULT_RETRIES
+    max_wait: float = DEFAULT_MAX_WAIT
+    backoff: float = DEFAULT_BACKOFF
+    timeout: float = DEFAULT_TIMEOUT
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
+    user_agent: str = DEFAULT_USER_AGENT
+    verify: bool = True
+    save_dir: Path | None = None
+    keep_content: bool = True  # keep bodies in memory for Result.content (the CLI does not)
+    window: int = DEFAULT_WINDOW
+
+    def __post_init__(self) -> None:
+        _require(self.jobs != 0, "jobs must not be 0 (use 1 for one thread, -1 for one per CPU)")
+        _require(self.per_host >= 1, f"per_host must be >= 1, got {self.per_host}")
+        for name in ("delay", "jitter", "max_wait", "backoff"):
+            value = getattr(self, name)
+            _require(value >= 0, f"{name} must be >= 0 seconds, got {value}")
+        _require(self.retries >= 0, f"retries must be >= 0, got {self.retries}")
+        _require(self.timeout > 0, f"timeout must be > 0 seconds, got {self.timeout}")
+        _require(self.max_bytes >= 0, f"max_bytes must be >= 0, got {self.max_bytes}")
+        _require(self.max_redirects >= 0, f"max_redirects must be >= 0, got {self.max_redirects}")
+        _require(self.window >= 1, f"window must be >= 1, got {self.window}")
+        if self.save_dir is not None and not isinstance(self.save_dir, Path):
+            object.__setattr__(self, "save_dir", Path(self.save_dir))
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)

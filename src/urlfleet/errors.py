@@ -1,0 +1,40 @@
+"""urlfleet's exceptions: a small tree with one root.
+
+    UrlfleetError
+     ├── InputError        (also a ValueError) bad or unreadable input; the CLI exits 2
+     ├── RetryableStatus   an HTTP status worth retrying; lives only inside the retry policy
+     └── BodyTooLarge      a body went past --max-bytes; final, never retried
+
+This module imports nothing from the package, so every other module can import it.
+"""
+
+from __future__ import annotations
+
+
+class UrlfleetError(Exception):
+    """Root of every exception urlfleet raises on purpose."""
+
+
+class InputError(UrlfleetError, ValueError):
+    """An input file or option that cannot be used: ``InputError("urls.txt: cannot read")``."""
+
+
+class RetryableStatus(UrlfleetError):
+    """A response whose status says "try again later" (429, 503, ...).
+
+    ``retry_after`` holds the server's Retry-After, in seconds from when the response arrived,
+    when it sent a usable one.
+    """
+
+    def __init__(self, status: int, retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+class BodyTooLarge(UrlfleetError):
+    """The body (after decoding) is longer than ``--max-bytes``; only the first part was kept."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("body larger than --max-bytes")
+        self.limit = limit

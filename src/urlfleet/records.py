@@ -1,0 +1,99 @@
+"""Result: what became of one URL, and the JSON line it is written as.
+
+The first fields of Result are exactly the contract's JSONL keys, in contract order, so the
+record is those fields and nothing more needs to be said about the wire format.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import IO, Any
+
+# The contract's keys, in contract order; `truncated` and `redirects` follow as extras.
+RECORD_FIELDS = (
+    "url", "ok", "status", "error", "attempts", "elapsed_s", "bytes", "host", "final_url",
+    "saved_to", "truncated", "redirects",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Result:
+    """One URL's outcome: the JSON record's keys as attributes, plus the body and headers.
+
+    >>> result.ok, result.status, len(result.content)
+    """
+
+    url: str
+    ok: bool
+    status: int | None
+    error: str | None
+    attempts: int
+    elapsed_s: float
+    bytes: int
+    host: str
+    final_url: str | None = None
+    saved_to: str | None = None
+    truncated: bool = False
+    redirects: int = 0
+    # Not part of the record: for library users and the report.
+    content: builtins.bytes = field(default=b"", repr=False)  # the field `bytes` shadows it
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    meta: Any = field(default=None, repr=False)
+    index: int = field(default=-1, repr=False)
+    requests: int = field(default=0, repr=False)  # HTTP requests made: attempts and redirect hops
+    busy_s: float = field(default=0.0, repr=False)  # time spent holding a host's slot
+
+    @property
+    def text(self) -> str:
+        """The body decoded with the charset the server declared (UTF-8 when it declared none)."""
+        return self.content.decode(_charset(self.headers), errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.content)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON record: contract keys first, in order."""
+        return {name: getattr(self, name) for name in RECORD_FIELDS}
+
+
+def _charset(headers: Mapping[str, str]) -> str:
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            return value.strip('"') if _known_codec(value.strip('"')) else "utf-8"
+    return "utf-8"
+
+
+def _known_codec(name: str) -> bool:
+    try:
+        "".encode(name)
+    except LookupError:
+        return False
+    return True
+
+
+class JsonlWriter:
+    """Writes one JSON line per result, whole lines only, flushed as written.
+
+    Only one thread (the one consuming results) ever calls ``write``, so no lock is needed.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self.written = 0
+
+    def write(self, result: Result) -> None:
+        line = json.dumps(result.to_record(), ensure_ascii=False, separators=(", ", ": "))
+        self._stream.write(line + "\n")  # one write call: a reader never sees half a record
+        self._stream.flush()
+        self.written += 1
+
+
+def record_field_names() -> tuple[str, ...]:
+    """The dataclass's own field names, for checking they start with the contract's keys."""
+    return tuple(f.name for f in fields(Result))

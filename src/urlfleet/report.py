@@ -1,0 +1,208 @@
+"""The run report: counts, timings, the measured speedup and how close to ideal the run came.
+
+``speedup`` is computed here and nowhere else: serial seconds per URL (measured on a sample
+fetched one at a time) over threaded seconds per URL (the rest, fetched concurrently), both
+from the same run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from urlfleet.config import FetchConfig
+from urlfleet.records import Result
+
+# The contract's report keys, in order; the rest follow.
+REPORT_FIELDS = (
+    "urls", "ok", "failed", "wall_s", "serial_s_per_url", "threaded_s_per_url", "speedup",
+    "jobs", "per_host", "delay",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Tally:
+    """Running totals over the results of one phase, kept by the thread that reads them."""
+
+    urls: int = 0
+    ok: int = 0
+    requests: int = 0
+    busy_s: float = 0.0
+    failures: Counter[str] = field(default_factory=Counter)
+    hosts: dict[str, list[float]] = field(default_factory=dict)  # host -> [requests, busy_s]
+
+    def add(self, result: Result) -> None:
+        self.urls += 1
+        if result.ok:
+            self.ok += 1
+        else:
+            self.failures[failure_kind(result)] += 1
+        if result.requests:
+            self.requests += result.requests
+            self.busy_s += result.busy_s
+            load = self.hosts.setdefault(result.host, [0, 0.0])
+            load[0] += result.requests
+            load[1] += result.busy_s
+
+
+def failure_kind(result: Result) -> str:
+    """What sort of failure, for counting: ``HTTP 404``, ``ConnectTimeout``, ..."""
+    error = result.error or "unknown"
+    if result.truncated:
+        return "body larger than --max-bytes"
+    if result.status is not None:
+        return f"HTTP {result.status}"
+    return error.split(":", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One timed stretch of a run: the serial sample, or the threaded rest."""
+
+    name: str
+    threads: int
+    wall_s: float
+    tally: Tally
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Ideal:
+    """The least time any scheduler could need, and what sets it."""
+
+    seconds: float
+    bottleneck: str
+
+
+def ideal_time(tally: Tally, threads: int, per_host: int, gap: float) -> Ideal | None:
+    """max(N*L/C, max over hosts of n_h * max(L_h/P, gap)), from the latencies measured.
+
+    N*L/C is Little's law for the thread pool; a host serves at most min(P/L_h, 1/gap)
+    requests per second.
+    """
+    if not tally.requests:
+        return None
+    pool = tally.busy_s / threads
+    best = Ideal(seconds=pool, bottleneck=f"--jobs {threads}")
+    for host, (requests, busy_s) in tally.hosts.items():
+        need = requests * max(busy_s / requests / per_host, gap)
+        if need > best.seconds:
+            best = Ideal(seconds=need, bottleneck=f"politeness towards {host}")
+    return best
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Report:
+    """What a run did and how fast, as written by ``--report`` (contract keys first)."""
+
+    urls: int
+    ok: int
+    failed: int
+    wall_s: float
+    serial_s_per_url: float | None
+    threaded_s_per_url: float | None
+    speedup: float | None
+    jobs: int
+    per_host: int
+    delay: float
+    requests: int
+    requests_per_s: float
+    serial_sample: int
+    serial_estimate_s: float | None
+    ideal_s: float | None
+    efficiency: float | None
+    bottleneck: str | None
+    failures: dict[str, int]
+    duplicates: int = 0
+    malformed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    def write(self, path: Path) -> None:
+        path.write_text(self.to_json(), encoding="utf-8")
+
+    def summary(self) -> str:
+        """The report in words, a few lines for stderr."""
+        failures = ", ".join(f"{kind}: {n}" for kind, n in sorted(self.failures.items()))
+        lines = [
+            f"{self.urls} URLs in {self.wall_s:.2f} s ({self.requests_per_s:.1f} requests/s): "
+            f"{self.ok} ok, {self.failed} failed" + (f" ({failures})" if failures else "")
+        ]
+        if self.duplicates or self.malformed:
+            lines.append(f"input: {self.duplicates} duplicates dropped, "
+                         f"{self.malformed} malformed lines skipped")  # fmt: skip
+        if self.serial_s_per_url is not None and self.serial_estimate_s is not None:
+            lines.append(
+                f"serial:   {self.serial_sample} URLs one at a time, "
+                f"{self.serial_s_per_url:.4f} s/URL; the whole list would take "
+                f"{self.serial_estimate_s:.1f} s"
+            )
+        if self.threaded_s_per_url is not None:
+            lines.append(f"threaded: {self.urls - self.serial_sample} URLs on {self.jobs} threads, "
+                         f"{self.threaded_s_per_url:.4f} s/URL")  # fmt: skip
+        if self.speedup is not None:
+            lines.append(f"speedup:  {self.speedup:.1f}x from concurrency")
+        if self.ideal_s is not None and self.efficiency is not None:
+            lines.append(f"ideal:    {self.ideal_s:.2f} s (set by {self.bottleneck}); "
+                         f"efficiency {self.efficiency:.2f}")  # fmt: skip
+        return "\n".join(lines)
+
+
+def speedup_of(serial_s_per_url: float | None, threaded_s_per_url: float | None) -> float | None:
+    """serial s/URL over threaded s/URL; None unless both were measured."""
+    if not serial_s_per_url or not threaded_s_per_url:
+        return None
+    return serial_s_per_url / threaded_s_per_url
+
+
+def build_report(
+    phases: list[Phase], config: FetchConfig, *, duplicates: int = 0, malformed: int = 0
+) -> Report:
+    """Put a run's phases together into its Report."""
+    serial = next((p for p in phases if p.name == "serial"), None)
+    threaded = next((p for p in phases if p.name == "threaded"), None)
+    urls = sum(p.tally.urls for p in phases)
+    ok = sum(p.tally.ok for p in phases)
+    requests = sum(p.tally.requests for p in phases)
+    wall = sum(p.wall_s for p in phases)
+    failures: Counter[str] = Counter()
+    for phase in phases:
+        failures.update(phase.tally.failures)
+    serial_per_url = _per_url(serial)
+    threaded_per_url = _per_url(threaded)
+    threads = threaded.threads if threaded else 1
+    ideal = (
+        ideal_time(threaded.tally, threads, config.per_host, config.delay + config.jitter / 2)
+        if threaded and threaded.tally.urls
+        else None
+    )
+    return Report(
+        urls=urls,
+        ok=ok,
+        failed=urls - ok,
+        wall_s=round(wall, 6),
+        serial_s_per_url=serial_per_url,
+        threaded_s_per_url=threaded_per_url,
+        speedup=speedup_of(serial_per_url, threaded_per_url),
+        jobs=threads,
+        per_host=config.per_host,
+        delay=config.delay,
+        requests=requests,
+        requests_per_s=round(requests / wall, 3) if wall > 0 else 0.0,
+        serial_sample=serial.tally.urls if serial else 0,
+        serial_estimate_s=serial_per_url * urls if serial_per_url is not None else None,
+        ideal_s=round(ideal.seconds, 6) if ideal else None,
+        efficiency=round(ideal.seconds / threaded.wall_s, 4) if ideal and threaded else None,
+        bottleneck=ideal.bottleneck if ideal else None,
+        failures=dict(failures),
+        duplicates=duplicates,
+        malformed=malformed,
+    )
+
+
+def _per_url(phase: Phase | None) -> float | None:
+    if phase is None or not phase.tally.urls or phase.wall_s <= 0:
+        return None
+    return phase.wall_s / phase.tally.urls

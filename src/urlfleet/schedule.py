@@ -1,0 +1,332 @@
+"""The frontier: per-host queues that hand a URL to a thread only when its host can take it.
+
+A per-host semaphore taken inside each task is not enough: a thread that picks a URL of a busy
+host sits waiting while URLs of idle hosts wait behind it (head-of-line blocking). So, as in
+Mercator's back queues and Scrapy's download slots, URLs are read ahead (a bounded window) into
+one queue per host, and ``take`` returns a URL from a host that is under its in-flight limit and
+past its start gap. Threads wait only when no host at all can start a request now.
+
+Per host: at most ``per_host`` requests in flight, and at least ``delay`` (+ jitter) seconds
+between the starts of two requests. URLs waiting to retry, or redirected to another host, go
+back into the frontier and hold no thread while they wait.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from tenacity import RetryCallState
+
+ADMIT_PER_TAKE = 64  # read ahead in small steps so no thread holds the lock for long
+LONGEST_WAIT = 1.0  # a waiting thread looks again at least this often, whatever happens
+SWEEP_HOSTS_AT = 10_000  # forget idle hosts once this many are known
+# Requests leave the client with a few milliseconds of jitter (thread scheduling, connection
+# setup) and reach the server with more; a gap kept to the microsecond here could still look
+# a little short to a strict rate limiter there. So every non-zero gap gets this much extra.
+GAP_MARGIN = 0.005
+
+
+def host_key(url: str) -> str:
+    """The politeness key of a URL: lower-cased host name, plus the port when not the default.
+
+    >>> host_key("https://Example.COM:443/a"), host_key("http://127.0.0.1:8001/")
+    ('example.com', '127.0.0.1:8001')
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal keeps its brackets, so the port stays readable
+        host = f"[{host}]"
+    port = parts.port
+    default = 443 if parts.scheme.lower() == "https" else 80
+    return host if port is None or port == default else f"{host}:{port}"
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One input URL on its way through the frontier: retries and redirects included."""
+
+    index: int
+    url: str
+    meta: Any
+    target: str  # where the next request goes: the URL itself, or a redirect's Location
+    host: str  # host_key(target)
+    attempts: RetryCallState | None = None
+    request: Any = None  # the next hop's prepared request, once a redirect has been followed
+    hops: int = 0
+    first_start: float | None = None
+    requests: int = 0
+    busy_s: float = 0.0
+    problem: str | None = None  # set when the URL cannot be fetched at all
+    slot: _Host | None = None  # the host whose slot this job holds while in flight
+    gap: float = 0.0  # the start gap that must follow this job's request to its host
+
+
+@dataclass(frozen=True, slots=True)
+class HostPolicy:
+    """The politeness limits of one host."""
+
+    per_host: int
+    delay: float
+
+
+@dataclass(eq=False, slots=True)
+class _Host:
+    key: str
+    policy: HostPolicy
+    queue: deque[Job] = field(default_factory=deque)
+    in_flight: int = 0
+    next_start: float = 0.0
+    paused_until: float = 0.0
+    scheduled: bool = False  # already in the ready line or the sleeping heap
+    send_after: float = 0.0  # earliest moment the next request may actually be sent
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Frontier:
+    """Per-host queues fed from a bounded look-ahead window; thread-safe.
+
+    >>> for _ in frontier.tokens(jobs): ...   # one token per job, for joblib to dispatch
+    >>> job = frontier.take(); ...; frontier.release(job)
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: Callable[[str], HostPolicy],
+        jitter: float = 0.0,
+        window: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._policy = policy
+        self._jitter = jitter
+        self._window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._cond = threading.Condition()
+        self._hosts: dict[str, _Host] = {}
+        self._ready: deque[_Host] = deque()
+        self._sleeping: list[tuple[float, int, _Host]] = []
+        self._retries: list[tuple[float, int, Job]] = []
+        self._unfetchable: deque[Job] = deque()
+        self._seq = itertools.count()
+        self._input: Iterator[Job] = iter(())
+        self._input_error: BaseException | None = None
+        self._pending = 0  # admitted, not in flight, not final
+        self._in_flight = 0
+        self._admitted = 0
+        self._tokens = 0
+        self._closed = False
+        self._sweep_at = SWEEP_HOSTS_AT
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def tokens(self, jobs: Iterator[Job]) -> Iterator[None]:
+        """Yield once per job in ``jobs``: each token is one task that will finish one job.
+
+        A task takes whatever job is ready next, not a particular one, so tokens never wait
+        on a host. The jobs are read lazily, as tasks and the look-ahead window need them.
+        """
+        with self._cond:
+            self._input, self._admitted, self._tokens = jobs, 0, 0
+        while True:
+            with self._cond:
+                if self._closed or (self._tokens >= self._admitted and not self._admit(1)):
+                    return
+                self._tokens += 1
+            yield None
+
+    def input_error(self) -> BaseException | None:
+        """The exception that stopped reading the input early, if any."""
+        return self._input_error
+
+    def _admit(self, most: int) -> int:
+        admitted = 0
+        while admitted < most:
+            try:
+                job = next(self._input)
+            except StopIteration:
+                break
+            except Exception as exc:  # a list file that fails mid-read ends the input, not the run
+                self._input_error, self._input = exc, iter(())
+                break
+            admitted += 1
+            self._pending += 1
+            if job.problem is not None:
+                self._unfetchable.append(job)
+            else:
+                self._enqueue(job, self._clock(), front=False)
+        self._admitted += admitted
+        return admitted
+
+    # -- handing out -----------------------------------------------------------------------
+
+    def take(self, *, wait: bool = True) -> Job | None:
+        """The next job whose host can start a request now; waits until there is one.
+
+        Returns None when the frontier is closed or every job is done (or, with
+        ``wait=False``, when no job can start at this moment).
+        """
+        with self._cond:
+            while not self._closed:
+                job = self._poll()
+                if job is not None or not wait:
+                    return job
+                if self._pending == 0 and self._in_flight == 0:
+                    return None
+                self._cond.wait(self._wait_time(self._clock()))
+            return None
+
+    def _poll(self) -> Job | None:
+        room = self._window - self._pending - self._in_flight
+        if room > 0:
+            self._admit(min(room, ADMIT_PER_TAKE))
+        now = self._clock()
+        self._wake(now)
+        if self._unfetchable:
+            self._pending -= 1
+            return self._unfetchable.popleft()
+        host = self._pop_ready(now)
+        if host is None:
+            return None
+        job = self._hand_out(host, now)
+        if self._ready:
+            self._cond.notify(len(self._ready))
+        return job
+
+    def release(
+        self, job: Job, *, again_at: float | None = None, pause_until: float | None = None
+    ) -> None:
+        """Give back the job's slot; with ``again_at``, queue the job again for that moment.
+
+        ``pause_until`` stops every request to the job's (old) host until then.
+        """
+        with self._cond:
+            now = self._clock()
+            host = job.slot
+            if host is not None:
+                job.slot = None
+                host.in_flight -= 1
+                self._in_flight -= 1
+                if pause_until is not None:
+                    host.paused_until = max(host.paused_until, pause_until)
+                if not host.scheduled:
+                    self._schedule(host, now)
+            if again_at is not None:
+                self._pending += 1
+                if again_at <= now:
+                    self._enqueue(job, now, front=True)
+                else:
+                    heapq.heappush(self._retries, (again_at, next(self._seq), job))
+            if len(self._hosts) > self._sweep_at:
+                self._sweep(now)
+            self._cond.notify(max(1, len(self._ready)))
+
+    def before_send(self, job: Job) -> None:
+        """Call right before the request goes out: holds it until the host's gap has passed.
+
+        The frontier spaces hand-outs by the gap, but a thread can be delayed between taking
+        a job and sending it (the GIL, connection setup), so two requests could reach the
+        server closer than the gap. Measuring from the actual sends closes that hole; the
+        wait is usually zero or a few milliseconds.
+        """
+        host = job.slot
+        if host is None or job.gap <= 0:
+            return
+        with host.send_lock:
+            wait = host.send_after - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+            host.send_after = self._clock() + job.gap
+
+    def close(self) -> None:
+        """Stop handing out jobs: every waiting and later ``take`` returns None."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # -- bookkeeping under the lock ----------------------------------------------------------
+
+    def _enqueue(self, job: Job, now: float, *, front: bool) -> None:
+        host = self._hosts.get(job.host)
+        if host is None:
+            host = self._hosts[job.host] = _Host(job.host, self._policy(job.host))
+        if front:  # retries and redirect hops go first: they are older than the queue
+            host.queue.appendleft(job)
+        else:
+            host.queue.append(job)
+        if not host.scheduled:
+            self._schedule(host, now)
+
+    def _schedule(self, host: _Host, now: float) -> None:
+        """Put a host that has work and a free slot in the ready line, or asleep until due."""
+        if not host.queue or host.in_flight >= host.policy.per_host:
+            return
+        due = max(host.next_start, host.paused_until)
+        if due <= now:
+            self._ready.append(host)
+        else:
+            heapq.heappush(self._sleeping, (due, next(self._seq), host))
+        host.scheduled = True
+
+    def _wake(self, now: float) -> None:
+        while self._sleeping and self._sleeping[0][0] <= now:
+            host = heapq.heappop(self._sleeping)[2]
+            host.scheduled = False
+            self._schedule(host, now)
+        while self._retries and self._retries[0][0] <= now:
+            self._enqueue(heapq.heappop(self._retries)[2], now, front=True)
+
+    def _pop_ready(self, now: float) -> _Host | None:
+        while self._ready:
+            host = self._ready.popleft()
+            host.scheduled = False
+            if (
+                host.queue
+                and host.in_flight < host.policy.per_host
+                and max(host.next_start, host.paused_until) <= now
+            ):
+                return host
+            self._schedule(host, now)  # something changed since it was lined up
+        return None
+
+    def _hand_out(self, host: _Host, now: float) -> Job:
+        job = host.queue.popleft()
+        self._pending -= 1
+        self._in_flight += 1
+        host.in_flight += 1
+        # Reserve this start under the lock; the next start may not come sooner than the gap.
+        gap = host.policy.delay + (self._rng() * self._jitter if self._jitter else 0.0)
+        job.gap = gap + GAP_MARGIN if gap > 0 else 0.0
+        host.next_start = now + job.gap
+        job.slot = host
+        self._schedule(host, now)
+        return job
+
+    def _wait_time(self, now: float) -> float:
+        due = [entries[0][0] for entries in (self._sleeping, self._retries) if entries]
+        return max(0.0, min([LONGEST_WAIT, *(d - now for d in due)]))
+
+    def _sweep(self, now: float) -> None:
+        idle = [
+            key
+            for key, host in self._hosts.items()
+            if not host.queue
+            and not host.in_flight
+            and not host.scheduled
+            and max(host.next_start, host.paused_until, host.send_after) <= now
+        ]
+        for key in idle:
+            del self._hosts[key]
+        self._sweep_at = max(SWEEP_HOSTS_AT, 2 * len(self._hosts))

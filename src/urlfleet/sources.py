@@ -1,0 +1,204 @@
+"""Reading URL lists: files, '-' for stdin, directories of *.txt.
+
+Lines are read lazily, so a list of millions of URLs never sits in memory. Blank lines and
+'#' comments are skipped, exact duplicates dropped (remembered as 8-byte digests, not strings),
+and every malformed line is reported as ``FILE:LINE: reason`` while reading goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from urlfleet.errors import InputError
+
+MAX_URL_LENGTH = 2048  # what most servers and browsers accept; longer is almost always garbage
+STDIN = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class InputProblem:
+    """One malformed line: where it is and why it was skipped."""
+
+    source: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.reason}"
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be fetched, or None when it can.
+
+    >>> url_problem("ftp://example.com/")
+    "unsupported scheme 'ftp' (only http and https)"
+    """
+    if len(url) > MAX_URL_LENGTH:
+        return f"URL longer than {MAX_URL_LENGTH} characters ({len(url)})"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return "URL contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"malformed URL ({exc})"
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return f"unsupported scheme {scheme!r} (only http and https)" if scheme else "no scheme"
+    if not parts.hostname:
+        return "no host"
+    if port == 0:
+        return "port 0 is not a valid port"
+    return _requests_problem(url)
+
+
+def _requests_problem(url: str) -> str | None:
+    # The final word is requests' own: whatever it would refuse to send is malformed here.
+    try:
+        requests.PreparedRequest().prepare_url(url, None)
+    except (requests.RequestException, ValueError, UnicodeError) as exc:
+        return f"rejected by requests ({exc})"
+    return None
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password in it replaced by ``***``, fit for records and messages.
+
+    >>> redact_url("http://user:secret@example.com/a")
+    'http://user:***@example.com/a'
+    """
+    if "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None and parts.username is None:
+        return url
+    user = parts.username or ""
+    hidden = f"{user}:***" if parts.password is not None else user
+    netloc = hidden + "@" + parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with the password of ``url`` (if any) masked, e.g. in an error message."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    return text.replace(f":{password}@", ":***@") if password else text
+
+
+class UrlReader:
+    """The URLs of some list files, in order, each valid URL once.
+
+    >>> reader = UrlReader(["urls.txt"]); reader.check(); urls = list(reader)
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str | os.PathLike[str]],
+        *,
+        on_problem: Callable[[InputProblem], None] | None = None,
+        stdin: BinaryIO | None = None,
+    ) -> None:
+        self._sources = [os.fspath(s) for s in sources] or [STDIN]
+        self._on_problem = on_problem
+        self._stdin = stdin
+        self.duplicates = 0
+        self.malformed = 0
+
+    def files(self) -> list[str]:
+        """The files to read, directories expanded to their *.txt files (sorted)."""
+        expanded: list[str] = []
+        for source in self._sources:
+            if source != STDIN and os.path.isdir(source):
+                expanded.extend(sorted(str(p) for p in Path(source).glob("*.txt") if p.is_file()))
+            else:
+                expanded.append(source)
+        return expanded
+
+    def check(self) -> None:
+        """Raise InputError, naming the file, if any input cannot be opened for reading."""
+        for source in self._sources:
+            if source != STDIN and os.path.isdir(source) and not self._has_txt(source):
+                raise InputError(f"{source}: directory holds no *.txt files")
+        for path in self.files():
+            if path != STDIN:
+                try:
+                    with open(path, "rb") as handle:
+                        handle.read(1)
+                except OSError as exc:
+                    raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+    def estimate(self) -> int | None:
+        """How many URLs the files hold at most (lines that are not blank or comments).
+
+        None when reading stdin, which can only be read once. Cheap: no URL is parsed.
+        """
+        total = 0
+        for path in self.files():
+            if path == STDIN:
+                return None
+            with open(path, "rb") as handle:
+                total += sum(
+                    1 for raw in handle if raw.strip() and not raw.lstrip().startswith(b"#")
+                )
+        return total
+
+    @staticmethod
+    def _has_txt(directory: str) -> bool:
+        return any(p.is_file() for p in Path(directory).glob("*.txt"))
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[bytes] = set()
+        for path in self.files():
+            for url in self._read_one(path):
+                digest = hashlib.blake2b(url.encode(), digest_size=8).digest()
+                if digest in seen:
+                    self.duplicates += 1
+                    continue
+                seen.add(digest)
+                yield url
+
+    def _read_one(self, path: str) -> Iterator[str]:
+        if path == STDIN:
+            yield from self._lines(STDIN, self._stdin or sys.stdin.buffer)
+            return
+        try:
+            with open(path, "rb") as handle:
+                yield from self._lines(path, handle)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+    def _lines(self, name: str, handle: BinaryIO) -> Iterator[str]:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                self._report(name, number, "not valid UTF-8")
+                continue
+            if number == 1:
+                line = line.lstrip("\ufeff")  # a BOM from Windows editors is not part of the URL
+            if not line or line.startswith("#"):
+                continue
+            problem = url_problem(line)
+            if problem is None:
+                yield line
+            else:
+                self._report(name, number, problem)
+
+    def _report(self, name: str, number: int, reason: str) -> None:
+        self.malformed += 1
+        if self._on_problem is not None:
+            self._on_problem(InputProblem(name, number, reason))

@@ -1,0 +1,96 @@
+"""The command line end to end, as a user runs it: a subprocess against the loopback server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from urlfleet.loopback import LoopbackProcess
+
+pytestmark = pytest.mark.integration
+
+
+def urlfleet(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "urlfleet", *args],
+        input=stdin, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_fetch_writes_records_report_and_exit_code(server: LoopbackProcess, tmp_path: Path) -> None:
+    token = uuid.uuid4().hex[:8]
+    good = [f"{base}/page/{token}/{i}" for base in server.base_urls for i in range(5)]
+    listed = tmp_path / "urls.txt"
+    listed.write_text(
+        "# my list\n" + "\n".join(good) + f"\n{good[0]}\nnot-a-url\n"
+        f"{server.base_urls[0]}/status/404/{token}\n",
+        encoding="utf-8",
+    )
+    out, report = tmp_path / "out.jsonl", tmp_path / "report.json"
+    done = urlfleet("fetch", str(listed), "-o", str(out), "--report", str(report), "-j", "16")
+    assert done.returncode == 1, done.stderr  # one 404
+    assert f"{listed}:43: no scheme" in done.stderr
+    lines = out.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 41 and len({r["url"] for r in records}) == 41
+    assert sum(r["ok"] for r in records) == 40
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert (data["urls"], data["ok"], data["failed"]) == (41, 40, 1)
+    assert data["duplicates"] == 1 and data["malformed"] == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_all_ok_is_exit_0_and_stdout_carries_the_records(server: LoopbackProcess) -> None:
+    urls = [f"{base}/page/{uuid.uuid4().hex}" for base in server.base_urls]
+    done = urlfleet("fetch", "-", "--no-progress", stdin="\n".join(urls))
+    assert done.returncode == 0, done.stderr
+    assert sorted(json.loads(line)["url"] for line in done.stdout.splitlines()) == sorted(urls)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fetch", "/nonexistent/urls.txt"], "/nonexistent/urls.txt: cannot read"),
+        (["fetch", "--per-host", "0", "-"], "per_host must be >= 1"),
+        (["fetch", "--jobs", "0", "-"], "jobs must not be 0"),
+        (["fetch", "--jobs", "many", "-"], "invalid int value"),
+    ],
+)
+def test_usage_and_input_errors_are_exit_2_in_one_line(args: list[str], message: str) -> None:
+    done = urlfleet(*args, stdin="")
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unwritable_output_is_exit_2(tmp_path: Path) -> None:
+    done = urlfleet("fetch", "-", "-o", str(tmp_path / "no" / "such" / "dir.jsonl"), stdin="")
+    assert done.returncode == 2 and "cannot write" in done.stderr
+
+
+def test_help_lists_every_contract_option() -> None:
+    done = urlfleet("fetch", "--help")
+    for option in ("--jobs", "--per-host", "--delay", "--jitter", "--retries", "--max-wait",
+                   "--timeout", "--max-bytes", "--out", "--save-dir", "--resume",
+                   "--compare-serial", "--report", "--user-agent", "--no-progress"):  # fmt: skip
+        assert option in done.stdout, option
+
+
+def test_demo_shows_a_real_speedup_that_agrees_with_its_records(tmp_path: Path) -> None:
+    out, report = tmp_path / "demo.jsonl", tmp_path / "demo.json"
+    done = urlfleet("demo", "-o", str(out), "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(report.read_text(encoding="utf-8"))
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert data["urls"] == len(records) == 400 and data["ok"] == 400
+    assert data["serial_sample"] == 20
+    # One at a time, a URL costs the server's 100 ms latency and little more.
+    assert 0.1 <= data["serial_s_per_url"] < 0.15
+    assert data["speedup"] == pytest.approx(data["serial_s_per_url"] / data["threaded_s_per_url"])
+    assert data["speedup"] > 10
+    assert data["serial_estimate_s"] == pytest.approx(data["serial_s_per_url"] * 400)
+    assert "speedup" in done.stderr and "at most 4 in flight" in done.stderr
