@@ -7,11 +7,9 @@ stderr, so ``urlfleet fetch urls.txt > results.jsonl`` keeps the two apart.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 from tqdm import tqdm
@@ -30,13 +28,15 @@ from urlfleet.config import (
     FetchConfig,
 )
 from urlfleet.errors import InputError
+from urlfleet.interrupts import DEFAULT_GRACE, EXIT_INTERRUPTED, Interrupts
 from urlfleet.progress import Progress
-from urlfleet.records import JsonlWriter
+from urlfleet.records import JsonlWriter, Result
 from urlfleet.report import Report, build_report
+from urlfleet.resume import DoneUrls, repair_torn_tail
 from urlfleet.runner import Run
 from urlfleet.sources import InputProblem, UrlReader
 
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,6 +155,21 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
                      help="first fetch a sample of K URLs one at a time, then the rest "
                      "threaded, and report the measured speedup (default 0: off)")  # fmt: skip
     out.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip URLs that already have a final record in --out, append the rest; a record "
+        "is final when ok, or an HTTP 4xx other than 408/425/429 (anything else, and URLs "
+        "abandoned at an interrupt, are fetched again)",
+    )
+    out.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        metavar="S",
+        help="on Ctrl-C or SIGTERM, wait up to S seconds for requests in flight before "
+        "abandoning them (default %(default)s); a second Ctrl-C stops at once",
+    )
+    out.add_argument(
         "--no-progress",
         action="store_true",
         help="no progress bar (it is off anyway when stderr is not a terminal)",
@@ -182,32 +197,76 @@ def run_fetch(args: argparse.Namespace) -> int:
     reader.check()
     if args.insecure:
         _say("warning: --insecure: TLS certificates are not verified")
-    with _open_output(args.out) as stream:
-        return fetch_to(reader, stream, config, args)
+    done = _resume_from(args.out) if args.resume else DoneUrls(())
+    with _open_output(args.out, append=args.resume) as stream:
+        return fetch_to(reader, stream, config, args, done=done)
+
+
+def _resume_from(out: Path | None) -> DoneUrls:
+    if out is None:
+        raise InputError("--resume needs -o/--out FILE: the results file to resume")
+    if not out.exists():
+        return DoneUrls(())
+    try:
+        if repair_torn_tail(out):
+            _say(f"{out}: removed a half-written last line (from an interrupted run)")
+        done = DoneUrls.read(out, on_bad_line=lambda n: _say(f"{out}:{n}: not a record, ignored"))
+    except OSError as exc:
+        raise InputError(f"{out}: cannot resume ({exc.strerror or exc})") from exc
+    _say(f"resuming: {len(done)} URLs in {out} are done and will be skipped")
+    return done
 
 
 def fetch_to(
-    reader: UrlReader, stream: IO[str], config: FetchConfig, args: argparse.Namespace
+    reader: UrlReader,
+    stream: IO[str],
+    config: FetchConfig,
+    args: argparse.Namespace,
+    *,
+    done: DoneUrls | None = None,
 ) -> int:
     """Fetch the reader's URLs into ``stream``; print the summary; return the exit code."""
     run = Run(config, compare_serial=args.compare_serial)
     writer = JsonlWriter(stream)
-    interrupted = _on_interrupt(run)
+    skipped = [0]
+    urls = done.skip_done(reader, skipped) if done else iter(reader)
     bar = Progress(reader.estimate(), enabled=False if args.no_progress else None)
-    try:
-        for result in run.results(reader):
-            writer.write(result)
-            bar.advance(result, dropped=reader.duplicates + reader.malformed)
-    finally:
-        bar.close()
-        _restore_interrupt()
+
+    def last_words() -> str:
+        return (f"stopped: {bar.ok + bar.failed} URLs recorded ({bar.ok} ok, {bar.failed} "
+                "failed); requests still in flight were abandoned. Run again with --resume "
+                "to fetch the rest.")  # fmt: skip
+
+    with Interrupts(run.stop, writer, grace=args.grace, last_words=last_words, say=_say) as stop:
+        try:
+            for result in run.results(urls):
+                _write(writer, result, args.out)
+                bar.advance(result, dropped=reader.duplicates + reader.malformed + skipped[0])
+        finally:
+            bar.close()
+            _sync(writer, args.out)
     report = build_report(
-        run.phases, config, duplicates=reader.duplicates, malformed=reader.malformed
-    )
+        run.phases, config, duplicates=reader.duplicates, malformed=reader.malformed,
+        already_done=skipped[0],
+    )  # fmt: skip
     _finish(report, args.report)
-    if interrupted():
+    if stop.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if report.failed == 0 else EXIT_FAILURES
+
+
+def _write(writer: JsonlWriter, result: Result, out: Path | None) -> None:
+    try:
+        writer.write(result)
+    except OSError as exc:
+        raise InputError(f"{out or 'stdout'}: cannot write ({exc.strerror or exc})") from exc
+
+
+def _sync(writer: JsonlWriter, out: Path | None) -> None:
+    try:
+        writer.sync()
+    except OSError as exc:
+        raise InputError(f"{out or 'stdout'}: cannot write ({exc.strerror or exc})") from exc
 
 
 def _finish(report: Report, path: Path | None) -> None:
@@ -220,44 +279,26 @@ def _finish(report: Report, path: Path | None) -> None:
 
 
 class _open_output:  # noqa: N801 - reads as a function at the call site
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, append: bool = False) -> None:
         self._path = path
+        self._mode = "a" if append else "w"
         self._stream: IO[str] | None = None
 
     def __enter__(self) -> IO[str]:
         if self._path is None:
             return sys.stdout
         try:
-            self._stream = open(self._path, "w", encoding="utf-8")  # noqa: SIM115
+            self._stream = open(self._path, self._mode, encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise InputError(f"{self._path}: cannot write ({exc.strerror or exc})") from exc
         return self._stream
 
     def __exit__(self, *exc_info: object) -> None:
         if self._stream is not None:
-            self._stream.close()
-
-
-def _on_interrupt(run: Run) -> Callable[[], bool]:
-    """First Ctrl-C (or SIGTERM): stop handing out URLs, let those in flight finish and be
-    recorded. A second one stops at once."""
-    seen: list[int] = []
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if seen:
-            raise KeyboardInterrupt
-        seen.append(signum)
-        _say("\ninterrupted: finishing requests in flight (Ctrl-C again to stop now)")
-        run.stop()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return lambda: bool(seen)
-
-
-def _restore_interrupt() -> None:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                self._stream.close()
+            except OSError:
+                pass  # already reported by the write or sync that failed
 
 
 def _report_problem(problem: InputProblem) -> None:

@@ -7,8 +7,12 @@ record is those fields and nothing more needs to be said about the wire format.
 from __future__ import annotations
 
 import builtins
+import io
 import json
-from collections.abc import Mapping
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import IO, Any
 
@@ -77,21 +81,42 @@ def _known_codec(name: str) -> bool:
     return True
 
 
+SYNC_EVERY = 2.0  # seconds between fsyncs: a crash loses at most the last moments
+
+
 class JsonlWriter:
     """Writes one JSON line per result, whole lines only, flushed as written.
 
-    Only one thread (the one consuming results) ever calls ``write``, so no lock is needed.
+    Records come from one thread (the one reading results). The lock is for the other
+    thread that may need the file: an interrupt's deadline, which flushes and exits, must
+    never do so halfway through a line.
     """
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], *, clock: Callable[[], float] = time.monotonic) -> None:
         self._stream = stream
+        self._clock = clock
+        self._synced_at = clock()
+        self.lock = threading.RLock()
         self.written = 0
 
     def write(self, result: Result) -> None:
         line = json.dumps(result.to_record(), ensure_ascii=False, separators=(", ", ": "))
-        self._stream.write(line + "\n")  # one write call: a reader never sees half a record
-        self._stream.flush()
-        self.written += 1
+        with self.lock:
+            self._stream.write(line + "\n")  # one call: a tailing reader sees whole records
+            self._stream.flush()
+            self.written += 1
+            if self._clock() - self._synced_at >= SYNC_EVERY:
+                self.sync()
+
+    def sync(self) -> None:
+        """Flush and, for a real file, fsync: what is written survives a power cut."""
+        with self.lock:
+            self._stream.flush()
+            self._synced_at = self._clock()
+            try:
+                os.fsync(self._stream.fileno())
+            except (OSError, ValueError, io.UnsupportedOperation):
+                pass  # a pipe or terminal: nothing to sync
 
 
 def record_field_names() -> tuple[str, ...]:

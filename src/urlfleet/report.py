@@ -116,6 +116,7 @@ class Report:
     failures: dict[str, int]
     duplicates: int = 0
     malformed: int = 0
+    already_done: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -130,9 +131,11 @@ class Report:
             f"{self.urls} URLs in {self.wall_s:.2f} s ({self.requests_per_s:.1f} requests/s): "
             f"{self.ok} ok, {self.failed} failed" + (f" ({failures})" if failures else "")
         ]
-        if self.duplicates or self.malformed:
-            lines.append(f"input: {self.duplicates} duplicates dropped, "
-                         f"{self.malformed} malformed lines skipped")  # fmt: skip
+        if self.duplicates or self.malformed or self.already_done:
+            lines.append(
+                f"input: {self.duplicates} duplicates dropped, {self.malformed} "
+                f"malformed lines skipped, {self.already_done} done before (--resume)"
+            )
         if self.serial_s_per_url is not None and self.serial_estimate_s is not None:
             lines.append(
                 f"serial:   {self.serial_sample} URLs one at a time, "
@@ -158,7 +161,12 @@ def speedup_of(serial_s_per_url: float | None, threaded_s_per_url: float | None)
 
 
 def build_report(
-    phases: list[Phase], config: FetchConfig, *, duplicates: int = 0, malformed: int = 0
+    phases: list[Phase],
+    config: FetchConfig,
+    *,
+    duplicates: int = 0,
+    malformed: int = 0,
+    already_done: int = 0,
 ) -> Report:
     """Put a run's phases together into its Report."""
     serial = next((p for p in phases if p.name == "serial"), None)
@@ -199,6 +207,7 @@ def build_report(
         failures=dict(failures),
         duplicates=duplicates,
         malformed=malformed,
+        already_done=already_done,
     )
 
 
