@@ -17,8 +17,11 @@ from tqdm import tqdm
 from urlfleet._version import __version__
 from urlfleet.config import (
     DEFAULT_BACKOFF,
+    DEFAULT_HOST_BACKOFF,
     DEFAULT_JOBS,
     DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_CRAWL_DELAY,
+    DEFAULT_MAX_FAILURES,
     DEFAULT_MAX_REDIRECTS,
     DEFAULT_MAX_WAIT,
     DEFAULT_PER_HOST,
@@ -27,7 +30,7 @@ from urlfleet.config import (
     DEFAULT_USER_AGENT,
     FetchConfig,
 )
-from urlfleet.errors import InputError
+from urlfleet.errors import InputError, SaveError
 from urlfleet.interrupts import DEFAULT_GRACE, EXIT_INTERRUPTED, Interrupts
 from urlfleet.progress import Progress
 from urlfleet.records import JsonlWriter, Result
@@ -41,6 +44,14 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before a run has begun (a run handles its own signals)
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -49,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except InputError as exc:
+    except (InputError, SaveError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
 
@@ -108,6 +119,37 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="add a random 0..S seconds to each per-host gap (default %(default)s)",
     )
+    manners = parser.add_argument_group("a good citizen")
+    manners.add_argument(
+        "--robots",
+        action="store_true",
+        help="fetch each host's robots.txt once (politely), skip URLs it disallows and use its "
+        "Crawl-delay as the host's --delay; off by default for explicit URL lists, as in wget "
+        "and curl. A 4xx robots.txt allows all; a 5xx or 429 defers the host",
+    )
+    manners.add_argument(
+        "--max-crawl-delay",
+        type=float,
+        default=DEFAULT_MAX_CRAWL_DELAY,
+        metavar="S",
+        help="a longer Crawl-delay is taken as S seconds (default %(default)s)",
+    )
+    manners.add_argument(
+        "--host-backoff",
+        type=float,
+        default=DEFAULT_HOST_BACKOFF,
+        metavar="S",
+        help="a 429 or 503 pauses its whole host: for its Retry-After, else S seconds, doubling "
+        "while the host keeps throttling, up to --max-wait (default %(default)s)",
+    )
+    manners.add_argument(
+        "--host-max-failures",
+        type=int,
+        default=DEFAULT_MAX_FAILURES,
+        metavar="N",
+        help="after N failures in a row (refused, timed out, 5xx) a host is cut off and its "
+        "remaining URLs fail at once; 0 never cuts off (default %(default)s)",
+    )
     retry = parser.add_argument_group("retries and limits")
     retry.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
                        help="retries after the first attempt, for connection errors, timeouts "
@@ -151,6 +193,13 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
         help="write the JSON lines to PATH instead of stdout",
     )
     out.add_argument("--report", type=Path, metavar="PATH", help="write the run report as JSON")
+    out.add_argument(
+        "--save-dir",
+        type=Path,
+        metavar="DIR",
+        help="write each 2xx body to its own file under DIR (DIR/host/path/name-HASH.ext, never "
+        "outside DIR); a file appears only once complete. The record's saved_to names it",
+    )
     out.add_argument("--compare-serial", type=int, default=0, metavar="K",
                      help="first fetch a sample of K URLs one at a time, then the rest "
                      "threaded, and report the measured speedup (default 0: off)")  # fmt: skip
@@ -183,7 +232,9 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
             jobs=args.jobs, per_host=args.per_host, delay=args.delay, jitter=args.jitter,
             retries=args.retries, backoff=args.backoff, max_wait=args.max_wait,
             timeout=args.timeout, max_bytes=args.max_bytes, max_redirects=args.max_redirects,
-            user_agent=args.user_agent, verify=not args.insecure, **overrides,
+            user_agent=args.user_agent, verify=not args.insecure, robots=args.robots,
+            max_crawl_delay=args.max_crawl_delay, host_backoff=args.host_backoff,
+            host_max_failures=args.host_max_failures, save_dir=args.save_dir, **overrides,
         )  # fmt: skip
     except ValueError as exc:
         raise InputError(f"bad option: {exc}") from exc

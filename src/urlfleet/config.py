@@ -24,6 +24,9 @@ DEFAULT_USER_AGENT = f"urlfleet/{__version__}"
 # can take a request while others are busy. Large enough for a hot host's block at the top of a
 # list, small enough that a huge list never sits in memory whole.
 DEFAULT_WINDOW = 10_000
+DEFAULT_HOST_BACKOFF = 2.0  # first host-wide pause after a 429/503 that gave no Retry-After
+DEFAULT_MAX_FAILURES = 10  # failures in a row that cut a host off (wget2 blocks hosts too)
+DEFAULT_MAX_CRAWL_DELAY = 30.0  # a robots.txt Crawl-delay above this is taken as this
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -48,11 +51,15 @@ class FetchConfig:
     save_dir: Path | None = None
     keep_content: bool = True  # keep bodies in memory for Result.content (the CLI does not)
     window: int = DEFAULT_WINDOW
+    host_backoff: float = DEFAULT_HOST_BACKOFF
+    host_max_failures: int = DEFAULT_MAX_FAILURES
+    robots: bool = False  # off for explicit URL lists, as in wget and curl
+    max_crawl_delay: float = DEFAULT_MAX_CRAWL_DELAY
 
     def __post_init__(self) -> None:
         _require(self.jobs != 0, "jobs must not be 0 (use 1 for one thread, -1 for one per CPU)")
         _require(self.per_host >= 1, f"per_host must be >= 1, got {self.per_host}")
-        for name in ("delay", "jitter", "max_wait", "backoff"):
+        for name in ("delay", "jitter", "max_wait", "backoff", "host_backoff", "max_crawl_delay"):
             value = getattr(self, name)
             _require(value >= 0, f"{name} must be >= 0 seconds, got {value}")
         _require(self.retries >= 0, f"retries must be >= 0, got {self.retries}")
@@ -60,6 +67,7 @@ class FetchConfig:
         _require(self.max_bytes >= 0, f"max_bytes must be >= 0, got {self.max_bytes}")
         _require(self.max_redirects >= 0, f"max_redirects must be >= 0, got {self.max_redirects}")
         _require(self.window >= 1, f"window must be >= 1, got {self.window}")
+        _require(self.host_max_failures >= 0, "host_max_failures must be >= 0 (0: never)")
         if self.save_dir is not None and not isinstance(self.save_dir, Path):
             object.__setattr__(self, "save_dir", Path(self.save_dir))
 

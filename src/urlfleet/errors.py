@@ -3,7 +3,7 @@
     UrlfleetError
      ├── InputError        (also a ValueError) bad or unreadable input; the CLI exits 2
      ├── RetryableStatus   an HTTP status worth retrying; lives only inside the retry policy
-     └── BodyTooLarge      a body went past --max-bytes; final, never retried
+     └── SaveError         --save-dir cannot take a body (disk full, no permission): ends the run
 
 This module imports nothing from the package, so every other module can import it.
 """
@@ -32,9 +32,5 @@ class RetryableStatus(UrlfleetError):
         self.retry_after = retry_after
 
 
-class BodyTooLarge(UrlfleetError):
-    """The body (after decoding) is longer than ``--max-bytes``; only the first part was kept."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__("body larger than --max-bytes")
-        self.limit = limit
+class SaveError(UrlfleetError):
+    """A body could not be written under ``--save-dir``; the run stops, records kept so far."""

@@ -11,31 +11,43 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import requests
-from requests.adapters import HTTPAdapter
 from tenacity import Retrying
 from urllib3.exceptions import ReadTimeoutError
 
 from urlfleet.config import FetchConfig
-from urlfleet.errors import RetryableStatus
+from urlfleet.errors import RetryableStatus, SaveError
+from urlfleet.hosts import HostPolicy, Outcome
 from urlfleet.records import Result
 from urlfleet.retrying import (
     RETRY_STATUSES,
+    TRANSIENT_ERRORS,
     build_retrying,
     new_attempts,
     next_wait,
     parse_retry_after,
 )
+from urlfleet.robots import ROBOTS_MAX_BYTES, Robots, RobotsBook, robots_url, understand
+from urlfleet.saving import SavedBody, body_path
 from urlfleet.schedule import Frontier, Job, host_key
 from urlfleet.sources import redact_url, scrub, url_problem
+from urlfleet.transport import GatedAdapter, gate, new_session
 
+T = TypeVar("T")
 CHUNK_SIZE = 64 * 1024  # requests' default of 10 KiB costs CPU on large bodies
-# Hosts whose idle keep-alive connections one thread keeps; requests' default of 10 makes a
-# thread that cycles over more hosts open a new connection for almost every request.
-POOLED_HOSTS = 32
 SessionFactory = Callable[[], requests.Session]
+
+
+class Body(NamedTuple):
+    """What was read of a response body."""
+
+    content: bytes = b""
+    size: int = 0
+    truncated: bool = False
+    saved_to: str | None = None
 
 
 class Fetcher:
@@ -50,10 +62,12 @@ class Fetcher:
         config: FetchConfig,
         *,
         session_factory: SessionFactory | None = None,
+        robots: RobotsBook | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.retrying: Retrying = build_retrying(config)
+        self.robots = robots
         self._session_factory = session_factory or self._default_session
         self._clock = clock
         self._local = threading.local()
@@ -84,35 +98,31 @@ class Fetcher:
         return session
 
     def _default_session(self) -> requests.Session:
-        session = requests.Session()
-        # One thread uses one connection at a time, so a pool of 2 per host never overflows
-        # ("Connection pool is full"); retries are tenacity's job, never urllib3's as well.
-        adapter = HTTPAdapter(pool_connections=POOLED_HOSTS, pool_maxsize=2, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers["User-Agent"] = self.config.user_agent
-        session.verify = self.config.verify
-        return session
+        return new_session(self.config.user_agent, self.config.verify)
 
     def new_job(self, index: int, url: str, meta: Any = None) -> Job:
         """A job for one input URL; a URL that cannot be fetched carries its problem."""
         problem = url_problem(url) if isinstance(url, str) else f"not a URL string: {url!r}"
         host = host_key(url) if problem is None else ""
         job = Job(index=index, url=str(url), meta=meta, target=str(url), host=host)
-        job.problem = problem
+        job.problem = None if problem is None else f"invalid URL: {problem}"
         job.attempts = new_attempts(self.retrying)
         return job
 
     def step(self, job: Job, frontier: Frontier) -> Result | None:
         """Make the job's next request; the final Result, or None when it was queued again."""
         if job.problem is not None:
-            return self.failure(job, f"invalid URL: {job.problem}")
+            return self.failure(job, job.problem)
+        if self.robots is not None:
+            verdict = self._obey_robots(job, frontier)
+            if verdict is not True:
+                return verdict
         started = self._clock()
         if job.first_start is None:
             job.first_start = started
         job.requests += 1
         response: requests.Response | None = None
-        content, size, truncated, error = b"", 0, False, None
+        body, error = Body(), None
         try:
             response = self._send(job, frontier)
             if response.next is not None and response.is_redirect:
@@ -120,7 +130,7 @@ class Fetcher:
             if response.status_code in RETRY_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise RetryableStatus(response.status_code, retry_after)
-            content, size, truncated = self._read_body(response)
+            body = self._read_body(response, job)
         except (requests.RequestException, RetryableStatus, OSError, ValueError) as exc:
             error = exc
         finally:
@@ -129,22 +139,82 @@ class Fetcher:
         job.busy_s += self._clock() - started
         assert job.attempts is not None
         wait = next_wait(self.retrying, job.attempts, error)
+        frontier.release(
+            job,
+            again_at=None if wait is None else self._clock() + wait,
+            outcome=outcome_of(response, error),
+            retry_after=error.retry_after if isinstance(error, RetryableStatus) else None,
+            why=describe(error, response.status_code if response else None, body.truncated, 1),
+        )
         if wait is not None:
-            now = self._clock()
-            frontier.release(job, again_at=now + wait, pause_until=self._pause(error, now))
             return None
-        frontier.release(job, pause_until=self._pause(error, self._clock()))
-        return self._result(job, response, content, size, truncated, error)
+        return self._result(job, response, body, error)
+
+    def _obey_robots(self, job: Job, frontier: Frontier) -> Result | None | Literal[True]:
+        """True when robots.txt lets the job's request go; else its Result, or None if deferred."""
+        assert self.robots is not None
+        robots = self.robots.get(job.host)
+        if robots is None:
+            learned = self._learn_robots(job, frontier)
+            if not isinstance(learned, Robots):
+                return learned  # a final Result, or None: deferred
+            robots = learned
+        if robots.allows(job.target, self.config.user_agent):
+            return True
+        frontier.release(job)
+        return self.failure(job, "disallowed by robots.txt")
+
+    def _learn_robots(self, job: Job, frontier: Frontier) -> Robots | Result | None:
+        # Fetched by the thread that holds the host's only slot (a host whose robots.txt is
+        # unknown gets one request at a time), and spaced from the next request like any other.
+        assert self.robots is not None
+        status, body, problem = self._get_robots(job, frontier)
+        if status is not None and status < 500 and status != 429:
+            robots = understand(status, body, self.config.user_agent, self.config.max_crawl_delay)
+            self.robots.learn(job.host, robots)
+            delay = max(self.config.delay, robots.crawl_delay)
+            frontier.set_policy(job, HostPolicy(self.config.per_host, delay))
+            return robots
+        why = f"robots.txt unavailable ({problem or f'HTTP {status}'})"
+        if self.robots.failed(job.host) > self.config.retries:
+            frontier.cut_off(job.host, why)
+            frontier.release(job)
+            return self.failure(job, why)
+        frontier.release(job, again_at=self._clock(), outcome=Outcome.THROTTLED, why=why)
+        return None
+
+    def _get_robots(self, job: Job, frontier: Frontier) -> tuple[int | None, bytes, str | None]:
+        session = self.session()
+        timeout = (self.config.timeout, self.config.timeout)
+        try:
+            with (
+                gate(lambda: frontier.before_send(job)),
+                session.get(robots_url(job.target), stream=True, timeout=timeout) as response,
+            ):
+                body = b""
+                for chunk in response.iter_content(CHUNK_SIZE):
+                    body += chunk
+                    if len(body) >= ROBOTS_MAX_BYTES:
+                        break
+                return response.status_code, body, None
+        except requests.RequestException as exc:
+            return None, b"", describe(exc, None, False, 1)
 
     def _send(self, job: Job, frontier: Frontier) -> requests.Response:
-        # What Session.request does, split so that the politeness gate sits right before
-        # the bytes go out, after the work of preparing the request.
         session = self.session()
         request = job.request or session.prepare_request(requests.Request("GET", job.target))
         settings = session.merge_environment_settings(request.url, {}, True, None, None)
-        frontier.before_send(job)
         timeout = (self.config.timeout, self.config.timeout)
-        return session.send(request, timeout=timeout, allow_redirects=False, **settings)
+        # The gate holds the request, once its connection is up, until the host's gap has
+        # passed. A session without gated connections (a proxy, a caller's own session)
+        # is held here instead, a little earlier.
+        if not isinstance(session.get_adapter(request.url or ""), GatedAdapter) or settings.get(
+            "proxies"
+        ):
+            frontier.before_send(job)
+            return session.send(request, timeout=timeout, allow_redirects=False, **settings)
+        with gate(lambda: frontier.before_send(job)):
+            return session.send(request, timeout=timeout, allow_redirects=False, **settings)
 
     def _redirect(
         self, job: Job, response: requests.Response, frontier: Frontier, started: float
@@ -153,7 +223,7 @@ class Fetcher:
         if job.hops >= self.config.max_redirects:
             frontier.release(job)
             error = requests.TooManyRedirects(f"more than {self.config.max_redirects} redirects")
-            return self._result(job, response, b"", 0, False, error)
+            return self._result(job, response, Body(), error)
         # requests prepared the next hop for us: method, cookies, and Authorization dropped
         # when the redirect leaves the host. It goes back to the frontier, so the new host's
         # politeness applies to it like to any other request.
@@ -164,39 +234,43 @@ class Fetcher:
         frontier.release(job, again_at=self._clock())
         return None
 
-    def _read_body(self, response: requests.Response) -> tuple[bytes, int, bool]:
-        limit = self.config.max_bytes
-        keep = self.config.keep_content
-        body = bytearray()
-        size = 0
-        # iter_content decodes gzip/deflate, so the cap applies to what a bomb inflates to.
-        for chunk in _timed_out_as_read_timeout(response.iter_content(CHUNK_SIZE)):
-            if size + len(chunk) > limit:
+    def _read_body(self, response: requests.Response, job: Job) -> Body:
+        limit, keep = self.config.max_bytes, self.config.keep_content
+        body, size = bytearray(), 0
+        with ExitStack() as stack:
+            saved = _saving(stack.enter_context, self._saved_body(response, job))
+            # iter_content decodes gzip/deflate, so the cap applies to what a bomb inflates to.
+            for chunk in _timed_out_as_read_timeout(response.iter_content(CHUNK_SIZE)):
+                if size + len(chunk) > limit:
+                    if keep:
+                        body += chunk[: limit - size]
+                    return Body(bytes(body), limit, truncated=True)  # never saved: cut off
+                size += len(chunk)
                 if keep:
-                    body += chunk[: limit - size]
-                return bytes(body), limit, True
-            size += len(chunk)
-            if keep:
-                body += chunk
-        return bytes(body), size, False
+                    body += chunk
+                if saved is not None:
+                    _saving(saved.write, chunk)
+            path = _saving(saved.commit) if saved is not None else None
+        return Body(bytes(body), size, saved_to=None if path is None else str(path))
 
-    def _pause(self, error: BaseException | None, now: float) -> float | None:
-        # A server that says when to come back is speaking for the whole host, not one URL.
-        if isinstance(error, RetryableStatus) and error.retry_after is not None:
-            return now + min(error.retry_after, self.config.max_wait)
-        return None
+    def _saved_body(
+        self, response: requests.Response, job: Job
+    ) -> AbstractContextManager[SavedBody | None]:
+        if self.config.save_dir is None or not 200 <= response.status_code < 300:
+            return nullcontext()
+        content_type = response.headers.get("Content-Type")
+        return SavedBody(body_path(self.config.save_dir, job.url, content_type=content_type))
 
     def _result(
         self,
         job: Job,
         response: requests.Response | None,
-        content: bytes,
-        size: int,
-        truncated: bool,
+        body: Body,
         error: BaseException | None,
     ) -> Result:
         attempts = job.attempts.attempt_number if job.attempts is not None else 1
         status = response.status_code if response is not None else None
+        truncated = body.truncated
         ok = error is None and not truncated and status is not None and 200 <= status < 300
         return Result(
             url=redact_url(job.url),
@@ -205,12 +279,13 @@ class Fetcher:
             error=None if ok else scrub(describe(error, status, truncated, attempts), job.url),
             attempts=attempts,
             elapsed_s=round(self._clock() - (job.first_start or self._clock()), 6),
-            bytes=size,
+            bytes=body.size,
             host=host_key(job.url),
             final_url=redact_url(response.url) if response is not None else None,
+            saved_to=body.saved_to,
             truncated=truncated,
             redirects=job.hops,
-            content=content,
+            content=body.content,
             headers=dict(response.headers) if response is not None else {},
             meta=job.meta,
             index=job.index,
@@ -226,6 +301,27 @@ class Fetcher:
             attempts=attempts,
             elapsed_s=0.0, bytes=0, host=job.host, meta=job.meta, index=job.index,
         )  # fmt: skip
+
+
+def _saving(action: Callable[..., T], *args: Any) -> T:
+    # A disk that cannot take the bodies ends the run (exit 2), not just one URL.
+    try:
+        return action(*args)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise SaveError(f"cannot save bodies ({exc.strerror or exc}{where})") from exc
+
+
+def outcome_of(response: requests.Response | None, error: BaseException | None) -> Outcome:
+    """What a request says about its host's health: willing, throttling, or failing."""
+    status = response.status_code if response is not None else None
+    if status == 429:
+        return Outcome.THROTTLED
+    if status == 503:
+        return Outcome.OVERLOADED
+    if (status is not None and status >= 500) or isinstance(error, TRANSIENT_ERRORS):
+        return Outcome.FAILED
+    return Outcome.ANSWERED
 
 
 def _timed_out_as_read_timeout(chunks: Iterator[bytes]) -> Iterator[bytes]:

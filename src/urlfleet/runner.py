@@ -17,10 +17,13 @@ from typing import Any
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 
 from urlfleet.config import FetchConfig
+from urlfleet.errors import SaveError
 from urlfleet.fetcher import Fetcher, SessionFactory
+from urlfleet.hosts import HostPolicy, HostRules
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
-from urlfleet.schedule import Frontier, HostPolicy, Job
+from urlfleet.robots import RobotsBook
+from urlfleet.schedule import Frontier, Job
 
 UrlItem = str | tuple[str, Any]
 
@@ -61,13 +64,21 @@ class Run:
     def results(self, urls: Iterable[UrlItem]) -> Iterator[Result]:
         """Fetch every URL, yielding each Result as it completes (not in input order)."""
         config = self.config
+        robots = RobotsBook() if config.robots else None
         self._frontier = frontier = Frontier(
-            policy=lambda host: HostPolicy(config.per_host, config.delay),
+            policy=lambda host: policy_for(host, config, robots),
+            rules=HostRules(
+                backoff=config.host_backoff,
+                max_wait=config.max_wait,
+                max_failures=config.host_max_failures,
+            ),
             jitter=config.jitter,
             window=config.window,
             clock=self._clock,
         )
-        with Fetcher(config, session_factory=self._session_factory, clock=self._clock) as fetcher:
+        with Fetcher(
+            config, session_factory=self._session_factory, robots=robots, clock=self._clock
+        ) as fetcher:
             jobs: Iterator[Job] = (fetcher.new_job(i, *_split(it)) for i, it in enumerate(urls))
             if self.compare_serial > 0:
                 sample, jobs = take_sample(jobs, self.compare_serial, config.window)
@@ -105,9 +116,25 @@ class Run:
             self.phases.append(Phase(name, threads_for(n_jobs), self._clock() - started, tally))
 
 
+def policy_for(host: str, config: FetchConfig, robots: RobotsBook | None) -> HostPolicy:
+    """A host's limits: the config's, slowed by its robots.txt Crawl-delay once known.
+
+    Until its robots.txt is known (with --robots), a host gets one request at a time: the
+    first one fetches robots.txt, and the rest must wait for its verdict anyway.
+    """
+    if robots is None:
+        return HostPolicy(config.per_host, config.delay)
+    known = robots.get(host)
+    if known is None:
+        return HostPolicy(1, config.delay)
+    return HostPolicy(config.per_host, max(config.delay, known.crawl_delay))
+
+
 def _step_safely(fetcher: Fetcher, frontier: Frontier, job: Job) -> Result | None:
     try:
         return fetcher.step(job, frontier)
+    except SaveError:
+        raise  # a full disk ends the run: every later body would fail the same way
     except Exception as exc:  # a bug must cost one URL, never the run (and its records)
         if job.slot is not None:
             frontier.release(job)

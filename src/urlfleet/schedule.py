@@ -20,11 +20,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from tenacity import RetryCallState
+
+from urlfleet.hosts import HostPolicy, HostRules, HostState, Outcome
 
 ADMIT_PER_TAKE = 64  # read ahead in small steps so no thread holds the lock for long
 LONGEST_WAIT = 1.0  # a waiting thread looks again at least this often, whatever happens
@@ -66,29 +68,8 @@ class Job:
     requests: int = 0
     busy_s: float = 0.0
     problem: str | None = None  # set when the URL cannot be fetched at all
-    slot: _Host | None = None  # the host whose slot this job holds while in flight
+    slot: HostState | None = None  # the host whose slot this job holds while in flight
     gap: float = 0.0  # the start gap that must follow this job's request to its host
-
-
-@dataclass(frozen=True, slots=True)
-class HostPolicy:
-    """The politeness limits of one host."""
-
-    per_host: int
-    delay: float
-
-
-@dataclass(eq=False, slots=True)
-class _Host:
-    key: str
-    policy: HostPolicy
-    queue: deque[Job] = field(default_factory=deque)
-    in_flight: int = 0
-    next_start: float = 0.0
-    paused_until: float = 0.0
-    scheduled: bool = False  # already in the ready line or the sleeping heap
-    send_after: float = 0.0  # earliest moment the next request may actually be sent
-    send_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Frontier:
@@ -102,6 +83,7 @@ class Frontier:
         self,
         *,
         policy: Callable[[str], HostPolicy],
+        rules: HostRules | None = None,
         jitter: float = 0.0,
         window: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
@@ -109,15 +91,16 @@ class Frontier:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self._policy = policy
+        self._rules = rules or HostRules()
         self._jitter = jitter
         self._window = window
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
         self._cond = threading.Condition()
-        self._hosts: dict[str, _Host] = {}
-        self._ready: deque[_Host] = deque()
-        self._sleeping: list[tuple[float, int, _Host]] = []
+        self._hosts: dict[str, HostState] = {}
+        self._ready: deque[HostState] = deque()
+        self._sleeping: list[tuple[float, int, HostState]] = []
         self._retries: list[tuple[float, int, Job]] = []
         self._unfetchable: deque[Job] = deque()
         self._seq = itertools.count()
@@ -206,11 +189,19 @@ class Frontier:
         return job
 
     def release(
-        self, job: Job, *, again_at: float | None = None, pause_until: float | None = None
+        self,
+        job: Job,
+        *,
+        again_at: float | None = None,
+        outcome: Outcome | None = None,
+        retry_after: float | None = None,
+        why: str = "",
     ) -> None:
         """Give back the job's slot; with ``again_at``, queue the job again for that moment.
 
-        ``pause_until`` stops every request to the job's (old) host until then.
+        ``outcome`` tells the host's health: throttling answers pause the whole host
+        (``retry_after`` seconds when the server said, else a growing backoff), and a host
+        that keeps failing is cut off, its remaining jobs failed with the reason.
         """
         with self._cond:
             now = self._clock()
@@ -219,8 +210,8 @@ class Frontier:
                 job.slot = None
                 host.in_flight -= 1
                 self._in_flight -= 1
-                if pause_until is not None:
-                    host.paused_until = max(host.paused_until, pause_until)
+                if outcome is not None:
+                    self._note(host, outcome, now, retry_after, why)
                 if not host.scheduled:
                     self._schedule(host, now)
             if again_at is not None:
@@ -231,7 +222,49 @@ class Frontier:
                     heapq.heappush(self._retries, (again_at, next(self._seq), job))
             if len(self._hosts) > self._sweep_at:
                 self._sweep(now)
+            self._cond.notify(max(1, len(self._ready) + len(self._unfetchable)))
+
+    def _note(
+        self, host: HostState, outcome: Outcome, now: float, retry_after: float | None, why: str
+    ) -> None:
+        was_cut_off = host.cut_off
+        host.note(outcome, now, self._rules, retry_after=retry_after, why=why)
+        if host.cut_off and not was_cut_off:
+            while host.queue:
+                self._give_up(host.queue.popleft(), host.cut_off)
+
+    def _give_up(self, job: Job, why: str) -> None:
+        job.problem = why
+        self._unfetchable.append(job)
+
+    def set_policy(self, job: Job, policy: HostPolicy) -> None:
+        """Change the limits of the job's host (robots.txt, adaptive pace) from now on.
+
+        The new gap counts from the host's last request, and applies to the job's own next one.
+        """
+        with self._cond:
+            host = self._hosts.get(job.host)
+            if host is None:
+                return
+            host.policy = policy
+            job.gap = gap = self._gap(policy.delay)
+            host.next_start = max(host.next_start, host.last_send + gap)
+            host.send_after = max(host.send_after, host.last_send + gap)
+            for job in host.queue:
+                job.gap = gap
+            if not host.scheduled:
+                self._schedule(host, self._clock())
             self._cond.notify(max(1, len(self._ready)))
+
+    def cut_off(self, key: str, why: str) -> None:
+        """No more requests to this host: its queued and later jobs fail with ``why``."""
+        with self._cond:
+            host = self._hosts.get(key)
+            if host is not None and not host.cut_off:
+                host.cut_off = why
+                while host.queue:
+                    self._give_up(host.queue.popleft(), why)
+                self._cond.notify(max(1, len(self._unfetchable)))
 
     def before_send(self, job: Job) -> None:
         """Call right before the request goes out: holds it until the host's gap has passed.
@@ -242,13 +275,14 @@ class Frontier:
         wait is usually zero or a few milliseconds.
         """
         host = job.slot
-        if host is None or job.gap <= 0:
+        if host is None:
             return
         with host.send_lock:
             wait = host.send_after - self._clock()
             if wait > 0:
                 self._sleep(wait)
-            host.send_after = self._clock() + job.gap
+            host.last_send = self._clock()
+            host.send_after = host.last_send + job.gap
 
     def close(self) -> None:
         """Stop handing out jobs: every waiting and later ``take`` returns None."""
@@ -261,7 +295,10 @@ class Frontier:
     def _enqueue(self, job: Job, now: float, *, front: bool) -> None:
         host = self._hosts.get(job.host)
         if host is None:
-            host = self._hosts[job.host] = _Host(job.host, self._policy(job.host))
+            host = self._hosts[job.host] = HostState(job.host, self._policy(job.host))
+        if host.cut_off:
+            self._give_up(job, host.cut_off)
+            return
         if front:  # retries and redirect hops go first: they are older than the queue
             host.queue.appendleft(job)
         else:
@@ -269,11 +306,11 @@ class Frontier:
         if not host.scheduled:
             self._schedule(host, now)
 
-    def _schedule(self, host: _Host, now: float) -> None:
+    def _schedule(self, host: HostState, now: float) -> None:
         """Put a host that has work and a free slot in the ready line, or asleep until due."""
-        if not host.queue or host.in_flight >= host.policy.per_host:
+        if not host.has_room():
             return
-        due = max(host.next_start, host.paused_until)
+        due = host.due()
         if due <= now:
             self._ready.append(host)
         else:
@@ -288,31 +325,30 @@ class Frontier:
         while self._retries and self._retries[0][0] <= now:
             self._enqueue(heapq.heappop(self._retries)[2], now, front=True)
 
-    def _pop_ready(self, now: float) -> _Host | None:
+    def _pop_ready(self, now: float) -> HostState | None:
         while self._ready:
             host = self._ready.popleft()
             host.scheduled = False
-            if (
-                host.queue
-                and host.in_flight < host.policy.per_host
-                and max(host.next_start, host.paused_until) <= now
-            ):
+            if host.has_room() and host.due() <= now:
                 return host
             self._schedule(host, now)  # something changed since it was lined up
         return None
 
-    def _hand_out(self, host: _Host, now: float) -> Job:
+    def _hand_out(self, host: HostState, now: float) -> Job:
         job = host.queue.popleft()
         self._pending -= 1
         self._in_flight += 1
         host.in_flight += 1
         # Reserve this start under the lock; the next start may not come sooner than the gap.
-        gap = host.policy.delay + (self._rng() * self._jitter if self._jitter else 0.0)
-        job.gap = gap + GAP_MARGIN if gap > 0 else 0.0
+        job.gap = self._gap(host.policy.delay)
         host.next_start = now + job.gap
         job.slot = host
         self._schedule(host, now)
         return job
+
+    def _gap(self, delay: float) -> float:
+        gap = delay + (self._rng() * self._jitter if self._jitter else 0.0)
+        return gap + GAP_MARGIN if gap > 0 else 0.0
 
     def _wait_time(self, now: float) -> float:
         due = [entries[0][0] for entries in (self._sleeping, self._retries) if entries]
@@ -325,7 +361,8 @@ class Frontier:
             if not host.queue
             and not host.in_flight
             and not host.scheduled
-            and max(host.next_start, host.paused_until, host.send_after) <= now
+            and not host.cut_off
+            and max(host.due(), host.send_after) <= now
         ]
         for key in idle:
             del self._hosts[key]

@@ -40,7 +40,7 @@ def test_one_record_per_url_with_statuses(server: LoopbackProcess, token: str) -
         f"{server.base_urls[1]}/to/{base.rsplit(':', 1)[1]}/page/{token}/moved",
         f"{base}/bytes/70000/{token}",
     ]
-    results = urlfleet.fetch_all(urls, jobs=16, per_host=2, backoff=0.01)
+    results = urlfleet.fetch_all(urls, jobs=16, per_host=2, backoff=0.01, host_backoff=0.05)
     assert [r.url for r in results] == urls
     by_url = {r.url: r for r in results}
     assert all(by_url[u].ok and by_url[u].status == 200 for u in urls[:40])

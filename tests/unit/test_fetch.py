@@ -12,7 +12,7 @@ import urlfleet
 from urlfleet.errors import RetryableStatus
 from urlfleet.fetcher import describe
 
-FAST = {"backoff": 0.0, "jobs": 4}
+FAST = {"backoff": 0.0, "host_backoff": 0.0, "jobs": 4}
 
 
 @responses.activate

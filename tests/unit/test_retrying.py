@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from urlfleet.config import FetchConfig
-from urlfleet.errors import BodyTooLarge, RetryableStatus
+from urlfleet.errors import RetryableStatus, SaveError
 from urlfleet.retrying import (
     RETRY_STATUSES,
     build_retrying,
@@ -62,7 +62,7 @@ def test_retry_after_sets_the_wait_capped_by_max_wait() -> None:
 
 
 @pytest.mark.parametrize(
-    "error", [BodyTooLarge(10), requests.exceptions.InvalidURL("x"), ValueError("x")]
+    "error", [SaveError("x"), requests.exceptions.InvalidURL("x"), ValueError("x")]
 )
 def test_final_errors_are_not_retried(error: BaseException) -> None:
     assert waits(FetchConfig(retries=5), [error]) == [None]

@@ -5,7 +5,8 @@ import threading
 import pytest
 
 from tests.conftest import FakeClock
-from urlfleet.schedule import GAP_MARGIN, Frontier, HostPolicy, Job, host_key
+from urlfleet.hosts import HostPolicy, HostRules, Outcome
+from urlfleet.schedule import GAP_MARGIN, Frontier, Job, host_key
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,7 @@ def test_pause_stops_the_whole_host(clock: FakeClock) -> None:
     start(front, jobs_for(["http://a.test/1", "http://a.test/2", "http://b.test/1"]))
     first = front.take(wait=False)
     assert first is not None and first.host == "a.test"
-    front.release(first, again_at=clock() + 2, pause_until=clock() + 2)
+    front.release(first, again_at=clock() + 2, outcome=Outcome.THROTTLED, retry_after=2.0)
     assert [j.host for j in drain(front)] == ["b.test"]
     clock.advance(2)
     assert sorted(j.index for j in drain(front)) == [0, 1]
@@ -161,3 +162,43 @@ def test_close_wakes_waiting_threads(clock: FakeClock) -> None:
     front.close()
     waiter.join(timeout=5)
     assert not waiter.is_alive() and got == [None]
+
+
+def test_throttling_without_retry_after_backs_off_doubling(clock: FakeClock) -> None:
+    rules = HostRules(backoff=1.0, max_wait=3.0)
+    front = Frontier(policy=lambda h: HostPolicy(1, 0.0), rules=rules, clock=clock)
+    start(front, jobs_for([f"http://a.test/{i}" for i in range(5)]))
+    for pause in (1.0, 2.0, 3.0):  # doubling, capped by max_wait
+        job = front.take(wait=False)
+        assert job is not None
+        front.release(job, outcome=Outcome.THROTTLED)
+        clock.advance(pause - 0.01)
+        assert front.take(wait=False) is None
+        clock.advance(0.01)
+    job = front.take(wait=False)
+    assert job is not None
+    front.release(job, outcome=Outcome.ANSWERED)  # a success resets the backoff
+    job = front.take(wait=False)
+    assert job is not None
+    front.release(job, outcome=Outcome.THROTTLED)
+    clock.advance(1.0)
+    assert front.take(wait=False) is None  # nothing left: all five were taken
+
+
+def test_failing_host_is_cut_off_and_its_jobs_fail_at_once(clock: FakeClock) -> None:
+    rules = HostRules(max_failures=3)
+    front = Frontier(policy=lambda h: HostPolicy(1, 0.0), rules=rules, clock=clock)
+    urls = [f"http://dead.test/{i}" for i in range(10)] + ["http://alive.test/"]
+    start(front, jobs_for(urls))
+    failures = 0
+    while failures < 3:
+        job = front.take(wait=False)
+        assert job is not None
+        if job.host == "alive.test":
+            front.release(job, outcome=Outcome.ANSWERED)
+            continue
+        front.release(job, again_at=clock(), outcome=Outcome.FAILED, why="ConnectionError: x")
+        failures += 1
+    given_up = drain(front)
+    assert len(given_up) == 10 and all(j.host == "dead.test" for j in given_up)
+    assert all(j.problem and j.problem.startswith("host cut off after 3") for j in given_up)

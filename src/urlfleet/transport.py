@@ -1,0 +1,90 @@
+"""Sessions whose connections hold each request until its host's start gap has passed.
+
+The gap between two requests to a host is kept from the moment each request is actually
+written to its connection: after any connection setup (TCP, TLS), right before the request
+line goes out. Keeping it from any earlier moment (say, when a thread picked the URL) lets a
+request that needed a new connection reach the server late and the next one early, so a
+server could see two requests closer together than ``--delay``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+# Hosts whose idle keep-alive connections one thread keeps; requests' default of 10 makes a
+# thread that cycles over more hosts open a new connection for almost every request.
+POOLED_HOSTS = 32
+
+_waiting = threading.local()  # this thread's gate for the request it is about to send
+
+
+@contextmanager
+def gate(hold: Callable[[], None]) -> Iterator[None]:
+    """Call ``hold`` right before this thread's next request is written (once).
+
+    >>> with gate(lambda: frontier.before_send(job)): session.send(request)
+    """
+    _waiting.hold = hold
+    try:
+        yield
+    finally:
+        _waiting.hold = None
+
+
+def _pass_gate(connection: HTTPConnection) -> None:
+    hold = getattr(_waiting, "hold", None)
+    if hold is None:
+        return
+    _waiting.hold = None
+    if connection.sock is None:  # connect first: setup time must not eat into the gap
+        connection.connect()
+    hold()
+
+
+class _GatedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _pass_gate(self)
+        super().request(*args, **kwargs)
+
+
+class _GatedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _pass_gate(self)
+        super().request(*args, **kwargs)
+
+
+class _GatedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GatedHTTPConnection
+
+
+class _GatedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GatedHTTPSConnection
+
+
+class GatedAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections pass this thread's gate before each request."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _GatedHTTPPool, "https": _GatedHTTPSPool}
+
+
+def new_session(user_agent: str, verify: bool) -> requests.Session:
+    """A Session for one worker thread: gated connections, a pool that never overflows."""
+    session = requests.Session()
+    # One thread uses one connection at a time, so a pool of 2 per host never overflows
+    # ("Connection pool is full"); retries are tenacity's job, never urllib3's as well.
+    adapter = GatedAdapter(pool_connections=POOLED_HOSTS, pool_maxsize=2, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = user_agent
+    session.verify = verify
+    return session
