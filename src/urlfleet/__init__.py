@@ -6,7 +6,7 @@
 
 from urlfleet._version import __version__
 from urlfleet.api import fetch, fetch_all, make_config
-from urlfleet.config import FetchConfig
+from urlfleet.config import FetchConfig, HostLimits
 from urlfleet.errors import InputError, UrlfleetError
 from urlfleet.records import Result
 from urlfleet.report import Report
@@ -14,6 +14,7 @@ from urlfleet.sources import UrlReader
 
 __all__ = [
     "FetchConfig",
+    "HostLimits",
     "InputError",
     "Report",
     "Result",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields, replace
 from typing import Any
 
 from urlfleet.config import FetchConfig
 from urlfleet.fetcher import SessionFactory
+from urlfleet.parsing import Parser, parse_in_processes
+from urlfleet.progress import Progress
 from urlfleet.records import Result
 from urlfleet.runner import Run, UrlItem
 
@@ -30,18 +32,47 @@ def fetch(
     config: FetchConfig | None = None,
     *,
     session_factory: SessionFactory | None = None,
+    parse: Parser | None = None,
+    parse_jobs: int | None = None,
+    progress: bool = False,
+    on_result: Callable[[Result], object] | None = None,
     **options: Any,
 ) -> Iterator[Result]:
     """Fetch ``urls`` politely on many threads; yield each Result as it completes.
 
     ``urls`` may be any iterable (a generator of millions is fine) of URL strings or
-    ``(url, meta)`` pairs; ``meta`` comes back as ``result.meta``. Closing the generator early
-    stops handing out URLs.
+    ``(url, meta)`` pairs; ``meta`` comes back as ``result.meta``. Options are FetchConfig's
+    fields, as keywords or as ``config``. ``parse=fn`` runs ``fn(result)`` in ``parse_jobs``
+    processes and sets ``result.parsed`` (or ``result.parse_error``). ``progress=True`` shows
+    a bar on stderr; ``on_result`` sees every result. Closing the generator early stops
+    handing out URLs and lets the threads go.
 
     >>> for result in urlfleet.fetch(urls, jobs=64, per_host=4): print(result.url, result.status)
     """
     run = Run(make_config(config, **options), session_factory=session_factory)
-    return run.results(urls)
+    results = run.results(urls)
+    if parse is not None:
+        results = parse_in_processes(results, parse, parse_jobs)
+    if progress or on_result is not None:
+        results = _watched(results, progress, on_result)
+    return results
+
+
+def _watched(
+    results: Iterator[Result], progress: bool, on_result: Callable[[Result], object] | None
+) -> Iterator[Result]:
+    bar = Progress(None, enabled=True if progress else False)
+    try:
+        for result in results:
+            bar.advance(result)
+            if on_result is not None:
+                on_result(result)
+            yield result
+    finally:
+        bar.close()
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 def fetch_all(
@@ -49,12 +80,18 @@ def fetch_all(
     config: FetchConfig | None = None,
     *,
     session_factory: SessionFactory | None = None,
+    parse: Parser | None = None,
+    parse_jobs: int | None = None,
+    progress: bool = False,
+    on_result: Callable[[Result], object] | None = None,
     **options: Any,
 ) -> list[Result]:
     """Like ``fetch``, but wait for every URL and return the Results in input order.
 
     >>> results = urlfleet.fetch_all(["https://example.com/"], jobs=8)
     """
-    results = list(fetch(urls, config, session_factory=session_factory, **options))
-    results.sort(key=lambda result: result.index)
-    return results
+    stream = fetch(
+        urls, config, session_factory=session_factory, parse=parse, parse_jobs=parse_jobs,
+        progress=progress, on_result=on_result, **options,
+    )  # fmt: skip
+    return sorted(stream, key=lambda result: result.index)

@@ -6,10 +6,16 @@ Change a config with ``dataclasses.replace(config, jobs=64)``; validation runs a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from urlfleet._version import __version__
+
+if TYPE_CHECKING:
+    from urlfleet.records import Result
 
 DEFAULT_JOBS = 32
 DEFAULT_PER_HOST = 2
@@ -27,6 +33,21 @@ DEFAULT_WINDOW = 10_000
 DEFAULT_HOST_BACKOFF = 2.0  # first host-wide pause after a 429/503 that gave no Retry-After
 DEFAULT_MAX_FAILURES = 10  # failures in a row that cut a host off (wget2 blocks hosts too)
 DEFAULT_MAX_CRAWL_DELAY = 30.0  # a robots.txt Crawl-delay above this is taken as this
+
+
+@dataclass(frozen=True, slots=True)
+class HostLimits:
+    """The politeness limits of one host: requests in flight, and the gap between starts.
+
+    >>> FetchConfig(host_limits={"slow.example": HostLimits(per_host=1, delay=2.0)})
+    """
+
+    per_host: int
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        _require(self.per_host >= 1, f"per_host must be >= 1, got {self.per_host}")
+        _require(self.delay >= 0, f"delay must be >= 0 seconds, got {self.delay}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,6 +76,16 @@ class FetchConfig:
     host_max_failures: int = DEFAULT_MAX_FAILURES
     robots: bool = False  # off for explicit URL lists, as in wget and curl
     max_crawl_delay: float = DEFAULT_MAX_CRAWL_DELAY
+    auto_throttle: bool = False
+    # Per-host limits that replace per_host and delay for those hosts (keys as host_key()).
+    host_limits: Mapping[str, HostLimits] = field(default_factory=dict)
+    # What every request carries, as in requests.Session.
+    headers: Mapping[str, str] = field(default_factory=dict)
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    auth: tuple[str, str] | None = None
+    proxies: Mapping[str, str] = field(default_factory=dict)
+    # Decides, from a response that looks fine, that it is not: e.g. a 200 "rate limited" page.
+    retry_if: Callable[[Result], bool] | None = None
 
     def __post_init__(self) -> None:
         _require(self.jobs != 0, "jobs must not be 0 (use 1 for one thread, -1 for one per CPU)")
@@ -70,6 +101,22 @@ class FetchConfig:
         _require(self.host_max_failures >= 0, "host_max_failures must be >= 0 (0: never)")
         if self.save_dir is not None and not isinstance(self.save_dir, Path):
             object.__setattr__(self, "save_dir", Path(self.save_dir))
+        limits = {key.lower(): _limits(value) for key, value in self.host_limits.items()}
+        for name, value in (("host_limits", limits), ("headers", self.headers),
+                            ("cookies", self.cookies), ("proxies", self.proxies)):  # fmt: skip
+            object.__setattr__(self, name, MappingProxyType(dict(value)))  # frozen all the way
+
+    def limits_for(self, host: str) -> HostLimits:
+        """The limits of one host: its own from host_limits, else per_host and delay."""
+        return self.host_limits.get(host) or HostLimits(self.per_host, self.delay)
+
+
+def _limits(value: HostLimits | Mapping[str, Any] | tuple[int, float]) -> HostLimits:
+    if isinstance(value, HostLimits):
+        return value
+    if isinstance(value, Mapping):
+        return HostLimits(**value)
+    return HostLimits(*value)
 
 
 def _require(condition: bool, message: str) -> None:

@@ -3,6 +3,7 @@
     UrlfleetError
      ├── InputError        (also a ValueError) bad or unreadable input; the CLI exits 2
      ├── RetryableStatus   an HTTP status worth retrying; lives only inside the retry policy
+     ├── RetryRequested    the caller's retry_if said a response needs another attempt
      └── SaveError         --save-dir cannot take a body (disk full, no permission): ends the run
 
 This module imports nothing from the package, so every other module can import it.
@@ -30,6 +31,10 @@ class RetryableStatus(UrlfleetError):
         super().__init__(f"HTTP {status}")
         self.status = status
         self.retry_after = retry_after
+
+
+class RetryRequested(UrlfleetError):
+    """The ``retry_if`` hook judged a response (say, a 200 "slow down" page) not good enough."""
 
 
 class SaveError(UrlfleetError):

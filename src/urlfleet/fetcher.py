@@ -18,9 +18,9 @@ import requests
 from tenacity import Retrying
 from urllib3.exceptions import ReadTimeoutError
 
-from urlfleet.config import FetchConfig
-from urlfleet.errors import RetryableStatus, SaveError
-from urlfleet.hosts import HostPolicy, Outcome
+from urlfleet.config import FetchConfig, HostLimits
+from urlfleet.errors import RetryableStatus, RetryRequested, SaveError, UrlfleetError
+from urlfleet.hosts import Outcome
 from urlfleet.records import Result
 from urlfleet.retrying import (
     RETRY_STATUSES,
@@ -98,7 +98,7 @@ class Fetcher:
         return session
 
     def _default_session(self) -> requests.Session:
-        return new_session(self.config.user_agent, self.config.verify)
+        return new_session(self.config)
 
     def new_job(self, index: int, url: str, meta: Any = None) -> Job:
         """A job for one input URL; a URL that cannot be fetched carries its problem."""
@@ -131,7 +131,11 @@ class Fetcher:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise RetryableStatus(response.status_code, retry_after)
             body = self._read_body(response, job)
-        except (requests.RequestException, RetryableStatus, OSError, ValueError) as exc:
+            if self.config.retry_if is not None and self._asks_retry(job, response, body):
+                raise RetryRequested("retry_if asked for another attempt")
+        except SaveError:
+            raise
+        except (requests.RequestException, UrlfleetError, OSError, ValueError) as exc:
             error = exc
         finally:
             if response is not None:
@@ -149,6 +153,10 @@ class Fetcher:
         if wait is not None:
             return None
         return self._result(job, response, body, error)
+
+    def _asks_retry(self, job: Job, response: requests.Response, body: Body) -> bool:
+        assert self.config.retry_if is not None
+        return bool(self.config.retry_if(self._result(job, response, body, None)))
 
     def _obey_robots(self, job: Job, frontier: Frontier) -> Result | None | Literal[True]:
         """True when robots.txt lets the job's request go; else its Result, or None if deferred."""
@@ -172,8 +180,9 @@ class Fetcher:
         if status is not None and status < 500 and status != 429:
             robots = understand(status, body, self.config.user_agent, self.config.max_crawl_delay)
             self.robots.learn(job.host, robots)
-            delay = max(self.config.delay, robots.crawl_delay)
-            frontier.set_policy(job, HostPolicy(self.config.per_host, delay))
+            limits = self.config.limits_for(job.host)
+            delay = max(limits.delay, robots.crawl_delay)
+            frontier.set_policy(job, HostLimits(limits.per_host, delay))
             return robots
         why = f"robots.txt unavailable ({problem or f'HTTP {status}'})"
         if self.robots.failed(job.host) > self.config.retries:
@@ -235,7 +244,8 @@ class Fetcher:
         return None
 
     def _read_body(self, response: requests.Response, job: Job) -> Body:
-        limit, keep = self.config.max_bytes, self.config.keep_content
+        limit = self.config.max_bytes
+        keep = self.config.keep_content or self.config.retry_if is not None
         body, size = bytearray(), 0
         with ExitStack() as stack:
             saved = _saving(stack.enter_context, self._saved_body(response, job))

@@ -15,18 +15,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from urlfleet.config import DEFAULT_HOST_BACKOFF, DEFAULT_MAX_FAILURES
+from urlfleet.config import DEFAULT_HOST_BACKOFF, DEFAULT_MAX_FAILURES, HostLimits
 
 if TYPE_CHECKING:
     from urlfleet.schedule import Job
-
-
-@dataclass(frozen=True, slots=True)
-class HostPolicy:
-    """The politeness limits of one host."""
-
-    per_host: int
-    delay: float
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,7 +52,7 @@ class HostState:
     """One host's queue of jobs and its politeness and health state (frontier-owned)."""
 
     key: str
-    policy: HostPolicy
+    policy: HostLimits
     queue: deque[Job] = field(default_factory=deque)
     in_flight: int = 0
     next_start: float = 0.0  # earliest hand-out of the next request (start gap)

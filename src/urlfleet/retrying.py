@@ -22,7 +22,7 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from urlfleet.config import FetchConfig
-from urlfleet.errors import RetryableStatus
+from urlfleet.errors import RetryableStatus, RetryRequested
 
 # Statuses that mean "not now" rather than "no": request timeout, too early, too many requests,
 # and the server-side failures that a later attempt often gets past (Scrapy's RETRY_HTTP_CODES
@@ -36,6 +36,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
     RetryableStatus,
+    RetryRequested,
 )
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 
-from urlfleet.config import FetchConfig
+from urlfleet.config import FetchConfig, HostLimits
 from urlfleet.errors import SaveError
 from urlfleet.fetcher import Fetcher, SessionFactory
-from urlfleet.hosts import HostPolicy, HostRules
+from urlfleet.hosts import HostRules
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
 from urlfleet.robots import RobotsBook
@@ -116,18 +116,19 @@ class Run:
             self.phases.append(Phase(name, threads_for(n_jobs), self._clock() - started, tally))
 
 
-def policy_for(host: str, config: FetchConfig, robots: RobotsBook | None) -> HostPolicy:
+def policy_for(host: str, config: FetchConfig, robots: RobotsBook | None) -> HostLimits:
     """A host's limits: the config's, slowed by its robots.txt Crawl-delay once known.
 
     Until its robots.txt is known (with --robots), a host gets one request at a time: the
     first one fetches robots.txt, and the rest must wait for its verdict anyway.
     """
+    limits = config.limits_for(host)
     if robots is None:
-        return HostPolicy(config.per_host, config.delay)
+        return limits
     known = robots.get(host)
     if known is None:
-        return HostPolicy(1, config.delay)
-    return HostPolicy(config.per_host, max(config.delay, known.crawl_delay))
+        return HostLimits(1, limits.delay)
+    return HostLimits(limits.per_host, max(limits.delay, known.crawl_delay))
 
 
 def _step_safely(fetcher: Fetcher, frontier: Frontier, job: Job) -> Result | None:

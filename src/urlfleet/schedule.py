@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 
 from tenacity import RetryCallState
 
-from urlfleet.hosts import HostPolicy, HostRules, HostState, Outcome
+from urlfleet.config import HostLimits
+from urlfleet.hosts import HostRules, HostState, Outcome
 
 ADMIT_PER_TAKE = 64  # read ahead in small steps so no thread holds the lock for long
 LONGEST_WAIT = 1.0  # a waiting thread looks again at least this often, whatever happens
@@ -82,7 +83,7 @@ class Frontier:
     def __init__(
         self,
         *,
-        policy: Callable[[str], HostPolicy],
+        policy: Callable[[str], HostLimits],
         rules: HostRules | None = None,
         jitter: float = 0.0,
         window: int = 10_000,
@@ -237,7 +238,7 @@ class Frontier:
         job.problem = why
         self._unfetchable.append(job)
 
-    def set_policy(self, job: Job, policy: HostPolicy) -> None:
+    def set_policy(self, job: Job, policy: HostLimits) -> None:
         """Change the limits of the job's host (robots.txt, adaptive pace) from now on.
 
         The new gap counts from the host's last request, and applies to the job's own next one.

@@ -19,6 +19,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from urlfleet.config import FetchConfig
+
 # Hosts whose idle keep-alive connections one thread keeps; requests' default of 10 makes a
 # thread that cycles over more hosts open a new connection for almost every request.
 POOLED_HOSTS = 32
@@ -77,14 +79,19 @@ class GatedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _GatedHTTPPool, "https": _GatedHTTPSPool}
 
 
-def new_session(user_agent: str, verify: bool) -> requests.Session:
-    """A Session for one worker thread: gated connections, a pool that never overflows."""
+def new_session(config: FetchConfig) -> requests.Session:
+    """A Session for one worker thread: gated connections, a pool that never overflows,
+    and the config's headers, cookies, auth, proxies and TLS verification."""
     session = requests.Session()
     # One thread uses one connection at a time, so a pool of 2 per host never overflows
     # ("Connection pool is full"); retries are tenacity's job, never urllib3's as well.
     adapter = GatedAdapter(pool_connections=POOLED_HOSTS, pool_maxsize=2, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    session.headers["User-Agent"] = user_agent
-    session.verify = verify
+    session.headers["User-Agent"] = config.user_agent
+    session.headers.update(config.headers)
+    session.cookies.update(dict(config.cookies))
+    session.proxies.update(config.proxies)
+    session.auth = config.auth
+    session.verify = config.verify
     return session

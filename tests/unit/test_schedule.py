@@ -5,7 +5,8 @@ import threading
 import pytest
 
 from tests.conftest import FakeClock
-from urlfleet.hosts import HostPolicy, HostRules, Outcome
+from urlfleet.config import HostLimits
+from urlfleet.hosts import HostRules, Outcome
 from urlfleet.schedule import GAP_MARGIN, Frontier, Job, host_key
 
 
@@ -30,7 +31,7 @@ def jobs_for(urls: list[str]) -> list[Job]:
 
 
 def frontier(clock: FakeClock, per_host: int = 2, delay: float = 0.0, **kw: object) -> Frontier:
-    return Frontier(policy=lambda host: HostPolicy(per_host, delay), clock=clock, **kw)  # type: ignore[arg-type]
+    return Frontier(policy=lambda host: HostLimits(per_host, delay), clock=clock, **kw)  # type: ignore[arg-type]
 
 
 def start(front: Frontier, jobs: list[Job]) -> None:
@@ -74,7 +75,7 @@ def test_starts_to_one_host_are_delay_apart(clock: FakeClock) -> None:
 
 
 def test_jitter_adds_to_the_gap(clock: FakeClock) -> None:
-    front = Frontier(policy=lambda h: HostPolicy(4, 1.0), jitter=0.5, clock=clock, rng=lambda: 1.0)
+    front = Frontier(policy=lambda h: HostLimits(4, 1.0), jitter=0.5, clock=clock, rng=lambda: 1.0)
     start(front, jobs_for(["http://a.test/1", "http://a.test/2"]))
     assert len(drain(front)) == 1
     clock.advance(1.5 + GAP_MARGIN - 0.001)
@@ -139,7 +140,7 @@ def test_send_gate_measures_from_the_actual_send(clock: FakeClock) -> None:
         slept.append(seconds)
         clock.advance(seconds)
 
-    front = Frontier(policy=lambda h: HostPolicy(4, 1.0), clock=clock, sleep=sleep)
+    front = Frontier(policy=lambda h: HostLimits(4, 1.0), clock=clock, sleep=sleep)
     start(front, jobs_for(["http://a.test/1", "http://a.test/2"]))
     first = front.take(wait=False)
     assert first is not None
@@ -166,7 +167,7 @@ def test_close_wakes_waiting_threads(clock: FakeClock) -> None:
 
 def test_throttling_without_retry_after_backs_off_doubling(clock: FakeClock) -> None:
     rules = HostRules(backoff=1.0, max_wait=3.0)
-    front = Frontier(policy=lambda h: HostPolicy(1, 0.0), rules=rules, clock=clock)
+    front = Frontier(policy=lambda h: HostLimits(1, 0.0), rules=rules, clock=clock)
     start(front, jobs_for([f"http://a.test/{i}" for i in range(5)]))
     for pause in (1.0, 2.0, 3.0):  # doubling, capped by max_wait
         job = front.take(wait=False)
@@ -187,7 +188,7 @@ def test_throttling_without_retry_after_backs_off_doubling(clock: FakeClock) -> 
 
 def test_failing_host_is_cut_off_and_its_jobs_fail_at_once(clock: FakeClock) -> None:
     rules = HostRules(max_failures=3)
-    front = Frontier(policy=lambda h: HostPolicy(1, 0.0), rules=rules, clock=clock)
+    front = Frontier(policy=lambda h: HostLimits(1, 0.0), rules=rules, clock=clock)
     urls = [f"http://dead.test/{i}" for i in range(10)] + ["http://alive.test/"]
     start(front, jobs_for(urls))
     failures = 0
