@@ -135,6 +135,13 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
         help="a longer Crawl-delay is taken as S seconds (default %(default)s)",
     )
     manners.add_argument(
+        "--auto-throttle",
+        action="store_true",
+        help="adapt each host's delay to how it answers: halfway towards latency/--per-host "
+        "after each 2xx, at least doubled after a 429 or 503; never below --delay (or "
+        "Crawl-delay), never above --max-wait",
+    )
+    manners.add_argument(
         "--host-backoff",
         type=float,
         default=DEFAULT_HOST_BACKOFF,
@@ -234,7 +241,8 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
             timeout=args.timeout, max_bytes=args.max_bytes, max_redirects=args.max_redirects,
             user_agent=args.user_agent, verify=not args.insecure, robots=args.robots,
             max_crawl_delay=args.max_crawl_delay, host_backoff=args.host_backoff,
-            host_max_failures=args.host_max_failures, save_dir=args.save_dir, **overrides,
+            host_max_failures=args.host_max_failures, save_dir=args.save_dir,
+            auto_throttle=args.auto_throttle, **overrides,
         )  # fmt: skip
     except ValueError as exc:
         raise InputError(f"bad option: {exc}") from exc
@@ -281,7 +289,11 @@ def fetch_to(
     writer = JsonlWriter(stream)
     skipped = [0]
     urls = done.skip_done(reader, skipped) if done else iter(reader)
-    bar = Progress(reader.estimate(), enabled=False if args.no_progress else None)
+    bar = Progress(
+        reader.estimate(),
+        enabled=False if args.no_progress else None,
+        paused_hosts=run.paused_hosts,
+    )
 
     def last_words() -> str:
         return (f"stopped: {bar.ok + bar.failed} URLs recorded ({bar.ok} ok, {bar.failed} "
@@ -298,7 +310,7 @@ def fetch_to(
             _sync(writer, args.out)
     report = build_report(
         run.phases, config, duplicates=reader.duplicates, malformed=reader.malformed,
-        already_done=skipped[0],
+        already_done=skipped[0], paused=run.paused_seconds(),
     )  # fmt: skip
     _finish(report, args.report)
     if stop.interrupted:

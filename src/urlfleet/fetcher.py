@@ -34,6 +34,7 @@ from urlfleet.robots import ROBOTS_MAX_BYTES, Robots, RobotsBook, robots_url, un
 from urlfleet.saving import SavedBody, body_path
 from urlfleet.schedule import Frontier, Job, host_key
 from urlfleet.sources import redact_url, scrub, url_problem
+from urlfleet.throttle import next_delay
 from urlfleet.transport import GatedAdapter, gate, new_session
 
 T = TypeVar("T")
@@ -140,19 +141,49 @@ class Fetcher:
         finally:
             if response is not None:
                 response.close()
-        job.busy_s += self._clock() - started
+        latency = self._clock() - started
+        job.busy_s += latency
         assert job.attempts is not None
         wait = next_wait(self.retrying, job.attempts, error)
+        outcome = outcome_of(response, error)
+        job.throttled += outcome.pauses
+        if self.config.auto_throttle:
+            self._adapt_pace(job, frontier, latency, response, outcome)
         frontier.release(
             job,
             again_at=None if wait is None else self._clock() + wait,
-            outcome=outcome_of(response, error),
+            outcome=outcome,
             retry_after=error.retry_after if isinstance(error, RetryableStatus) else None,
             why=describe(error, response.status_code if response else None, body.truncated, 1),
         )
         if wait is not None:
             return None
         return self._result(job, response, body, error)
+
+    def _adapt_pace(
+        self,
+        job: Job,
+        frontier: Frontier,
+        latency: float,
+        response: requests.Response | None,
+        outcome: Outcome,
+    ) -> None:
+        if job.slot is None:
+            return
+        limits = job.slot.policy
+        known = self.robots.get(job.host) if self.robots is not None else None
+        floor = max(self.config.limits_for(job.host).delay, known.crawl_delay if known else 0.0)
+        delay = next_delay(
+            limits.delay,
+            latency=latency,
+            status=response.status_code if response is not None else None,
+            outcome=outcome,
+            per_host=limits.per_host,
+            floor=floor,
+            ceiling=self.config.max_wait,
+        )
+        if delay != limits.delay:
+            frontier.set_policy(job, HostLimits(limits.per_host, delay))
 
     def _asks_retry(self, job: Job, response: requests.Response, body: Body) -> bool:
         assert self.config.retry_if is not None
@@ -301,6 +332,8 @@ class Fetcher:
             index=job.index,
             requests=job.requests,
             busy_s=job.busy_s,
+            throttled=job.throttled,
+            started=job.first_start or 0.0,
         )
 
     def failure(self, job: Job, error: str) -> Result:

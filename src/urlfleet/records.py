@@ -49,6 +49,8 @@ class Result:
     index: int = field(default=-1, repr=False)
     requests: int = field(default=0, repr=False)  # HTTP requests made: attempts and redirect hops
     busy_s: float = field(default=0.0, repr=False)  # time spent holding a host's slot
+    throttled: int = field(default=0, repr=False)  # 429 and 503 answers on the way
+    started: float = field(default=0.0, repr=False)  # time.monotonic() of the first request
     parsed: Any = field(default=None, repr=False)  # what fetch(..., parse=fn) made of it
     parse_error: str | None = field(default=None, repr=False)
 

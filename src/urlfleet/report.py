@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from urlfleet.config import FetchConfig
+from urlfleet.hoststats import HostRow, HostTally, host_rows, host_table
 from urlfleet.records import Result
 
 # The contract's report keys, in order; the rest follow.
+SUMMARY_HOSTS = 5  # hosts shown on stderr; --report has up to 20
+
 REPORT_FIELDS = (
     "urls", "ok", "failed", "wall_s", "serial_s_per_url", "threaded_s_per_url", "speedup",
     "jobs", "per_host", "delay",
@@ -31,7 +35,7 @@ class Tally:
     requests: int = 0
     busy_s: float = 0.0
     failures: Counter[str] = field(default_factory=Counter)
-    hosts: dict[str, list[float]] = field(default_factory=dict)  # host -> [requests, busy_s]
+    hosts: dict[str, HostTally] = field(default_factory=dict)
 
     def add(self, result: Result) -> None:
         self.urls += 1
@@ -39,12 +43,12 @@ class Tally:
             self.ok += 1
         else:
             self.failures[failure_kind(result)] += 1
-        if result.requests:
-            self.requests += result.requests
-            self.busy_s += result.busy_s
-            load = self.hosts.setdefault(result.host, [0, 0.0])
-            load[0] += result.requests
-            load[1] += result.busy_s
+        self.requests += result.requests
+        self.busy_s += result.busy_s
+        host = self.hosts.get(result.host)
+        if host is None:
+            host = self.hosts[result.host] = HostTally()
+        host.add(result)
 
 
 def failure_kind(result: Result) -> str:
@@ -85,8 +89,10 @@ def ideal_time(tally: Tally, threads: int, per_host: int, gap: float) -> Ideal |
         return None
     pool = tally.busy_s / threads
     best = Ideal(seconds=pool, bottleneck=f"--jobs {threads}")
-    for host, (requests, busy_s) in tally.hosts.items():
-        need = requests * max(busy_s / requests / per_host, gap)
+    for host, load in tally.hosts.items():
+        if not load.requests:
+            continue
+        need = load.requests * max(load.busy_s / load.requests / per_host, gap)
         if need > best.seconds:
             best = Ideal(seconds=need, bottleneck=f"politeness towards {host}")
     return best
@@ -117,6 +123,7 @@ class Report:
     duplicates: int = 0
     malformed: int = 0
     already_done: int = 0
+    hosts: list[HostRow] = field(default_factory=list)  # the busiest, by time spent on them
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -150,6 +157,8 @@ class Report:
         if self.ideal_s is not None and self.efficiency is not None:
             lines.append(f"ideal:    {self.ideal_s:.2f} s (set by {self.bottleneck}); "
                          f"efficiency {self.efficiency:.2f}")  # fmt: skip
+        if len(self.hosts) > 1 or any(row.throttled or row.paused_s for row in self.hosts):
+            lines.append("busiest hosts:\n" + host_table(self.hosts[:SUMMARY_HOSTS]))
         return "\n".join(lines)
 
 
@@ -167,6 +176,7 @@ def build_report(
     duplicates: int = 0,
     malformed: int = 0,
     already_done: int = 0,
+    paused: Mapping[str, float] | None = None,
 ) -> Report:
     """Put a run's phases together into its Report."""
     serial = next((p for p in phases if p.name == "serial"), None)
@@ -208,7 +218,22 @@ def build_report(
         duplicates=duplicates,
         malformed=malformed,
         already_done=already_done,
+        hosts=host_rows(_all_hosts(phases), paused or {}),
     )
+
+
+def _all_hosts(phases: list[Phase]) -> dict[str, HostTally]:
+    if len(phases) == 1:
+        return phases[0].tally.hosts
+    merged: dict[str, HostTally] = {}
+    for phase in phases:
+        for host, tally in phase.tally.hosts.items():
+            into = merged.setdefault(host, HostTally())
+            for name in ("urls", "ok", "requests", "throttled", "busy_s"):
+                setattr(into, name, getattr(into, name) + getattr(tally, name))
+            into.first, into.last = min(into.first, tally.first), max(into.last, tally.last)
+            into.latencies.extend(tally.latencies)
+    return merged
 
 
 def _per_url(phase: Phase | None) -> float | None:

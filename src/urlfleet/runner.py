@@ -56,6 +56,14 @@ class Run:
         self._clock = clock
         self._frontier: Frontier | None = None
 
+    def paused_seconds(self) -> dict[str, float]:
+        """Seconds each host was paused for (429, 503, Retry-After), for the report."""
+        return dict(self._frontier.paused_s) if self._frontier is not None else {}
+
+    def paused_hosts(self) -> int:
+        """How many hosts are paused right now."""
+        return self._frontier.paused_hosts() if self._frontier is not None else 0
+
     def stop(self) -> None:
         """Hand out no more URLs; requests in flight finish, then ``results()`` ends."""
         if self._frontier is not None:

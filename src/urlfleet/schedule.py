@@ -71,6 +71,7 @@ class Job:
     problem: str | None = None  # set when the URL cannot be fetched at all
     slot: HostState | None = None  # the host whose slot this job holds while in flight
     gap: float = 0.0  # the start gap that must follow this job's request to its host
+    throttled: int = 0  # 429 and 503 answers so far
 
 
 class Frontier:
@@ -113,6 +114,7 @@ class Frontier:
         self._tokens = 0
         self._closed = False
         self._sweep_at = SWEEP_HOSTS_AT
+        self.paused_s: dict[str, float] = {}  # host -> seconds it was paused, for the report
 
     # -- feeding -------------------------------------------------------------------------
 
@@ -229,7 +231,11 @@ class Frontier:
         self, host: HostState, outcome: Outcome, now: float, retry_after: float | None, why: str
     ) -> None:
         was_cut_off = host.cut_off
+        paused_until = host.paused_until
         host.note(outcome, now, self._rules, retry_after=retry_after, why=why)
+        if host.paused_until > max(paused_until, now):  # time newly paused, overlaps once
+            added = host.paused_until - max(paused_until, now)
+            self.paused_s[host.key] = self.paused_s.get(host.key, 0.0) + added
         if host.cut_off and not was_cut_off:
             while host.queue:
                 self._give_up(host.queue.popleft(), host.cut_off)
@@ -284,6 +290,12 @@ class Frontier:
                 self._sleep(wait)
             host.last_send = self._clock()
             host.send_after = host.last_send + job.gap
+
+    def paused_hosts(self) -> int:
+        """How many hosts are paused right now (a 429 or 503 told them to wait)."""
+        with self._cond:
+            now = self._clock()
+            return sum(1 for host in self._hosts.values() if host.paused_until > now)
 
     def close(self) -> None:
         """Stop handing out jobs: every waiting and later ``take`` returns None."""

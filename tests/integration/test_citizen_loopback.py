@@ -120,3 +120,19 @@ def test_a_dead_host_is_cut_off_quickly(host: str) -> None:
     cut = [r for r in results if r.error and r.error.startswith("host cut off after 4")]
     assert len(cut) >= 40
     assert sum(r.attempts for r in results) <= 4 + 2 * 4  # the threshold, plus those in flight
+
+
+def test_auto_throttle_slows_down_under_429s_and_speeds_up_after(
+    server: LoopbackProcess,
+) -> None:
+    token = uuid.uuid4().hex[:10]
+    base = server.base_urls[3]
+    urls = [f"{base}/status/429/{token}/{i}" for i in range(3)]
+    urls += [f"{base}/page/{token}/{i}?latency=0.02" for i in range(12)]
+    urlfleet.fetch_all(urls, jobs=4, per_host=1, retries=0, host_backoff=0, auto_throttle=True)
+    log = sorted(server.records(contains=token), key=lambda r: r.arrived)
+    assert [r.status for r in log] == [429] * 3 + [200] * 12  # one at a time, in order
+    gaps = [b.arrived - a.arrived for a, b in zip(log, log[1:], strict=False)]
+    assert gaps[0] >= 0.25 and gaps[1] >= 0.5 and gaps[2] >= 1.0  # doubling under 429s
+    assert gaps[3] < gaps[2] and gaps[-1] < 0.1  # falling back once they stop
+    assert all(later <= earlier + 0.01 for earlier, later in zip(gaps[3:], gaps[4:], strict=False))

@@ -94,3 +94,20 @@ def test_demo_shows_a_real_speedup_that_agrees_with_its_records(tmp_path: Path) 
     assert data["speedup"] > 10
     assert data["serial_estimate_s"] == pytest.approx(data["serial_s_per_url"] * 400)
     assert "speedup" in done.stderr and "at most 4 in flight" in done.stderr
+
+
+def test_report_has_a_per_host_table(server: LoopbackProcess, tmp_path: Path) -> None:
+    token = uuid.uuid4().hex[:8]
+    throttled = server.base_urls[2]
+    urls = [f"{throttled}/retry-after/1/1/{token}/x"]
+    urls += [f"{base}/page/{token}/{i}" for base in server.base_urls[:4] for i in range(4)]
+    report = tmp_path / "report.json"
+    done = urlfleet("fetch", "-", "-o", str(tmp_path / "o.jsonl"), "--report", str(report),
+                    stdin="\n".join(urls))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {row["host"]: row for row in json.loads(report.read_text(encoding="utf-8"))["hosts"]}
+    assert len(rows) == 4
+    slow = rows[throttled.removeprefix("http://")]
+    assert slow["throttled"] == 1 and slow["paused_s"] >= 1.0 and slow["requests"] == 6
+    assert all(row["p50_s"] >= 0.05 and row["p95_s"] >= row["p50_s"] for row in rows.values())
+    assert "busiest hosts:" in done.stderr and "429/503" in done.stderr
