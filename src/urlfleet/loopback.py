@@ -12,6 +12,7 @@ using a small share of it; :mod:`http.server` is far too slow for that.
 Routes (first path segment; further segments only make URLs unique)::
 
     /  /page/...  anything unknown     200 HTML page: <title>Page <target></title>, 3 links
+                                        (?paragraphs=N adds N paragraphs)
     /status/<code>/...                  that status (3xx without Location)
     /flaky/<n>/...                      503 for the first n requests of this exact URL, then 200
     /retry-after/<s>/<n>/...            429 + "Retry-After: <s>" n times, then 200
@@ -534,9 +535,21 @@ def _route_page(ctx: _Context) -> _Response:
         f'<li><a href="{link}-1">link 1</a></li>\n'
         f'<li><a href="{link}-2">link 2</a></li>\n'
         f'<li><a href="{link}-3">link 3</a></li>\n'
-        "</ul>\n</body></html>\n"
+        f"</ul>\n{_filler(ctx.request.query)}</body></html>\n"
     )
     return _Response(200, page.encode("utf-8"), "text/html; charset=utf-8")
+
+
+def _filler(query: str) -> str:
+    # ?paragraphs=N makes a bigger page, for parsers that should have some work to do.
+    if "paragraphs=" not in query:
+        return ""
+    values = urllib.parse.parse_qs(query).get("paragraphs") or ["0"]
+    count = min(int(values[-1]) if values[-1].isdigit() else 0, 10_000)
+    return "".join(
+        f"<p>Paragraph {i}: <b>loopback</b> text with <a href='/page/p{i}'>a link</a>.</p>\n"
+        for i in range(count)
+    )
 
 
 def _route_status(ctx: _Context) -> _Response:
