@@ -35,7 +35,7 @@ from urlfleet.saving import SavedBody, body_path
 from urlfleet.schedule import Frontier, Job, host_key
 from urlfleet.sources import redact_url, scrub, url_problem
 from urlfleet.throttle import next_delay
-from urlfleet.transport import GatedAdapter, gate, new_session
+from urlfleet.transport import GatedAdapter, gate, new_session, shared_adapter
 
 T = TypeVar("T")
 CHUNK_SIZE = 64 * 1024  # requests' default of 10 KiB costs CPU on large bodies
@@ -74,6 +74,7 @@ class Fetcher:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
+        self._adapter = shared_adapter(config)
 
     def __enter__(self) -> Fetcher:
         return self
@@ -86,7 +87,7 @@ class Fetcher:
         with self._sessions_lock:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
-            session.close()
+            session.close()  # the shared adapter too: closing it twice is harmless
         self._local = threading.local()
 
     def session(self) -> requests.Session:
@@ -99,7 +100,7 @@ class Fetcher:
         return session
 
     def _default_session(self) -> requests.Session:
-        return new_session(self.config)
+        return new_session(self.config, self._adapter)
 
     def new_job(self, index: int, url: str, meta: Any = None) -> Job:
         """A job for one input URL; a URL that cannot be fetched carries its problem."""

@@ -21,9 +21,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from urlfleet.config import FetchConfig
 
-# Hosts whose idle keep-alive connections one thread keeps; requests' default of 10 makes a
-# thread that cycles over more hosts open a new connection for almost every request.
-POOLED_HOSTS = 32
+# Hosts whose idle keep-alive connections are kept; with requests' default of 10, a list that
+# cycles over more hosts opens a new connection for almost every request.
+POOLED_HOSTS = 256
 
 _waiting = threading.local()  # this thread's gate for the request it is about to send
 
@@ -79,13 +79,25 @@ class GatedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _GatedHTTPPool, "https": _GatedHTTPSPool}
 
 
-def new_session(config: FetchConfig) -> requests.Session:
-    """A Session for one worker thread: gated connections, a pool that never overflows,
-    and the config's headers, cookies, auth, proxies and TLS verification."""
+def shared_adapter(config: FetchConfig) -> GatedAdapter:
+    """The connection pools every thread's Session shares: one pool per host.
+
+    A requests.Session is not thread-safe (cookies, settings), so each thread has its own;
+    urllib3's pools are, so the connections are shared. A host then sees at most as many
+    connections as it has requests in flight (--per-host), not one per thread, and a
+    thread never waits on a handshake another thread's connection could have spared it.
+    The frontier never has more than per_host requests out to a host, so a pool of that
+    size never overflows ("Connection pool is full").
+    """
+    largest = max([config.per_host, *(limits.per_host for limits in config.host_limits.values())])
+    # Retries are tenacity's job, never urllib3's as well.
+    return GatedAdapter(pool_connections=POOLED_HOSTS, pool_maxsize=largest, max_retries=0)
+
+
+def new_session(config: FetchConfig, adapter: HTTPAdapter) -> requests.Session:
+    """A Session for one worker thread on the shared ``adapter``, with the config's
+    headers, cookies, auth, proxies and TLS verification."""
     session = requests.Session()
-    # One thread uses one connection at a time, so a pool of 2 per host never overflows
-    # ("Connection pool is full"); retries are tenacity's job, never urllib3's as well.
-    adapter = GatedAdapter(pool_connections=POOLED_HOSTS, pool_maxsize=2, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = config.user_agent
