@@ -33,7 +33,8 @@ def add_demo_command(commands: Any) -> None:
         help="fetch the demo list from a built-in loopback server and show the speedup",
         description="Start the loopback server in its own process, fetch the demo list (400 "
         "URLs on 8 hosts, 100 ms each) with --compare-serial, and print the report. "
-        "No network needed. With --urls or --hosts, a list of that size is made up instead.",
+        "No network needed. --urls N fetches N generated URLs instead; --hosts spreads the "
+        "list over that many hosts.",
     )
     demo.add_argument("--urls", type=int, metavar="N", help="fetch N generated URLs instead")
     demo.add_argument(

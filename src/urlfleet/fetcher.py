@@ -35,7 +35,7 @@ from urlfleet.saving import SavedBody, body_path
 from urlfleet.schedule import Frontier, Job, host_key
 from urlfleet.sources import redact_url, scrub, url_problem
 from urlfleet.throttle import next_delay
-from urlfleet.transport import GatedAdapter, gate, new_session, shared_adapter
+from urlfleet.transport import Environment, GatedAdapter, gate, new_session, shared_adapter
 
 T = TypeVar("T")
 CHUNK_SIZE = 64 * 1024  # requests' default of 10 KiB costs CPU on large bodies
@@ -75,6 +75,8 @@ class Fetcher:
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
         self._adapter = shared_adapter(config)
+        self._own_sessions = session_factory is None
+        self._environment = Environment(config)
 
     def __enter__(self) -> Fetcher:
         return self
@@ -229,7 +231,7 @@ class Fetcher:
         timeout = (self.config.timeout, self.config.timeout)
         try:
             with (
-                gate(lambda: frontier.before_send(job)),
+                gate(lambda: frontier.sending(job)),
                 session.get(robots_url(job.target), stream=True, timeout=timeout) as response,
             ):
                 body = b""
@@ -243,8 +245,16 @@ class Fetcher:
 
     def _send(self, job: Job, frontier: Frontier) -> requests.Response:
         session = self.session()
-        request = job.request or session.prepare_request(requests.Request("GET", job.target))
-        settings = session.merge_environment_settings(request.url, {}, True, None, None)
+        if self._own_sessions:
+            env = self._environment.settings(job.target)
+            request = job.request or session.prepare_request(
+                requests.Request("GET", job.target, auth=env.auth)
+            )
+            settings: dict[str, Any] = {"proxies": env.proxies, "verify": env.verify}
+            settings.update(stream=True, cert=None)
+        else:  # a caller's own sessions: requests' own lookups, as the caller set them up
+            request = job.request or session.prepare_request(requests.Request("GET", job.target))
+            settings = dict(session.merge_environment_settings(request.url, {}, True, None, None))
         timeout = (self.config.timeout, self.config.timeout)
         # The gate holds the request, once its connection is up, until the host's gap has
         # passed. A session without gated connections (a proxy, a caller's own session)
@@ -254,7 +264,7 @@ class Fetcher:
         ):
             frontier.before_send(job)
             return session.send(request, timeout=timeout, allow_redirects=False, **settings)
-        with gate(lambda: frontier.before_send(job)):
+        with gate(lambda: frontier.sending(job)):
             return session.send(request, timeout=timeout, allow_redirects=False, **settings)
 
     def _redirect(

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -101,7 +102,9 @@ class Frontier:
         self._rng = rng
         self._cond = threading.Condition()
         self._hosts: dict[str, HostState] = {}
-        self._ready: deque[HostState] = deque()
+        # Hosts that can start a request now, the most work per slot first: a hot host then
+        # keeps its slots busy from the start instead of being the last to finish.
+        self._ready: list[tuple[float, int, HostState]] = []
         self._sleeping: list[tuple[float, int, HostState]] = []
         self._retries: list[tuple[float, int, Job]] = []
         self._unfetchable: deque[Job] = deque()
@@ -182,13 +185,14 @@ class Frontier:
         self._wake(now)
         if self._unfetchable:
             self._pending -= 1
-            return self._unfetchable.popleft()
-        host = self._pop_ready(now)
-        if host is None:
-            return None
-        job = self._hand_out(host, now)
-        if self._ready:
-            self._cond.notify(len(self._ready))
+            job = self._unfetchable.popleft()
+        else:
+            host = self._pop_ready(now)
+            if host is None:
+                return None
+            job = self._hand_out(host, now)
+        if self._ready or self._unfetchable:
+            self._cond.notify()  # the next waiting thread takes the next one, and so on
         return job
 
     def release(
@@ -225,7 +229,7 @@ class Frontier:
                     heapq.heappush(self._retries, (again_at, next(self._seq), job))
             if len(self._hosts) > self._sweep_at:
                 self._sweep(now)
-            self._cond.notify(max(1, len(self._ready) + len(self._unfetchable)))
+            self._cond.notify()  # one slot freed or one job back: one thread to look
 
     def _note(
         self, host: HostState, outcome: Outcome, now: float, retry_after: float | None, why: str
@@ -261,7 +265,7 @@ class Frontier:
                 job.gap = gap
             if not host.scheduled:
                 self._schedule(host, self._clock())
-            self._cond.notify(max(1, len(self._ready)))
+            self._cond.notify()
 
     def cut_off(self, key: str, why: str) -> None:
         """No more requests to this host: its queued and later jobs fail with ``why``."""
@@ -271,25 +275,36 @@ class Frontier:
                 host.cut_off = why
                 while host.queue:
                     self._give_up(host.queue.popleft(), why)
-                self._cond.notify(max(1, len(self._unfetchable)))
+                self._cond.notify()
 
-    def before_send(self, job: Job) -> None:
-        """Call right before the request goes out: holds it until the host's gap has passed.
+    @contextmanager
+    def sending(self, job: Job) -> Iterator[None]:
+        """Around writing a request: held until the host's gap has passed since the last one.
 
         The frontier spaces hand-outs by the gap, but a thread can be delayed between taking
         a job and sending it (the GIL, connection setup), so two requests could reach the
-        server closer than the gap. Measuring from the actual sends closes that hole; the
-        wait is usually zero or a few milliseconds.
+        server closer than the gap. So the gap is kept between actual writes: one write to a
+        host at a time, each starting at least a gap after the previous one ended. The wait
+        is usually zero or a few milliseconds.
         """
         host = job.slot
         if host is None:
+            yield
             return
         with host.send_lock:
             wait = host.send_after - self._clock()
             if wait > 0:
                 self._sleep(wait)
-            host.last_send = self._clock()
-            host.send_after = host.last_send + job.gap
+            try:
+                yield
+            finally:
+                host.last_send = self._clock()
+                host.send_after = host.last_send + job.gap
+
+    def before_send(self, job: Job) -> None:
+        """Hold until the host's gap has passed, for a request about to be sent."""
+        with self.sending(job):
+            pass
 
     def paused_hosts(self) -> int:
         """How many hosts are paused right now (a 429 or 503 told them to wait)."""
@@ -318,6 +333,14 @@ class Frontier:
             host.queue.append(job)
         if not host.scheduled:
             self._schedule(host, now)
+        elif host.ready_mark:  # in the ready line with less work than it has now: move it up
+            self._line_up(host)
+
+    def _line_up(self, host: HostState) -> None:
+        # The heap cannot reorder an entry in place: push a new one; the old one is skipped.
+        host.ready_mark = next(self._seq)
+        work = len(host.queue) / host.policy.per_host
+        heapq.heappush(self._ready, (-work, host.ready_mark, host))
 
     def _schedule(self, host: HostState, now: float) -> None:
         """Put a host that has work and a free slot in the ready line, or asleep until due."""
@@ -325,7 +348,7 @@ class Frontier:
             return
         due = host.due()
         if due <= now:
-            self._ready.append(host)
+            self._line_up(host)
         else:
             heapq.heappush(self._sleeping, (due, next(self._seq), host))
         host.scheduled = True
@@ -340,8 +363,10 @@ class Frontier:
 
     def _pop_ready(self, now: float) -> HostState | None:
         while self._ready:
-            host = self._ready.popleft()
-            host.scheduled = False
+            _, mark, host = heapq.heappop(self._ready)
+            if mark != host.ready_mark:
+                continue  # an older entry of a host that was lined up again
+            host.scheduled, host.ready_mark = False, 0
             if host.has_room() and host.due() <= now:
                 return host
             self._schedule(host, now)  # something changed since it was lined up

@@ -9,13 +9,17 @@ server could see two requests closer together than ``--delay``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies, get_netrc_auth
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -28,11 +32,14 @@ POOLED_HOSTS = 256
 _waiting = threading.local()  # this thread's gate for the request it is about to send
 
 
-@contextmanager
-def gate(hold: Callable[[], None]) -> Iterator[None]:
-    """Call ``hold`` right before this thread's next request is written (once).
+Hold = Callable[[], AbstractContextManager[None]]
 
-    >>> with gate(lambda: frontier.before_send(job)): session.send(request)
+
+@contextmanager
+def gate(hold: Hold) -> Iterator[None]:
+    """Write this thread's next request (once) inside the context manager ``hold()`` gives.
+
+    >>> with gate(lambda: frontier.sending(job)): session.send(request)
     """
     _waiting.hold = hold
     try:
@@ -41,26 +48,26 @@ def gate(hold: Callable[[], None]) -> Iterator[None]:
         _waiting.hold = None
 
 
-def _pass_gate(connection: HTTPConnection) -> None:
-    hold = getattr(_waiting, "hold", None)
+def _held(connection: HTTPConnection) -> AbstractContextManager[None]:
+    hold: Hold | None = getattr(_waiting, "hold", None)
     if hold is None:
-        return
+        return nullcontext()
     _waiting.hold = None
     if connection.sock is None:  # connect first: setup time must not eat into the gap
         connection.connect()
-    hold()
+    return hold()
 
 
 class _GatedHTTPConnection(HTTPConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
-        _pass_gate(self)
-        super().request(*args, **kwargs)
+        with _held(self):
+            super().request(*args, **kwargs)
 
 
 class _GatedHTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
-        _pass_gate(self)
-        super().request(*args, **kwargs)
+        with _held(self):
+            super().request(*args, **kwargs)
 
 
 class _GatedHTTPPool(HTTPConnectionPool):
@@ -98,6 +105,7 @@ def new_session(config: FetchConfig, adapter: HTTPAdapter) -> requests.Session:
     """A Session for one worker thread on the shared ``adapter``, with the config's
     headers, cookies, auth, proxies and TLS verification."""
     session = requests.Session()
+    session.trust_env = False  # the Environment looks it up once per host instead
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = config.user_agent
@@ -107,3 +115,44 @@ def new_session(config: FetchConfig, adapter: HTTPAdapter) -> requests.Session:
     session.auth = config.auth
     session.verify = config.verify
     return session
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the environment says about requests to one host."""
+
+    proxies: dict[str, str]
+    verify: bool | str
+    auth: tuple[str, str] | None
+
+
+class Environment:
+    """Proxies (HTTP_PROXY, NO_PROXY...), CA bundle and .netrc credentials, per host.
+
+    requests looks these up again for every request (``trust_env``), scanning os.environ and
+    reading ~/.netrc: about a fifth of its CPU per request. The answers do not change during
+    a run, so they are looked up once per scheme, host and port and kept.
+    """
+
+    def __init__(self, config: FetchConfig) -> None:
+        self._config = config
+        self._known: dict[tuple[str, str, int | None], Settings] = {}
+
+    def settings(self, url: str) -> Settings:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "", parts.port)
+        known = self._known.get(key)
+        if known is None:  # two threads may both look it up: the same answer either way
+            known = self._known[key] = self._look_up(url, parts.username is not None)
+        return known
+
+    def _look_up(self, url: str, has_userinfo: bool) -> Settings:
+        config = self._config
+        proxies = {**get_environ_proxies(url), **config.proxies}
+        verify: bool | str = config.verify
+        if verify is True:
+            verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
+        netrc = None if config.auth or has_userinfo else get_netrc_auth(url)
+        return Settings(proxies=proxies, verify=verify, auth=netrc)

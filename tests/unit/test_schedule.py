@@ -153,6 +153,13 @@ def test_send_gate_measures_from_the_actual_send(clock: FakeClock) -> None:
     assert slept == [pytest.approx(0.3)]
 
 
+def test_the_host_with_most_work_per_slot_goes_first(clock: FakeClock) -> None:
+    urls = [f"http://small{i}.test/" for i in range(5)] + [f"http://hot.test/{i}" for i in range(9)]
+    front = frontier(clock, per_host=2)
+    start(front, jobs_for(urls))
+    assert [j.host for j in drain(front)][:2] == ["hot.test", "hot.test"]
+
+
 def test_close_wakes_waiting_threads(clock: FakeClock) -> None:
     front = frontier(clock, per_host=1)
     start(front, jobs_for(["http://a.test/1", "http://a.test/2"]))
@@ -200,6 +207,8 @@ def test_failing_host_is_cut_off_and_its_jobs_fail_at_once(clock: FakeClock) -> 
             continue
         front.release(job, again_at=clock(), outcome=Outcome.FAILED, why="ConnectionError: x")
         failures += 1
-    given_up = drain(front)
+    rest = drain(front)
+    given_up = [j for j in rest if j.problem]
+    assert [j.host for j in rest if not j.problem] in (["alive.test"], [])
     assert len(given_up) == 10 and all(j.host == "dead.test" for j in given_up)
     assert all(j.problem and j.problem.startswith("host cut off after 3") for j in given_up)
