@@ -73,9 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"urlfleet {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_fetch_command(commands)
+    from urlfleet.bench import add_bench_command
     from urlfleet.demo import add_demo_command, add_serve_command
 
     add_demo_command(commands)
+    add_bench_command(commands)
     add_serve_command(commands)
     return parser
 
