@@ -102,9 +102,7 @@ class Frontier:
         self._rng = rng
         self._cond = threading.Condition()
         self._hosts: dict[str, HostState] = {}
-        # Hosts that can start a request now, the most work per slot first: a hot host then
-        # keeps its slots busy from the start instead of being the last to finish.
-        self._ready: list[tuple[float, int, HostState]] = []
+        self._ready: deque[HostState] = deque()  # hosts that can start a request now
         self._sleeping: list[tuple[float, int, HostState]] = []
         self._retries: list[tuple[float, int, Job]] = []
         self._unfetchable: deque[Job] = deque()
@@ -131,7 +129,11 @@ class Frontier:
             self._input, self._admitted, self._tokens = jobs, 0, 0
         while True:
             with self._cond:
-                if self._closed or (self._tokens >= self._admitted and not self._admit(1)):
+                if self._tokens >= self._admitted:
+                    if self._closed or not self._admit(1):
+                        return
+                    self._cond.notify()  # a job came in: a waiting thread may take it
+                elif self._closed:
                     return
                 self._tokens += 1
             yield None
@@ -333,14 +335,6 @@ class Frontier:
             host.queue.append(job)
         if not host.scheduled:
             self._schedule(host, now)
-        elif host.ready_mark:  # in the ready line with less work than it has now: move it up
-            self._line_up(host)
-
-    def _line_up(self, host: HostState) -> None:
-        # The heap cannot reorder an entry in place: push a new one; the old one is skipped.
-        host.ready_mark = next(self._seq)
-        work = len(host.queue) / host.policy.per_host
-        heapq.heappush(self._ready, (-work, host.ready_mark, host))
 
     def _schedule(self, host: HostState, now: float) -> None:
         """Put a host that has work and a free slot in the ready line, or asleep until due."""
@@ -348,7 +342,7 @@ class Frontier:
             return
         due = host.due()
         if due <= now:
-            self._line_up(host)
+            self._ready.append(host)
         else:
             heapq.heappush(self._sleeping, (due, next(self._seq), host))
         host.scheduled = True
@@ -363,10 +357,8 @@ class Frontier:
 
     def _pop_ready(self, now: float) -> HostState | None:
         while self._ready:
-            _, mark, host = heapq.heappop(self._ready)
-            if mark != host.ready_mark:
-                continue  # an older entry of a host that was lined up again
-            host.scheduled, host.ready_mark = False, 0
+            host = self._ready.popleft()
+            host.scheduled = False
             if host.has_room() and host.due() <= now:
                 return host
             self._schedule(host, now)  # something changed since it was lined up
