@@ -58,6 +58,7 @@ class HostState:
     next_start: float = 0.0  # earliest hand-out of the next request (start gap)
     paused_until: float = 0.0
     scheduled: bool = False  # already in the frontier's ready line or sleeping heap
+    ready_mark: int = 0  # the sequence number of its live entry in the ready line, if any
     send_after: float = 0.0  # earliest moment the next request may actually be sent
     last_send: float = float("-inf")
     send_lock: threading.Lock = field(default_factory=threading.Lock)

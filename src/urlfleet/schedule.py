@@ -102,11 +102,13 @@ class Frontier:
         self._rng = rng
         self._cond = threading.Condition()
         self._hosts: dict[str, HostState] = {}
-        self._ready: deque[HostState] = deque()  # hosts that can start a request now
+        # Hosts that can start a request now, the most work per slot first: a hot host then
+        # keeps its slots busy from the start instead of being the last to finish.
+        self._ready: list[tuple[float, int, HostState]] = []
         self._sleeping: list[tuple[float, int, HostState]] = []
         self._retries: list[tuple[float, int, Job]] = []
         self._unfetchable: deque[Job] = deque()
-        self._seq = itertools.count()
+        self._seq = itertools.count(1)  # 0 means "not in the ready line" to ready_mark
         self._input: Iterator[Job] = iter(())
         self._input_error: BaseException | None = None
         self._pending = 0  # admitted, not in flight, not final
@@ -335,6 +337,14 @@ class Frontier:
             host.queue.append(job)
         if not host.scheduled:
             self._schedule(host, now)
+        elif host.ready_mark:  # in the ready line with less work than it has now: move it up
+            self._line_up(host)
+
+    def _line_up(self, host: HostState) -> None:
+        # The heap cannot reorder an entry in place: push a new one; the old one is skipped.
+        host.ready_mark = next(self._seq)
+        work = len(host.queue) / host.policy.per_host
+        heapq.heappush(self._ready, (-work, host.ready_mark, host))
 
     def _schedule(self, host: HostState, now: float) -> None:
         """Put a host that has work and a free slot in the ready line, or asleep until due."""
@@ -342,7 +352,7 @@ class Frontier:
             return
         due = host.due()
         if due <= now:
-            self._ready.append(host)
+            self._line_up(host)
         else:
             heapq.heappush(self._sleeping, (due, next(self._seq), host))
         host.scheduled = True
@@ -357,8 +367,10 @@ class Frontier:
 
     def _pop_ready(self, now: float) -> HostState | None:
         while self._ready:
-            host = self._ready.popleft()
-            host.scheduled = False
+            _, mark, host = heapq.heappop(self._ready)
+            if mark != host.ready_mark:
+                continue  # an older entry of a host that was lined up again
+            host.scheduled, host.ready_mark = False, 0
             if host.has_room() and host.due() <= now:
                 return host
             self._schedule(host, now)  # something changed since it was lined up

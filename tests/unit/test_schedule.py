@@ -153,6 +153,24 @@ def test_send_gate_measures_from_the_actual_send(clock: FakeClock) -> None:
     assert slept == [pytest.approx(0.3)]
 
 
+def test_the_host_with_most_work_per_slot_goes_first(clock: FakeClock) -> None:
+    urls = [f"http://small{i}.test/" for i in range(5)] + [f"http://hot.test/{i}" for i in range(9)]
+    front = frontier(clock, per_host=2)
+    start(front, jobs_for(urls))
+    assert [j.host for j in drain(front)][:2] == ["hot.test", "hot.test"]
+
+
+def test_the_first_host_lined_up_moves_up_as_its_queue_grows(clock: FakeClock) -> None:
+    # The first host ever lined up once carried the mark 0, which read as "not lined up",
+    # so its place was never updated as its queue grew, and it finished last.
+    urls = ["http://first.test/0"] + [f"http://other.test/{i}" for i in range(3)]
+    urls += [f"http://first.test/{i}" for i in range(1, 12)]
+    front = frontier(clock, per_host=1)
+    start(front, jobs_for(urls))
+    taken = front.take(wait=False)
+    assert taken is not None and taken.host == "first.test"
+
+
 def test_close_wakes_waiting_threads(clock: FakeClock) -> None:
     front = frontier(clock, per_host=1)
     start(front, jobs_for(["http://a.test/1", "http://a.test/2"]))
