@@ -80,6 +80,7 @@ def test_one_row_per_jobs_value_with_jobs_1_as_baseline(
 
 def test_plot_writes_a_png(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     import matplotlib  # noqa: F401 - in the test extra: the plot is tested, never skipped
+
     png = tmp_path / "speedup.png"
     done = bench(capsys, *TINY, "--jobs-list", "1,4", "--plot", str(png))
     assert done.code == 0, done.err
