@@ -7,7 +7,7 @@ Change a config with ``dataclasses.replace(config, jobs=64)``; validation runs a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -106,9 +106,20 @@ class FetchConfig:
                             ("cookies", self.cookies), ("proxies", self.proxies)):  # fmt: skip
             object.__setattr__(self, name, MappingProxyType(dict(value)))  # frozen all the way
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Read-only mappings do not pickle; rebuild from plain dicts (validated again).
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("host_limits", "headers", "cookies", "proxies"):
+            values[name] = dict(values[name])
+        return (_rebuild, (values,))
+
     def limits_for(self, host: str) -> HostLimits:
         """The limits of one host: its own from host_limits, else per_host and delay."""
         return self.host_limits.get(host) or HostLimits(self.per_host, self.delay)
+
+
+def _rebuild(values: dict[str, Any]) -> FetchConfig:
+    return FetchConfig(**values)
 
 
 def _limits(value: HostLimits | Mapping[str, Any] | tuple[int, float]) -> HostLimits:

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 from dataclasses import FrozenInstanceError, replace
 from types import ModuleType
 
 import pytest
 
 import urlfleet
-from urlfleet.config import FetchConfig
+from urlfleet.config import FetchConfig, HostLimits
 from urlfleet.records import RECORD_FIELDS, JsonlWriter, Result, record_field_names
 from urlfleet.report import REPORT_FIELDS, Phase, Tally, build_report, ideal_time, speedup_of
 
@@ -59,6 +60,12 @@ def test_config_is_frozen_and_validated() -> None:
         replace(config, jobs=0)
     with pytest.raises(ValueError, match="delay"):
         FetchConfig(delay=-1)
+
+
+def test_config_pickles_with_the_standard_library() -> None:
+    config = FetchConfig(jobs=8, headers={"X-A": "1"}, host_limits={"a.test": (1, 0.5)})
+    copy = pickle.loads(pickle.dumps(config))
+    assert copy == config and copy.limits_for("a.test") == HostLimits(1, 0.5)
 
 
 def test_make_config_rejects_unknown_options() -> None:
