@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from urlfleet.config import FetchConfig
+from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.fetcher import SessionFactory
 from urlfleet.parsing import Parser, parse_in_processes
 from urlfleet.progress import Progress
 from urlfleet.records import Result
 from urlfleet.runner import Run, UrlItem
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 _OPTION_NAMES = frozenset(f.name for f in fields(FetchConfig))
 
@@ -36,6 +39,8 @@ def fetch(
     parse_jobs: int | None = None,
     progress: bool = False,
     on_result: Callable[[Result], object] | None = None,
+    dask: Client | str | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
     **options: Any,
 ) -> Iterator[Result]:
     """Fetch ``urls`` politely on many threads; yield each Result as it completes.
@@ -47,10 +52,23 @@ def fetch(
     a bar on stderr; ``on_result`` sees every result. Closing the generator early stops
     handing out URLs and lets the threads go.
 
+    ``dask=`` runs on a dask.distributed cluster instead (``urlfleet[dask]``): a ``Client``,
+    a scheduler's ``tcp://HOST:PORT``, or ``local:N`` for N worker processes here. Each
+    host's URLs go to one worker at a time, in shards of ``shard_size``; see
+    ``urlfleet.distributed``.
+
     >>> for result in urlfleet.fetch(urls, jobs=64, per_host=4): print(result.url, result.status)
     """
-    run = Run(make_config(config, **options), session_factory=session_factory)
-    results = run.results(urls)
+    config = make_config(config, **options)
+    if dask is None:
+        results = Run(config, session_factory=session_factory).results(urls)
+    elif session_factory is not None:
+        raise ValueError("session_factory= cannot be used with dask=: sessions are made on the "
+                         "workers; pass headers=, cookies=, auth= or proxies= instead")  # fmt: skip
+    else:
+        from urlfleet.distributed import fetch_distributed
+
+        results = fetch_distributed(urls, config, client=dask, shard_size=shard_size)
     if parse is not None:
         results = parse_in_processes(results, parse, parse_jobs)
     if progress or on_result is not None:
@@ -84,6 +102,8 @@ def fetch_all(
     parse_jobs: int | None = None,
     progress: bool = False,
     on_result: Callable[[Result], object] | None = None,
+    dask: Client | str | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
     **options: Any,
 ) -> list[Result]:
     """Like ``fetch``, but wait for every URL and return the Results in input order.
@@ -92,6 +112,6 @@ def fetch_all(
     """
     stream = fetch(
         urls, config, session_factory=session_factory, parse=parse, parse_jobs=parse_jobs,
-        progress=progress, on_result=on_result, **options,
+        progress=progress, on_result=on_result, dask=dask, shard_size=shard_size, **options,
     )  # fmt: skip
     return sorted(stream, key=lambda result: result.index)

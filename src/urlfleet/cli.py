@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -26,6 +27,7 @@ from urlfleet.config import (
     DEFAULT_MAX_WAIT,
     DEFAULT_PER_HOST,
     DEFAULT_RETRIES,
+    DEFAULT_SHARD_SIZE,
     DEFAULT_TIMEOUT,
     DEFAULT_USER_AGENT,
     FetchConfig,
@@ -38,6 +40,9 @@ from urlfleet.report import Report, build_report
 from urlfleet.resume import DoneUrls, repair_torn_tail
 from urlfleet.runner import Run
 from urlfleet.sources import InputProblem, UrlReader
+
+if TYPE_CHECKING:
+    from urlfleet.distributed import ClusterRun
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
@@ -96,6 +101,21 @@ def add_fetch_command(commands: Any) -> None:
         "means every *.txt in it",
     )  # fmt: skip
     add_fetch_options(fetch)
+    cluster = fetch.add_argument_group("beyond one machine (needs urlfleet[dask])")
+    cluster.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="fetch on a dask.distributed cluster: tcp://HOST:PORT of a running scheduler, or "
+        "local:N to start N worker processes here. Each host is fetched by one worker at a "
+        "time, with the limits above; this machine writes the records",
+    )
+    cluster.add_argument(
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        metavar="N",
+        help="URLs per task on the cluster (default %(default)s)",
+    )
     fetch.set_defaults(handler=run_fetch)
 
 
@@ -254,13 +274,32 @@ def run_fetch(args: argparse.Namespace) -> int:
     config = config_from(args, keep_content=False)
     if args.compare_serial < 0:
         raise InputError("bad option: --compare-serial must be >= 0")
+    if args.dask and args.compare_serial:
+        raise InputError("bad option: --compare-serial cannot be used with --dask")
+    if args.shard_size < 1:
+        raise InputError("bad option: --shard-size must be >= 1")
     reader = UrlReader(args.files, on_problem=_report_problem)
     reader.check()
     if args.insecure:
         _say("warning: --insecure: TLS certificates are not verified")
     done = _resume_from(args.out) if args.resume else DoneUrls(())
-    with _open_output(args.out, append=args.resume) as stream:
-        return fetch_to(reader, stream, config, args, done=done)
+    with _open_output(args.out, append=args.resume) as stream, _run_for(args, config) as run:
+        return fetch_to(reader, stream, config, args, done=done, run=run)
+
+
+@contextmanager
+def _run_for(args: argparse.Namespace, config: FetchConfig) -> Iterator[Run | ClusterRun]:
+    if not args.dask:
+        yield Run(config, compare_serial=args.compare_serial)
+        return
+    from urlfleet.distributed import ClusterRun, client_for
+
+    _say(f"connecting to the dask cluster at {args.dask}")
+    client, close = client_for(args.dask)
+    try:
+        yield ClusterRun(config, client=client, shard_size=args.shard_size)
+    finally:
+        close()
 
 
 def _resume_from(out: Path | None) -> DoneUrls:
@@ -285,9 +324,11 @@ def fetch_to(
     args: argparse.Namespace,
     *,
     done: DoneUrls | None = None,
+    run: Run | ClusterRun | None = None,
 ) -> int:
     """Fetch the reader's URLs into ``stream``; print the summary; return the exit code."""
-    run = Run(config, compare_serial=args.compare_serial)
+    if run is None:
+        run = Run(config, compare_serial=args.compare_serial)
     writer = JsonlWriter(stream)
     skipped = [0]
     urls = done.skip_done(reader, skipped) if done else iter(reader)

@@ -1,0 +1,610 @@
+"""Fetching on a dask.distributed cluster: shards of URLs, each host in one shard at a time.
+
+Every host belongs to one of ``HOST_GROUPS`` groups by a stable hash of its ``host_key`` (the
+same group in every process and every run, unlike ``hash()``). The client keeps one queue per
+group and cuts the list into shards of at most ``shard_size`` URLs, each taken from groups that
+no running shard holds. A worker fetches a shard with the usual threaded run and its per-host
+limits, so no host ever has two shards running anywhere: ``per_host`` and ``delay`` hold for
+the whole cluster without a shared store. Many small shards keep every worker busy: while a
+hot host's group runs shard after shard, the other groups go to the other workers.
+
+A group's next shard starts one start gap (``delay``, jitter and margin) after the client saw
+its last one end, and that shard's requests had all started before it ended: so the gap holds
+across shards with no clocks compared between machines.
+
+Workers send Results back as they come, in small batches through a dask ``Queue`` on the
+scheduler, so the client (the one writer of records) sees each URL soon after it is fetched.
+A worker that dies takes with it only what it had not sent: its requests in flight and the
+URLs its shard had not started. When its shard ends (dask runs it again elsewhere, and the
+rerun only says so), the client puts those URLs back in their groups' queues, to start once
+the lost requests must have ended. A URL lost with ``MAX_LOSSES`` workers is given up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import itertools
+import pickle
+import queue
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
+from urlfleet.errors import InputError
+from urlfleet.records import Result
+from urlfleet.report import Phase, Tally
+from urlfleet.runner import Run, UrlItem, threads_for
+from urlfleet.schedule import GAP_MARGIN, host_key
+from urlfleet.sources import redact_url
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+# Groups bound the client's queues (one per group, however many hosts); hosts that share a
+# group share its turn, so more groups mean fewer hosts waiting on a busy neighbour.
+HOST_GROUPS = 4096
+# A URL whose shard was lost with this many workers is recorded as failed, not tried again:
+# dask's own limit (distributed.scheduler.allowed-failures) for a task that kills workers.
+MAX_LOSSES = 3
+POLL_S = 0.05  # how often the client looks for Results and ended shards when it saw none
+STOP_POLL_S = 0.5  # how long a worker's stop watcher waits on the scheduler per call
+RERUN = -1  # what a shard returns when dask runs it again after its worker died
+DASK_HINT = "--dask needs dask.distributed: install urlfleet[dask]"
+NO_PROFILER = {"distributed.worker.profile.enabled": False}  # see client_for
+
+Item = tuple[int, Any, Any]  # (input position, url, meta)
+
+
+def client_for(address: str) -> tuple[Client, Callable[[], None]]:
+    """A dask Client for ``address`` and the function that closes what was opened for it.
+
+    ``tcp://HOST:PORT`` (or any dask address with a scheme) connects to a running scheduler;
+    ``local:N`` starts N worker processes on this machine, one thread each (a shard brings
+    its own fetch threads).
+
+    >>> client, close = client_for("local:2"); ...; close()
+    """
+    dask = _dask()
+    if address.startswith("local:"):
+        # No dashboard; the scheduler's HTTP routes (health, metrics) still listen, and on
+        # port 8787 unless told otherwise: taken by any other cluster on the machine, it
+        # makes dask warn, which is an error where warnings are (our tests). No profiler:
+        # its sys._current_frames() every 10 ms can deadlock a busy process on Python 3.11
+        # (CPython gh-106883, dask/distributed#8616): seen here as a worker frozen mid-shard.
+        with importlib.import_module("dask").config.set(NO_PROFILER):
+            cluster = dask.LocalCluster(
+                n_workers=_local_workers(address), threads_per_worker=1, processes=True,
+                dashboard_address=None, host="127.0.0.1",
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            )  # fmt: skip
+        client = dask.Client(cluster)
+        # Ctrl-C reaches every process of the terminal's group: the workers must leave it to
+        # the client, which stops the run and lets the requests in flight finish.
+        plugin = type("IgnoreCtrlC", (dask.WorkerPlugin,), {"setup": _ignore_ctrl_c})
+        client.register_plugin(plugin(), name="urlfleet-ignore-ctrl-c")
+
+        def close() -> None:
+            client.close()
+            cluster.close()
+
+        return client, close
+    if "://" not in address:
+        raise InputError(f"--dask: expected tcp://HOST:PORT or local:N, got {address!r}")
+    try:
+        client = dask.Client(address)
+    except OSError as exc:
+        raise InputError(f"--dask: no dask scheduler at {address} ({exc})") from exc
+    return client, client.close
+
+
+def _ignore_ctrl_c(self: Any, worker: Any) -> None:
+    # A worker plugin's setup: it runs in the worker's event loop, its process's main thread.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def fetch_distributed(
+    urls: Iterable[UrlItem],
+    config: FetchConfig | None = None,
+    *,
+    client: Client | str,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+) -> Iterator[Result]:
+    """Fetch ``urls`` on a dask cluster; yield each Result as it comes back.
+
+    ``client`` is a ``distributed.Client``, or an address for ``client_for`` (the cluster
+    or connection it opens is closed when the results end). Results carry their input
+    ``index`` and ``meta`` (metas stay on this machine). Bodies stay on the workers unless
+    ``config.keep_content``.
+
+    >>> for result in fetch_distributed(urls, config, client="local:4"): write(result)
+    """
+    config = config or FetchConfig()
+    if not isinstance(client, str):
+        return ClusterRun(config, client=client, shard_size=shard_size).results(urls)
+    return _on_new_client(urls, config, client, shard_size)
+
+
+def _on_new_client(
+    urls: Iterable[UrlItem], config: FetchConfig, address: str, shard_size: int
+) -> Iterator[Result]:
+    client, close = client_for(address)
+    try:
+        yield from ClusterRun(config, client=client, shard_size=shard_size).results(urls)
+    finally:
+        close()
+
+
+class ClusterRun:
+    """``Run`` on a dask cluster: iterate ``results()``; ``stop()``; ``phases`` after.
+
+    >>> run = ClusterRun(config, client=client); for result in run.results(urls): ...
+    """
+
+    def __init__(
+        self,
+        config: FetchConfig,
+        *,
+        client: Client,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        self.config = config
+        self.client = client
+        self.shard_size = shard_size
+        self.phases: list[Phase] = []
+        self._clock = clock
+        self._dispatch: _Dispatch | None = None
+
+    def stop(self) -> None:
+        """Start no more shards; running ones fetch only what they have in flight, then end."""
+        if self._dispatch is not None:
+            self._dispatch.stop()
+
+    def paused_hosts(self) -> int:
+        return 0  # pauses happen on the workers, which do not report them as they go
+
+    def paused_seconds(self) -> dict[str, float]:
+        return {}
+
+    def results(self, urls: Iterable[UrlItem]) -> Iterator[Result]:
+        """Fetch every URL on the cluster, yielding each Result as it comes back."""
+        slots = _slots(self.client)
+        plan = ShardPlan(
+            urls,
+            shard_size=self.shard_size,
+            window=max(self.config.window, 2 * self.shard_size * slots),
+            gap=lambda host: start_gap(self.config, host),
+            clock=self._clock,
+        )
+        self._dispatch = dispatch = _Dispatch(plan, self.config, self.client, self._clock)
+        started, tally = self._clock(), Tally()
+        threads = slots * threads_for(self.config.jobs)
+        try:
+            for result in dispatch.results():
+                tally.add(result)
+                yield result
+        finally:
+            self.phases.append(Phase("threaded", threads, self._clock() - started, tally))
+
+
+def host_group(url: Any, groups: int = HOST_GROUPS) -> int:
+    """The group of a URL's host: a stable hash of ``host_key``, the same in every process."""
+    key = _host_of(url).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % groups
+
+
+def start_gap(config: FetchConfig, host: str) -> float:
+    """The longest gap the frontier may keep between two request starts to ``host``."""
+    gap = config.limits_for(host).delay + config.jitter  # jitter at its top
+    return gap + GAP_MARGIN if gap > 0 else 0.0
+
+
+def _host_of(url: Any) -> str:
+    try:
+        return host_key(url) if isinstance(url, str) else ""
+    except ValueError:  # a bad port: the shard reports such a URL as invalid
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """URLs for one task, what the client keeps back (positions, metas, groups), and timing:
+    ``wait`` before its first request, ``gap`` the longest start gap of its hosts."""
+
+    urls: list[Any]
+    indexes: list[int]
+    metas: list[Any]
+    groups: frozenset[int]
+    wait: float = 0.0
+    gap: float = 0.0
+
+    def items(self, positions: Iterable[int]) -> list[Item]:
+        return [(self.indexes[p], self.urls[p], self.metas[p]) for p in positions]
+
+
+class ShardPlan:
+    """The list in per-group queues, read ``window`` URLs ahead; ``next_shard`` takes only
+    from groups no shard holds.
+
+    >>> shard = plan.next_shard(share=2); ...; plan.release(shard)
+    """
+
+    def __init__(
+        self,
+        urls: Iterable[UrlItem],
+        *,
+        shard_size: int,
+        window: int = 100_000,
+        gap: Callable[[str], float] = lambda host: 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.shard_size = shard_size
+        self.window = max(window, shard_size)
+        self.read = 0  # URLs read from the list so far
+        self.queued = 0
+        self._urls: Iterator[UrlItem] | None = iter(urls)
+        self._gap = gap
+        self._clock = clock
+        self._queues: dict[int, deque[Item]] = {}
+        self._held: set[int] = set()
+        self._ready_at: dict[int, float] = {}  # groups whose last shard ended under a gap ago
+
+    def next_shard(self, share: int = 1) -> Shard | None:
+        """A shard from idle groups, leaving some for ``share - 1`` more free workers; None if
+        every group with URLs left is held.
+
+        Groups still within their gap go only when no other is idle (the shard then waits).
+        The largest go first (a hot host's group starts at once), dealt in turn (every
+        ``share``-th), so the free workers get groups of like sizes.
+        """
+        self._fill()
+        now = self._clock()
+        idle = [group for group in self._queues if group not in self._held]
+        idle = [group for group in idle if self._ready_at.get(group, now) <= now] or idle
+        idle.sort(key=lambda group: len(self._queues[group]), reverse=True)
+        picked = idle[:: max(1, share)][: self.shard_size]
+        if not picked:
+            return None
+        items = _deal([self._queues[group] for group in picked], self.shard_size)
+        self.queued -= len(items)
+        for group in picked:
+            if not self._queues[group]:
+                del self._queues[group]
+        self._held.update(picked)
+        wait = max(0.0, *(self._ready_at.pop(group, now) - now for group in picked))
+        gap = max(self._gap(host) for host in {_host_of(url) for _, url, _ in items})
+        return Shard([u for _, u, _ in items], [i for i, _, _ in items],
+                     [m for _, _, m in items], frozenset(picked), wait, gap)  # fmt: skip
+
+    def release(self, shard: Shard, *, unsent: Iterable[Item] = (), after: float = 0.0) -> None:
+        """The shard has ended: its groups may go into the next one, one gap (plus ``after``)
+        from now; ``unsent`` URLs go back to the front of their groups' queues."""
+        for item in reversed(list(unsent)):
+            self._queues.setdefault(host_group(item[1]), deque()).appendleft(item)
+            self.queued += 1
+        self._held.difference_update(shard.groups)
+        if shard.gap + after > 0:
+            ready_at = self._clock() + shard.gap + after
+            self._ready_at.update((group, ready_at) for group in shard.groups)
+
+    @property
+    def empty(self) -> bool:
+        """Every URL has been read and handed out."""
+        self._fill()
+        return not self._queues
+
+    def _fill(self) -> None:
+        # The list is read as shards are cut, so it may be longer than memory; a bad line in
+        # it raises here, in the client's dispatching thread, which hands the error on.
+        while self._urls is not None and self.queued < self.window:
+            item = next(self._urls, None)
+            if item is None:
+                self._urls = None
+                return
+            url, meta = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
+            self._queues.setdefault(host_group(url), deque()).append((self.read, url, meta))
+            self.read += 1
+            self.queued += 1
+
+
+def _deal(queues: list[deque[Item]], size: int) -> list[Item]:
+    # One URL from each queue in turn, so the hosts of a shard all start together.
+    items: list[Item] = []
+    while queues and len(items) < size:
+        items.extend(queue.popleft() for queue in queues[: size - len(items)])
+        queues = [queue for queue in queues if queue]
+    return items
+
+
+class _Dispatch:
+    """The client side of one run. A thread of its own starts shards on free workers, takes
+    the Results workers send back and ends shards, so a slow consumer never idles the
+    cluster; the caller's thread only yields Results.
+
+    A finished shard's future is released at once: while the client holds one, dask computes
+    it again if its worker dies, fetching its URLs twice and its hosts from two shards at once.
+    """
+
+    def __init__(
+        self, plan: ShardPlan, config: FetchConfig, client: Client, clock: Callable[[], float]
+    ) -> None:
+        dask = _dask()
+        self._plan = plan
+        self._config = config
+        self._client: Any = client
+        self._clock = clock
+        channel = f"urlfleet-{uuid.uuid4().hex[:12]}"
+        self._channel = channel
+        self._inbox = dask.Queue(f"{channel}-results", client=client)
+        self._stop_flag = dask.Event(f"{channel}-stop", client=client)
+        self._names = (f"{channel}-shard-{n}" for n in itertools.count())
+        self._running: dict[str, _Task] = {}  # by key
+        self._losses: dict[int, int] = {}  # input index: shards it was lost with
+        self._slowest = 0.0  # the longest request seen: how long a lost one may still run
+        self._stopping = threading.Event()
+        self._halted = threading.Event()
+        self._out: queue.SimpleQueue[list[Result] | BaseException | None] = queue.SimpleQueue()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._stop_flag.set()
+
+    def results(self) -> Iterator[Result]:
+        pump = threading.Thread(target=self._pump, daemon=True, name="urlfleet-dispatch")
+        seen = bytearray()  # by input index: a Result sent twice (a lost batch resent) counts once
+        pump.start()
+        try:
+            while (batch := self._out.get()) is not None:
+                if isinstance(batch, BaseException):
+                    raise batch
+                for result in batch:
+                    if result.index >= len(seen):
+                        seen.extend(bytes(max(result.index + 1, 2 * len(seen)) - len(seen)))
+                    if not seen[result.index]:
+                        seen[result.index] = 1
+                        yield result
+        finally:
+            self._halt()  # the run is over, failed, or the caller stopped early
+            pump.join()
+            self._inbox.close()
+            self._stop_flag.clear()
+
+    def _halt(self) -> None:
+        self._halted.set()
+        self.stop()
+
+    def _pump(self) -> None:
+        try:
+            while not self._halted.is_set():
+                self._submit()
+                if not self._running:
+                    break
+                ended = [task for task in self._running.values() if task.future.done()]
+                # A shard's Results were all put before it ended: drained after it was seen
+                # to end, nothing of it is still to come.
+                arrived = self._drain()
+                if arrived:
+                    self._out.put(arrived)
+                for task in ended:
+                    self._end(task)
+                if not ended and not arrived:
+                    time.sleep(POLL_S)
+        except BaseException as exc:  # for the caller's thread to raise
+            self._out.put(exc)
+        finally:
+            if self._running:  # halted: they hear the stop flag and end after what is in flight
+                self._client.cancel([task.future for task in self._running.values()])
+            self._out.put(None)
+
+    def _submit(self) -> None:
+        if self._stopping.is_set():
+            return
+        for share in range(_slots(self._client) - len(self._running), 0, -1):
+            shard = self._plan.next_shard(share)
+            if shard is None:
+                return
+            key = next(self._names)
+            future = self._client.submit(
+                fetch_shard, shard.urls, self._config, channel=self._channel, wait=shard.wait,
+                key=key, pure=False,
+            )  # fmt: skip
+            self._running[key] = _Task(future, shard)
+
+    def _drain(self) -> list[Result]:
+        arrived: list[Result] = []
+        for key, payload in self._inbox.get(batch=True):
+            task = self._running.get(key)
+            if task is None:
+                continue  # from a shard already ended and sent again: it counts there
+            shard = task.shard
+            for result in pickle.loads(payload):
+                task.sent.add(result.index)
+                self._slowest = max(self._slowest, min(result.elapsed_s, self._config.timeout))
+                arrived.append(
+                    replace(
+                        result,
+                        index=shard.indexes[result.index],
+                        meta=shard.metas[result.index],
+                    )
+                )
+        return arrived
+
+    def _end(self, task: _Task) -> None:
+        del self._running[task.future.key]
+        shard, future = task.shard, task.future
+        if future.status == "error":
+            error = future.exception()
+            if not isinstance(error, _dask().KilledWorker):
+                raise error  # what the shard raised: a bug, a full disk
+        future.release()
+        unsent = shard.items(p for p in range(len(shard.urls)) if p not in task.sent)
+        if not unsent or self._stopping.is_set():
+            self._plan.release(shard)
+            return
+        # Lost with a worker (or not run at all): its requests in flight may still be running
+        # on their servers; the URLs go again once they must have ended.
+        again: list[Item] = []
+        given_up: list[Item] = []
+        for item in unsent:
+            self._losses[item[0]] = losses = self._losses.get(item[0], 0) + 1
+            (given_up if losses >= MAX_LOSSES else again).append(item)
+        self._plan.release(shard, unsent=again, after=self._slowest or self._config.timeout)
+        if given_up:
+            self._out.put(_lost(given_up, f"worker died while fetching ({MAX_LOSSES} times)"))
+
+
+@dataclass(slots=True)
+class _Task:
+    """A running shard: its future, and the shard positions whose Results came back."""
+
+    future: Any
+    shard: Shard
+    sent: set[int] = field(default_factory=set)
+
+
+def _slots(client: Any) -> int:
+    # One shard per worker thread; workers that join later get shards as they come.
+    return max(1, int(sum(client.nthreads().values())))
+
+
+def _lost(items: list[Item], error: str) -> list[Result]:
+    return [
+        Result(
+            url=redact_url(url) if isinstance(url, str) else repr(url),
+            ok=False,
+            status=None,
+            error=error,
+            attempts=0,
+            elapsed_s=0.0,
+            bytes=0,
+            host=_host_of(url),
+            meta=meta,
+            index=index,
+        )
+        for index, url, meta in items
+    ]
+
+
+# -- on the worker -------------------------------------------------------------------------
+
+
+def fetch_shard(urls: list[Any], config: FetchConfig, *, channel: str, wait: float = 0.0) -> int:
+    """Fetch one shard on a worker with the usual threaded run, after ``wait`` seconds.
+
+    Results go to the client as they come, through the run's queue, with shard positions as
+    ``index``; returns how many. A shard that dask runs again because its worker died returns
+    ``RERUN`` at once: the client knows which URLs it never got, and sends them again.
+    """
+    dask = _dask()
+    if _is_rerun():
+        return RERUN
+    client = dask.get_client()
+    stop_flag = dask.Event(f"{channel}-stop", client=client)
+    if wait > 0 and stop_flag.wait(wait):
+        return 0
+    run = Run(config)
+    outbox = _Outbox(dask.Queue(f"{channel}-results", client=client), dask.get_worker())
+    finished = threading.Event()
+    watcher = threading.Thread(target=_stop_when_told, args=(stop_flag, run, finished), daemon=True)
+    watcher.start()
+    sent = 0
+    try:
+        for result in run.results(urls):
+            outbox.send(result if config.keep_content else replace(result, content=b""))
+            sent += 1
+    finally:
+        finished.set()
+        outbox.close()  # every Result is on the scheduler before the shard ends
+    return sent
+
+
+class _Outbox:
+    """Results on their way to the client: a thread puts them on the run's queue, each time
+    all that came while it put the last lot, so batches grow with the rate and add no wait."""
+
+    def __init__(self, inbox: Any, worker: Any) -> None:
+        self._inbox = inbox
+        self._key = worker.get_current_task()
+        self._pending: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._send_all, daemon=True)
+        self._thread.start()
+
+    def send(self, result: Result) -> None:
+        if self._error is not None:
+            raise self._error
+        self._pending.put(result)
+
+    def close(self) -> None:
+        self._pending.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _send_all(self) -> None:
+        done = False
+        while not done:
+            batch: list[Result] = []
+            item = self._pending.get()
+            while item is not None:
+                batch.append(item)
+                if self._pending.empty() or len(batch) >= 1000:
+                    break
+                item = self._pending.get()
+            done = item is None
+            if batch and self._error is None:
+                try:
+                    self._inbox.put([self._key, pickle.dumps(batch)])
+                except BaseException as exc:  # noqa: BLE001 - raised in the shard's thread
+                    self._error = exc
+
+
+def _stop_when_told(stop_flag: Any, run: Run, finished: threading.Event) -> None:
+    while not finished.is_set():
+        try:
+            told = stop_flag.wait(STOP_POLL_S)
+        except Exception:  # the client has gone: the shard finishes on its own
+            return
+        while told and not finished.wait(0.1):
+            run.stop()  # again until it takes: the run may not have begun
+
+
+def _is_rerun() -> bool:
+    dask = _dask()
+    try:
+        key = dask.get_worker().get_current_task()
+        return bool(dask.get_client().run_on_scheduler(_deaths_while_running, key))
+    except Exception:  # no worker, or a scheduler that will not say: assume the worst
+        return True
+
+
+def _deaths_while_running(key: str, dask_scheduler: Any) -> int:
+    task = dask_scheduler.tasks.get(key)
+    return int(task.suspicious) if task is not None else 0
+
+
+# -- dask, imported only when used ----------------------------------------------------------
+
+
+def _dask() -> Any:
+    try:
+        return importlib.import_module("distributed")
+    except ImportError as exc:
+        raise InputError(DASK_HINT) from exc
+
+
+def _local_workers(address: str) -> int:
+    count = address.removeprefix("local:")
+    if not count.isdigit() or int(count) < 1:
+        raise InputError(f"--dask: local:N needs a number of workers >= 1, got {address!r}")
+    return int(count)

@@ -1,0 +1,321 @@
+"""Fetching on dask.distributed: two worker processes against the loopback server.
+
+Politeness is checked from the server's side, as everywhere: a host must never see more than
+per_host requests at once, nor two starts closer than delay, whichever workers sent them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from distributed import Client
+
+import urlfleet
+from urlfleet.api import make_config
+from urlfleet.distributed import (
+    ClusterRun,
+    Shard,
+    ShardPlan,
+    client_for,
+    fetch_distributed,
+    host_group,
+)
+from urlfleet.errors import InputError
+from urlfleet.loopback import LoopbackProcess, RequestRecord, host_loads
+from urlfleet.records import Result
+
+pytestmark = pytest.mark.integration
+
+SERVER_SLACK = 0.03  # seconds by which the server's arrival stamps may shorten a gap
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    client, close = client_for("local:2")
+    try:
+        yield client
+    finally:
+        close()
+
+
+@pytest.fixture
+def token() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def key(base: str) -> str:
+    return base.removeprefix("http://")
+
+
+def fetch(client: Client, urls: list[Any], shard_size: int, **options: Any) -> list[Result]:
+    config = make_config(keep_content=False, backoff=0.01, **options)
+    return list(fetch_distributed(urls, config, client=client, shard_size=shard_size))
+
+
+def span(log: list[RequestRecord], hosts: set[str]) -> float:
+    return max(r.finished for r in log if r.host in hosts)
+
+
+# -- the plan, in-process ------------------------------------------------------------------
+
+
+def test_host_groups_are_stable_and_ignore_case_and_path() -> None:
+    assert host_group("http://Example.com/a") == host_group("http://example.COM:80/b?c")
+    # blake2b, not hash(): the same number in every process, whatever PYTHONHASHSEED says
+    assert host_group("http://example.com/", 4096) == 1638
+
+
+def test_a_group_is_in_one_shard_at_a_time_and_every_url_in_one_shard() -> None:
+    urls = [f"http://h{i % 7}.test/{i}" for i in range(100)] + [("bad url", "meta")]
+    plan = ShardPlan(urls, shard_size=9)
+    running: list[Shard] = []
+    handed: Counter[int] = Counter()
+    while True:  # three workers: fill the free ones, then the oldest shard ends
+        while len(running) < 3 and (shard := plan.next_shard(share=3 - len(running))):
+            held = {group for other in running for group in other.groups}
+            assert len(shard.urls) <= 9 and not held & shard.groups
+            assert {host_group(url) for url in shard.urls} <= shard.groups
+            handed.update(shard.indexes)
+            running.append(shard)
+        if not running:
+            break
+        plan.release(running.pop(0))
+    assert handed == Counter(range(101))
+
+
+def test_a_group_goes_again_one_gap_after_its_shard_came_back() -> None:
+    now = [100.0]
+    urls = [f"http://a.test/{i}" for i in range(4)] + ["http://b.test/1"]
+    plan = ShardPlan(urls, shard_size=2, gap=lambda host: 0.5, clock=lambda: now[0])
+    first = plan.next_shard(share=2)  # the largest group first; the other for worker 2
+    assert first is not None and first.urls == urls[:2] and (first.wait, first.gap) == (0, 0.5)
+    plan.release(first)
+    now[0] += 0.2
+    second = plan.next_shard()  # only b.test's group has no gap to wait out
+    assert second is not None and second.urls == urls[4:] and second.wait == 0
+    third = plan.next_shard()  # nothing else is left: a.test's, 0.3 s from now
+    assert third is not None and third.urls == urls[2:4] and third.wait == pytest.approx(0.3)
+    assert plan.next_shard() is None
+
+
+def test_the_list_is_read_a_window_ahead_and_lost_urls_go_first() -> None:
+    read: list[int] = []
+
+    def listing() -> Iterator[str]:
+        for i in range(50):
+            read.append(i)
+            yield f"http://h{i % 2}.test/{i}"
+
+    plan = ShardPlan(listing(), shard_size=4, window=10)
+    first = plan.next_shard()
+    assert first is not None and len(read) == 10 and plan.queued == 6
+    plan.release(first, unsent=first.items([2, 3]))  # two never came back: they go again first
+    second = plan.next_shard()
+    assert second is not None and second.indexes[:2] == first.indexes[2:]
+    assert len(read) == 12 and plan.queued == 6  # read on up to the window as shards go
+
+
+def test_bad_address_and_missing_dask_are_input_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InputError, match="local:N"):
+        client_for("local:zero")
+    with pytest.raises(InputError, match="tcp://HOST:PORT"):
+        client_for("127.0.0.1:8786")
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(InputError, match=r"install urlfleet\[dask\]"):
+        client_for("local:2")
+
+
+# -- a real cluster ----------------------------------------------------------------------------
+
+
+def test_one_record_per_url_with_statuses(
+    client: Client, server: LoopbackProcess, token: str
+) -> None:
+    base = server.base_urls[0]
+    urls: list[Any] = [f"{b}/page/{token}/{i}" for i in range(8) for b in server.base_urls[:4]]
+    urls += [f"{base}/status/404/{token}", f"{base}/flaky/1/{token}", "not a url"]
+    urls.append((f"{server.base_urls[1]}/page/{token}/with-meta", {"id": 7}))
+    results = fetch(client, urls, shard_size=5, jobs=8, per_host=2)
+    assert sorted(r.index for r in results) == list(range(len(urls)))
+    by_index = {r.index: r for r in results}
+    assert all(by_index[i].ok and by_index[i].status == 200 for i in range(32))
+    assert (by_index[32].status, by_index[32].ok) == (404, False)
+    assert by_index[33].ok and by_index[33].attempts == 2
+    assert by_index[34].error is not None and by_index[34].error.startswith("invalid URL")
+    assert by_index[35].ok and by_index[35].meta == {"id": 7}
+    assert all(r.content == b"" and r.bytes > 0 for r in results if r.ok)
+
+
+def test_per_host_holds_across_shards_and_workers(
+    client: Client, server: LoopbackProcess, token: str
+) -> None:
+    # 16 URLs per host, 4 per shard: every host runs in 4+ shards, on both workers; two
+    # shards of one host at once would show up to 4 requests in flight.
+    hosts = server.base_urls[:3]
+    urls = [f"{b}/page/{token}/{i}?latency=0.1" for i in range(16) for b in hosts]
+    results = fetch(client, urls, shard_size=4, jobs=8, per_host=2)
+    assert len(results) == len(urls) and all(r.ok for r in results)
+    loads = host_loads(server.records(contains=token))
+    assert {load.requests for load in loads.values()} == {16}
+    assert max(load.max_in_flight for load in loads.values()) == 2
+
+
+def test_delay_holds_across_shards_and_workers(
+    client: Client, server: LoopbackProcess, token: str
+) -> None:
+    # Requests take 10 ms and may start every 150 ms. A shard that did not wait for the gap
+    # after its group's last shard would start 10-50 ms after that shard's last request.
+    hosts = server.base_urls[:3]
+    urls = [f"{b}/page/{token}/{i}?latency=0.01" for i in range(12) for b in hosts]
+    results = fetch(client, urls, shard_size=4, jobs=8, per_host=2, delay=0.15)
+    assert len(results) == len(urls) and all(r.ok for r in results)
+    loads = host_loads(server.records(contains=token))
+    assert {load.requests for load in loads.values()} == {12}
+    # The server stamps arrivals; on a busy 2-core machine a request can reach it up to
+    # ~20 ms after the client let it go (one process alone shows the same), hence the slack.
+    assert min(load.min_gap for load in loads.values()) >= 0.15 - SERVER_SLACK
+
+
+def test_a_hot_host_does_not_hold_up_the_others(
+    client: Client, server: LoopbackProcess, token: str
+) -> None:
+    # The hot host's block comes first: 60 URLs at 2 in flight and 100 ms is 3 s of its own.
+    # The other 3 hosts' 24 URLs must not wait behind it: the other worker takes them.
+    hot, *cold = server.base_urls[4:8]
+    urls = [f"{hot}/page/{token}/{i}?latency=0.1" for i in range(60)]
+    urls += [f"{b}/page/{token}/{i}?latency=0.1" for i in range(8) for b in cold]
+    results = fetch(client, urls, shard_size=6, jobs=8, per_host=2)
+    assert all(r.ok for r in results)
+    log = server.records(contains=token)
+    start = min(r.arrived for r in log)
+    hot_end = span(log, {key(hot)}) - start
+    cold_end = span(log, {key(b) for b in cold}) - start
+    assert hot_end >= 3.0
+    assert cold_end < 0.5 * hot_end
+
+
+def test_a_worker_killed_mid_run_costs_only_its_requests_in_flight(
+    client: Client, server: LoopbackProcess, token: str
+) -> None:
+    # Two shards of 40 URLs, each over 2 hosts at 2 in flight and 200 ms: 2 s each. Half a
+    # second in, one worker dies with its shard: what it had sent back stays recorded, its
+    # unstarted URLs go to the other worker, and only its requests in flight (at most 4) are
+    # sent again, after they must have ended (the server never sees 3 at once to one host).
+    hosts = server.base_urls[:4]
+    urls = [f"{b}/page/{token}/{i}?latency=0.2" for i in range(20) for b in hosts]
+    config = make_config(keep_content=False, jobs=8, per_host=2)
+    pids = client.run(os.getpid)
+    results: list[Result] = []
+    killed_at = 0
+    for result in fetch_distributed(urls, config, client=client, shard_size=40):
+        results.append(result)
+        if len(results) == 8:
+            killed_at = len(results)
+            os.kill(pids[busy_worker(client)], signal.SIGKILL)
+    client.wait_for_workers(2, timeout=60)  # the nanny starts a new one
+    assert killed_at and sorted(r.index for r in results) == list(range(len(urls)))
+    assert all(r.ok for r in results)
+    log = server.records(contains=token)
+    again = sum(n - 1 for n in Counter((r.host, r.path) for r in log).values())
+    assert 0 < again <= 4
+    assert max(load.max_in_flight for load in host_loads(log).values()) <= 2
+
+
+def test_stop_lets_requests_in_flight_finish_and_starts_nothing_new(
+    client: Client, server: LoopbackProcess, token: str
+) -> None:
+    hosts = server.base_urls[:4]
+    urls = [f"{b}/page/{token}/{i}?latency=0.2" for i in range(20) for b in hosts]
+    run = ClusterRun(make_config(keep_content=False, jobs=8, per_host=2), client=client)
+    results: list[Result] = []
+    for result in run.results(urls):
+        results.append(result)
+        if len(results) == 8:
+            run.stop()
+    log = server.records(contains=token)
+    # Everything the server answered was recorded, once; nothing was left half-done.
+    assert sorted((r.host, r.path) for r in log) == sorted(
+        (urlsplit(r.url).netloc, f"{urlsplit(r.url).path}?{urlsplit(r.url).query}") for r in results
+    )
+    assert 8 < len(results) <= 8 + 4 * 2  # and what was in flight: 4 hosts, 2 each
+    assert run.phases[0].tally.urls == len(results)
+
+
+def busy_worker(client: Client) -> str:
+    return next(worker for worker, keys in client.processing().items() if keys)
+
+
+def test_the_library_takes_a_client_and_keeps_input_order_and_meta(
+    client: Client, server: LoopbackProcess, token: str
+) -> None:
+    urls = [(f"{b}/page/{token}/{i}", i) for i in range(5) for b in server.base_urls[:3]]
+    results = urlfleet.fetch_all(urls, dask=client, shard_size=4, jobs=4, per_host=2)
+    assert [r.meta for r in results] == [meta for _, meta in urls]
+    assert all(r.ok and r.content for r in results)  # the library keeps bodies by default
+    with pytest.raises(ValueError, match="session_factory"):
+        urlfleet.fetch(urls, dask=client, session_factory=requests.Session)
+
+
+def test_cli_fetches_on_a_local_cluster_and_resumes(
+    server: LoopbackProcess, tmp_path: Path
+) -> None:
+    token = uuid.uuid4().hex[:8]
+    good = [f"{b}/page/{token}/{i}" for b in server.base_urls for i in range(6)]
+    listed = tmp_path / "urls.txt"
+    listed.write_text("\n".join(good) + f"\nnot-a-url\n{good[0]}\n", encoding="utf-8")
+    out, report = tmp_path / "out.jsonl", tmp_path / "report.json"
+    args = ["fetch", str(listed), "-o", str(out), "--dask", "local:2", "--shard-size", "7"]
+    done = run_cli(*args, "--report", str(report), "-j", "8", "--per-host", "2")
+    assert done.returncode == 0, done.stderr
+    assert f"{listed}:49: no scheme" in done.stderr and "Traceback" not in done.stderr
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["url"] for r in records) == sorted(good) and all(r["ok"] for r in records)
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert (data["urls"], data["ok"], data["duplicates"], data["malformed"]) == (48, 48, 1, 1)
+    # Keep the first half of the records, as if the run had been stopped; resume fetches the
+    # rest and nothing else.
+    kept = out.read_text(encoding="utf-8").splitlines()[:24]
+    out.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    before = len(server.records(contains=token))
+    again = run_cli(*args, "--resume", "--no-progress")
+    assert again.returncode == 0, again.stderr
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["url"] for r in records) == sorted(good)
+    assert len(server.records(contains=token)) - before == 24
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dask", "local:2", "--compare-serial", "5"], "cannot be used with --dask"),
+        (["--dask", "127.0.0.1:8786"], "expected tcp://HOST:PORT or local:N"),
+        (["--dask", "local:0"], "local:N needs a number of workers >= 1"),
+        (["--dask", "local:2", "--shard-size", "0"], "--shard-size must be >= 1"),
+        (["--dask", "tcp://127.0.0.1:9"], "no dask scheduler at tcp://127.0.0.1:9"),
+    ],
+)
+def test_cli_cluster_mistakes_are_exit_2_in_one_line(args: list[str], message: str) -> None:
+    done = run_cli("fetch", "-", *args, stdin="http://127.0.0.1:9/\n")
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    # Connecting to a scheduler that is not there gives up after 2 s instead of 30.
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    return subprocess.run(
+        [sys.executable, "-m", "urlfleet", *args],
+        input=stdin, capture_output=True, text=True, timeout=180, check=False, env=env,
+    )  # fmt: skip
