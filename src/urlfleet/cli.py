@@ -32,7 +32,7 @@ from urlfleet.config import (
     DEFAULT_USER_AGENT,
     FetchConfig,
 )
-from urlfleet.errors import InputError, SaveError
+from urlfleet.errors import ClusterError, InputError, SaveError
 from urlfleet.interrupts import DEFAULT_GRACE, EXIT_INTERRUPTED, Interrupts
 from urlfleet.progress import Progress
 from urlfleet.records import JsonlWriter, Result
@@ -65,7 +65,7 @@ def _main(argv: Sequence[str] | None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (InputError, SaveError) as exc:
+    except (InputError, SaveError, ClusterError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
 

@@ -36,8 +36,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from urlfleet._version import __version__
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
-from urlfleet.errors import InputError
+from urlfleet.errors import ClusterError, InputError, SaveError
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
 from urlfleet.runner import Run, UrlItem, threads_for
@@ -54,6 +55,7 @@ HOST_GROUPS = 4096
 # dask's own limit (distributed.scheduler.allowed-failures) for a task that kills workers.
 MAX_LOSSES = 3
 POLL_S = 0.05  # how often the client looks for Results and ended shards when it saw none
+SEND_EVERY_S = 0.1  # how long a worker gathers Results before it sends them on
 STOP_POLL_S = 0.5  # how long a worker's stop watcher waits on the scheduler per call
 RERUN = -1  # what a shard returns when dask runs it again after its worker died
 DASK_HINT = "--dask needs dask.distributed: install urlfleet[dask]"
@@ -341,6 +343,9 @@ class _Dispatch:
         dask = _dask()
         self._plan = plan
         self._config = config
+        # Pickled here and unpickled inside the task: a caller's function (retry_if) that a
+        # worker cannot import is then the task's error, not a broken link to the worker.
+        self._config_blob: bytes = importlib.import_module("cloudpickle").dumps(config)
         self._client: Any = client
         self._clock = clock
         channel = f"urlfleet-{uuid.uuid4().hex[:12]}"
@@ -385,6 +390,7 @@ class _Dispatch:
 
     def _pump(self) -> None:
         try:
+            _check_workers(self._client)
             while not self._halted.is_set():
                 self._submit()
                 if not self._running:
@@ -415,7 +421,7 @@ class _Dispatch:
                 return
             key = next(self._names)
             future = self._client.submit(
-                fetch_shard, shard.urls, self._config, channel=self._channel, wait=shard.wait,
+                fetch_shard, shard.urls, self._config_blob, channel=self._channel, wait=shard.wait,
                 key=key, pure=False,
             )  # fmt: skip
             self._running[key] = _Task(future, shard)
@@ -444,8 +450,13 @@ class _Dispatch:
         shard, future = task.shard, task.future
         if future.status == "error":
             error = future.exception()
+            if isinstance(error, SaveError):
+                raise error  # a full disk on the worker: every later body would fail too
             if not isinstance(error, _dask().KilledWorker):
-                raise error  # what the shard raised: a bug, a full disk
+                raise ClusterError(
+                    f"a shard failed on the cluster: {type(error).__name__}: {error} (is "
+                    "the same urlfleet installed on every worker?)"
+                ) from error
         future.release()
         unsent = shard.items(p for p in range(len(shard.urls)) if p not in task.sent)
         if not unsent or self._stopping.is_set():
@@ -461,6 +472,29 @@ class _Dispatch:
         self._plan.release(shard, unsent=again, after=self._slowest or self._config.timeout)
         if given_up:
             self._out.put(_lost(given_up, f"worker died while fetching ({MAX_LOSSES} times)"))
+
+
+def _check_workers(client: Any) -> None:
+    # A worker that cannot import urlfleet cannot even read a shard: dask then drops its link
+    # to the worker again and again. Better said once, before the first shard.
+    try:
+        versions = client.run(_urlfleet_version)
+    except Exception as exc:
+        raise ClusterError(
+            f"a dask worker cannot run urlfleet ({type(exc).__name__}: {exc}): install the "
+            "same urlfleet on every worker"
+        ) from exc
+    odd = {worker: version for worker, version in versions.items() if version != __version__}
+    if odd:
+        worker, version = next(iter(odd.items()))
+        raise ClusterError(
+            f"dask worker {worker} has urlfleet {version}, this machine {__version__}: "
+            "install the same urlfleet on every worker"
+        )
+
+
+def _urlfleet_version() -> str:
+    return __version__
 
 
 @dataclass(slots=True)
@@ -498,7 +532,7 @@ def _lost(items: list[Item], error: str) -> list[Result]:
 # -- on the worker -------------------------------------------------------------------------
 
 
-def fetch_shard(urls: list[Any], config: FetchConfig, *, channel: str, wait: float = 0.0) -> int:
+def fetch_shard(urls: list[Any], config_blob: bytes, *, channel: str, wait: float = 0.0) -> int:
     """Fetch one shard on a worker with the usual threaded run, after ``wait`` seconds.
 
     Results go to the client as they come, through the run's queue, with shard positions as
@@ -512,6 +546,7 @@ def fetch_shard(urls: list[Any], config: FetchConfig, *, channel: str, wait: flo
     stop_flag = dask.Event(f"{channel}-stop", client=client)
     if wait > 0 and stop_flag.wait(wait):
         return 0
+    config: FetchConfig = pickle.loads(config_blob)
     run = Run(config)
     outbox = _Outbox(dask.Queue(f"{channel}-results", client=client), dask.get_worker())
     finished = threading.Event()
@@ -529,8 +564,9 @@ def fetch_shard(urls: list[Any], config: FetchConfig, *, channel: str, wait: flo
 
 
 class _Outbox:
-    """Results on their way to the client: a thread puts them on the run's queue, each time
-    all that came while it put the last lot, so batches grow with the rate and add no wait."""
+    """Results on their way to the client: a thread puts them on the run's queue in batches
+    of what came within ``SEND_EVERY_S`` of the first (the last one at once), so the
+    scheduler gets a few puts a second per shard however fast the URLs go."""
 
     def __init__(self, inbox: Any, worker: Any) -> None:
         self._inbox = inbox
@@ -552,21 +588,28 @@ class _Outbox:
             raise self._error
 
     def _send_all(self) -> None:
-        done = False
-        while not done:
-            batch: list[Result] = []
-            item = self._pending.get()
-            while item is not None:
-                batch.append(item)
-                if self._pending.empty() or len(batch) >= 1000:
-                    break
-                item = self._pending.get()
-            done = item is None
-            if batch and self._error is None:
+        item = self._pending.get()
+        while item is not None:
+            batch = [item]
+            deadline = time.monotonic() + SEND_EVERY_S
+            while (left := deadline - time.monotonic()) > 0:
                 try:
-                    self._inbox.put([self._key, pickle.dumps(batch)])
-                except BaseException as exc:  # noqa: BLE001 - raised in the shard's thread
-                    self._error = exc
+                    item = self._pending.get(timeout=left)
+                except queue.Empty:
+                    break
+                if item is None:  # the shard has ended: the last batch goes now
+                    break
+                batch.append(item)
+            self._put(batch)
+            if item is not None:  # it is in the batch just sent
+                item = self._pending.get()
+
+    def _put(self, batch: list[Result]) -> None:
+        if self._error is None:
+            try:
+                self._inbox.put([self._key, pickle.dumps(batch)])
+            except BaseException as exc:  # noqa: BLE001 - raised in the shard's thread
+                self._error = exc
 
 
 def _stop_when_told(stop_flag: Any, run: Run, finished: threading.Event) -> None:

@@ -39,3 +39,7 @@ class RetryRequested(UrlfleetError):
 
 class SaveError(UrlfleetError):
     """A body could not be written under ``--save-dir``; the run stops, records kept so far."""
+
+
+class ClusterError(UrlfleetError):
+    """A shard failed on a dask worker for a reason of the worker's own (not a URL's)."""
