@@ -22,6 +22,7 @@ the lost requests must have ended. A URL lost with ``MAX_LOSSES`` workers is giv
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import itertools
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from urlfleet._version import __version__
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
-from urlfleet.errors import ClusterError, InputError, SaveError
+from urlfleet.errors import ClusterError, InputError, SaveError, UrlfleetError
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
 from urlfleet.runner import Run, UrlItem, threads_for
@@ -166,9 +167,11 @@ class ClusterRun:
         self.phases: list[Phase] = []
         self._clock = clock
         self._dispatch: _Dispatch | None = None
+        self._stopped = False
 
     def stop(self) -> None:
         """Start no more shards; running ones fetch only what they have in flight, then end."""
+        self._stopped = True
         if self._dispatch is not None:
             self._dispatch.stop()
 
@@ -189,6 +192,8 @@ class ClusterRun:
             clock=self._clock,
         )
         self._dispatch = dispatch = _Dispatch(plan, self.config, self.client, self._clock)
+        if self._stopped:  # told before it began (a Ctrl-C while the cluster was starting)
+            dispatch.stop()
         started, tally = self._clock(), Tally()
         threads = slots * threads_for(self.config.jobs)
         try:
@@ -381,8 +386,9 @@ class _Dispatch:
         finally:
             self._halt()  # the run is over, failed, or the caller stopped early
             pump.join()
-            self._inbox.close()
-            self._stop_flag.clear()
+            with contextlib.suppress(Exception):  # the scheduler may be gone
+                self._inbox.close()
+                self._stop_flag.clear()
 
     def _halt(self) -> None:
         self._halted.set()
@@ -405,8 +411,12 @@ class _Dispatch:
                     self._end(task)
                 if not ended and not arrived:
                     time.sleep(POLL_S)
-        except BaseException as exc:  # for the caller's thread to raise
+        except (UrlfleetError, KeyboardInterrupt) as exc:  # for the caller's thread to raise
             self._out.put(exc)
+        except Exception as exc:  # a lost scheduler, mostly: one line for the user, not a trace
+            error = ClusterError(f"lost touch with the dask cluster: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            self._out.put(error)
         finally:
             if self._running:  # halted: they hear the stop flag and end after what is in flight
                 self._client.cancel([task.future for task in self._running.values()])
@@ -544,7 +554,7 @@ def fetch_shard(urls: list[Any], config_blob: bytes, *, channel: str, wait: floa
         return RERUN
     client = dask.get_client()
     stop_flag = dask.Event(f"{channel}-stop", client=client)
-    if wait > 0 and stop_flag.wait(wait):
+    if stop_flag.wait(wait) if wait > 0 else stop_flag.is_set():
         return 0
     config: FetchConfig = pickle.loads(config_blob)
     run = Run(config)
@@ -553,12 +563,15 @@ def fetch_shard(urls: list[Any], config_blob: bytes, *, channel: str, wait: floa
     watcher = threading.Thread(target=_stop_when_told, args=(stop_flag, run, finished), daemon=True)
     watcher.start()
     sent = 0
+    results = run.results(urls)
     try:
-        for result in run.results(urls):
+        for result in results:
             outbox.send(result if config.keep_content else replace(result, content=b""))
             sent += 1
     finally:
         finished.set()
+        run.stop()  # on an error here: the run's threads must not go on fetching unseen
+        getattr(results, "close", lambda: None)()
         outbox.close()  # every Result is on the scheduler before the shard ends
     return sent
 
@@ -584,6 +597,8 @@ class _Outbox:
     def close(self) -> None:
         self._pending.put(None)
         self._thread.join()
+        with contextlib.suppress(Exception):
+            self._inbox.close()  # each handle holds the queue on the scheduler
         if self._error is not None:
             raise self._error
 
@@ -616,7 +631,8 @@ def _stop_when_told(stop_flag: Any, run: Run, finished: threading.Event) -> None
     while not finished.is_set():
         try:
             told = stop_flag.wait(STOP_POLL_S)
-        except Exception:  # the client has gone: the shard finishes on its own
+        except Exception:  # the scheduler is gone: the client counts this shard as lost
+            run.stop()
             return
         while told and not finished.wait(0.1):
             run.stop()  # again until it takes: the run may not have begun
