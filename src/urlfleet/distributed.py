@@ -359,6 +359,7 @@ class _Dispatch:
         self._stop_flag = dask.Event(f"{channel}-stop", client=client)
         self._names = (f"{channel}-shard-{n}" for n in itertools.count())
         self._running: dict[str, _Task] = {}  # by key
+        self._slots_known, self._slots_checked = 1, float("-inf")
         self._losses: dict[int, int] = {}  # input index: shards it was lost with
         self._slowest = 0.0  # the longest request seen: how long a lost one may still run
         self._stopping = threading.Event()
@@ -425,7 +426,7 @@ class _Dispatch:
     def _submit(self) -> None:
         if self._stopping.is_set():
             return
-        for share in range(_slots(self._client) - len(self._running), 0, -1):
+        for share in range(self._slots() - len(self._running), 0, -1):
             shard = self._plan.next_shard(share)
             if shard is None:
                 return
@@ -435,6 +436,13 @@ class _Dispatch:
                 key=key, pure=False,
             )  # fmt: skip
             self._running[key] = _Task(future, shard)
+
+    def _slots(self) -> int:
+        # Workers come and go, but asking the scheduler on every poll is a message per 50 ms.
+        now = self._clock()
+        if now >= self._slots_checked + 1.0:
+            self._slots_known, self._slots_checked = _slots(self._client), now
+        return self._slots_known
 
     def _drain(self) -> list[Result]:
         arrived: list[Result] = []
@@ -523,18 +531,13 @@ def _slots(client: Any) -> int:
 
 def _lost(items: list[Item], error: str) -> list[Result]:
     return [
-        Result(
-            url=redact_url(url) if isinstance(url, str) else repr(url),
-            ok=False,
-            status=None,
-            error=error,
-            attempts=0,
-            elapsed_s=0.0,
-            bytes=0,
+        Result.failed(
+            redact_url(url) if isinstance(url, str) else repr(url),
+            error,
             host=_host_of(url),
             meta=meta,
             index=index,
-        )
+        )  # fmt: skip
         for index, url, meta in items
     ]
 

@@ -350,10 +350,9 @@ class Fetcher:
     def failure(self, job: Job, error: str) -> Result:
         """A failed Result for a job that got no response to speak of."""
         attempts = job.attempts.attempt_number if job.requests and job.attempts else 0
-        return Result(
-            url=redact_url(job.url), ok=False, status=None, error=scrub(error, job.url),
-            attempts=attempts,
-            elapsed_s=0.0, bytes=0, host=job.host, meta=job.meta, index=job.index,
+        return Result.failed(
+            redact_url(job.url), scrub(error, job.url),
+            host=job.host, meta=job.meta, index=job.index, attempts=attempts,
         )  # fmt: skip
 
 

@@ -54,6 +54,16 @@ class Result:
     parsed: Any = field(default=None, repr=False)  # what fetch(..., parse=fn) made of it
     parse_error: str | None = field(default=None, repr=False)
 
+    @classmethod
+    def failed(
+        cls, url: str, error: str, *, host: str, meta: Any, index: int, attempts: int = 0
+    ) -> Result:
+        """A failed Result for a URL that got no response to speak of."""
+        return cls(
+            url=url, ok=False, status=None, error=error, attempts=attempts, elapsed_s=0.0,
+            bytes=0, host=host, meta=meta, index=index,
+        )  # fmt: skip
+
     @property
     def text(self) -> str:
         """The body decoded with the charset the server declared (UTF-8 when it declared none)."""
