@@ -24,9 +24,9 @@ from typing import Any
 from urlfleet.config import DEFAULT_PER_HOST, DEFAULT_TIMEOUT, FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.loopback import LoopbackProcess, ServerSpec, host_loads
+from urlfleet.politeness import host_key
 from urlfleet.report import build_report, speedup_of
 from urlfleet.runner import Run
-from urlfleet.schedule import host_key
 from urlfleet.sources import UrlReader
 
 DEFAULT_JOBS_LIST = (1, 2, 4, 8, 16, 32, 64, 128, 256)

@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING, Any
 from urlfleet._version import __version__
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import ClusterError, InputError, SaveError, UrlfleetError
+from urlfleet.politeness import Politeness, host_key
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
 from urlfleet.runner import Run, UrlItem, threads_for
-from urlfleet.schedule import GAP_MARGIN, host_key
 from urlfleet.sources import redact_url
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ class ClusterRun:
             urls,
             shard_size=self.shard_size,
             window=max(self.config.window, 2 * self.shard_size * slots),
-            gap=lambda host: start_gap(self.config, host),
+            gap=Politeness(self.config).max_gap,
             clock=self._clock,
         )
         self._dispatch = dispatch = _Dispatch(plan, self.config, self.client, self._clock)
@@ -208,12 +208,6 @@ def host_group(url: Any, groups: int = HOST_GROUPS) -> int:
     """The group of a URL's host: a stable hash of ``host_key``, the same in every process."""
     key = _host_of(url).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % groups
-
-
-def start_gap(config: FetchConfig, host: str) -> float:
-    """The longest gap the frontier may keep between two request starts to ``host``."""
-    gap = config.limits_for(host).delay + config.jitter  # jitter at its top
-    return gap + GAP_MARGIN if gap > 0 else 0.0
 
 
 def _host_of(url: Any) -> str:

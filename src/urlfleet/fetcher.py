@@ -1,8 +1,12 @@
-"""Fetching: one request for one job, turned into either a final Result or a re-queue.
+"""Fetching: one request for one leased job, turned into a Step: a final Result or a re-queue.
 
 ``Fetcher.step`` never raises for anything a URL or a server can do: every failure becomes a
 Result with ``ok=False`` and the reason in plain words, because one exception escaping a joblib
 task would end the whole run and the contract promises one record per URL.
+
+Fetch code never decides anything about a host: it writes its request inside the lease's
+hold, and says what it saw in the Step's ``Attempt``. The frontier and the politeness rules
+take it from there.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, nullcontext
-from typing import Any, Literal, NamedTuple, TypeVar
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
 
 import requests
 from tenacity import Retrying
 from urllib3.exceptions import ReadTimeoutError
 
-from urlfleet.config import FetchConfig, HostLimits
+from urlfleet.config import FetchConfig
 from urlfleet.errors import RetryableStatus, RetryRequested, SaveError, UrlfleetError
-from urlfleet.hosts import Outcome
+from urlfleet.job import Job
+from urlfleet.politeness import ROBOTS_MAX_BYTES, Attempt, Lease, NotDue, RobotsAnswer, host_key
 from urlfleet.records import Result
 from urlfleet.retrying import (
     RETRY_STATUSES,
@@ -30,12 +36,16 @@ from urlfleet.retrying import (
     next_wait,
     parse_retry_after,
 )
-from urlfleet.robots import ROBOTS_MAX_BYTES, Robots, RobotsBook, robots_url, understand
 from urlfleet.saving import SavedBody, body_path
-from urlfleet.schedule import Frontier, Job, host_key
 from urlfleet.sources import redact_url, scrub, url_problem
-from urlfleet.throttle import next_delay
-from urlfleet.transport import Environment, GatedAdapter, gate, new_session, shared_adapter
+from urlfleet.transport import (
+    Environment,
+    gate,
+    install_gate,
+    is_gated,
+    new_session,
+    shared_adapter,
+)
 
 T = TypeVar("T")
 CHUNK_SIZE = 64 * 1024  # requests' default of 10 KiB costs CPU on large bodies
@@ -51,6 +61,16 @@ class Body(NamedTuple):
     saved_to: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one step of a job came to: for the frontier, and for the record."""
+
+    attempt: Attempt | None = None  # what the request saw; None when nothing was written
+    again_at: float | None = None  # queue the job again for this moment (a retry, a hop)
+    result: Result | None = None  # the job's final record
+    robots: RobotsAnswer | None = None  # a robots.txt job's final answer (it has no record)
+
+
 class Fetcher:
     """Everything a worker thread needs to fetch: config, retry policy, its own Session.
 
@@ -63,12 +83,10 @@ class Fetcher:
         config: FetchConfig,
         *,
         session_factory: SessionFactory | None = None,
-        robots: RobotsBook | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.retrying: Retrying = build_retrying(config)
-        self.robots = robots
         self._session_factory = session_factory or self._default_session
         self._clock = clock
         self._local = threading.local()
@@ -97,6 +115,8 @@ class Fetcher:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = self._session_factory()
+            if not self._own_sessions:
+                install_gate(session)
             with self._sessions_lock:
                 self._sessions.append(session)
         return session
@@ -113,30 +133,34 @@ class Fetcher:
         job.attempts = new_attempts(self.retrying)
         return job
 
-    def step(self, job: Job, frontier: Frontier) -> Result | None:
-        """Make the job's next request; the final Result, or None when it was queued again."""
+    def step(self, lease: Lease) -> Step:
+        """Make the leased job's next request."""
+        job = lease.job
         if job.problem is not None:
-            return self.failure(job, job.problem)
-        if self.robots is not None:
-            verdict = self._obey_robots(job, frontier)
-            if verdict is not True:
-                return verdict
+            return self.failed(job, job.problem)
+        if job.attempts is None:
+            job.attempts = new_attempts(self.retrying)
         started = self._clock()
-        if job.first_start is None:
-            job.first_start = started
+        first_start, job.first_start = job.first_start, job.first_start or started
         job.requests += 1
         response: requests.Response | None = None
         body, error = Body(), None
         try:
-            response = self._send(job, frontier)
+            response = self._send(job, lease)
+            if response.status_code in (429, 503):
+                job.throttled += 1
             if response.next is not None and response.is_redirect:
-                return self._redirect(job, response, frontier, started)
+                return self._redirect(job, response, started)
             if response.status_code in RETRY_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise RetryableStatus(response.status_code, retry_after)
             body = self._read_body(response, job)
-            if self.config.retry_if is not None and self._asks_retry(job, response, body):
+            if self._checks_retry(job) and self._asks_retry(job, response, body):
                 raise RetryRequested("retry_if asked for another attempt")
+        except NotDue as not_due:  # nothing was written: the frontier keeps it for later
+            job.requests -= 1
+            job.first_start = first_start
+            return Step(again_at=not_due.until)
         except SaveError:
             raise
         except (requests.RequestException, UrlfleetError, OSError, ValueError) as exc:
@@ -147,103 +171,41 @@ class Fetcher:
         latency = self._clock() - started
         job.busy_s += latency
         assert job.attempts is not None
-        wait = next_wait(self.retrying, job.attempts, error)
-        outcome = outcome_of(response, error)
-        job.throttled += outcome.pauses
-        if self.config.auto_throttle:
-            self._adapt_pace(job, frontier, latency, response, outcome)
-        frontier.release(
-            job,
-            again_at=None if wait is None else self._clock() + wait,
-            outcome=outcome,
-            retry_after=error.retry_after if isinstance(error, RetryableStatus) else None,
-            why=describe(error, response.status_code if response else None, body.truncated, 1),
-        )
-        if wait is not None:
-            return None
-        return self._result(job, response, body, error)
-
-    def _adapt_pace(
-        self,
-        job: Job,
-        frontier: Frontier,
-        latency: float,
-        response: requests.Response | None,
-        outcome: Outcome,
-    ) -> None:
-        if job.slot is None:
-            return
-        limits = job.slot.policy
-        known = self.robots.get(job.host) if self.robots is not None else None
-        floor = max(self.config.limits_for(job.host).delay, known.crawl_delay if known else 0.0)
-        delay = next_delay(
-            limits.delay,
+        status = response.status_code if response is not None else None
+        attempt = Attempt(
+            status=status,
             latency=latency,
-            status=response.status_code if response is not None else None,
-            outcome=outcome,
-            per_host=limits.per_host,
-            floor=floor,
-            ceiling=self.config.max_wait,
+            no_answer=response is None and isinstance(error, TRANSIENT_ERRORS),
+            retry_after=error.retry_after if isinstance(error, RetryableStatus) else None,
+            problem=describe(error, status, body.truncated, 1),
         )
-        if delay != limits.delay:
-            frontier.set_policy(job, HostLimits(limits.per_host, delay))
+        wait = next_wait(self.retrying, job.attempts, error)
+        if wait is not None:
+            return Step(attempt, again_at=self._clock() + wait)
+        return self._final(job, self._result(job, response, body, error), attempt, body)
+
+    def failed(self, job: Job, why: str) -> Step:
+        """The last Step of a job that ends without a response to speak of."""
+        return self._final(job, self.failure(job, why), None)
+
+    def _final(
+        self, job: Job, result: Result, attempt: Attempt | None, body: Body | None = None
+    ) -> Step:
+        if job.robots_for is None:
+            return Step(attempt, result=result)
+        # A robots.txt job ends in an answer for its host, not in a record.
+        content = body.content if body is not None else b""
+        answer = RobotsAnswer(result.status, content, "" if result.status else result.error or "")
+        return Step(attempt, robots=answer)
+
+    def _checks_retry(self, job: Job) -> bool:
+        return self.config.retry_if is not None and job.robots_for is None
 
     def _asks_retry(self, job: Job, response: requests.Response, body: Body) -> bool:
         assert self.config.retry_if is not None
         return bool(self.config.retry_if(self._result(job, response, body, None)))
 
-    def _obey_robots(self, job: Job, frontier: Frontier) -> Result | None | Literal[True]:
-        """True when robots.txt lets the job's request go; else its Result, or None if deferred."""
-        assert self.robots is not None
-        robots = self.robots.get(job.host)
-        if robots is None:
-            learned = self._learn_robots(job, frontier)
-            if not isinstance(learned, Robots):
-                return learned  # a final Result, or None: deferred
-            robots = learned
-        if robots.allows(job.target, self.config.user_agent):
-            return True
-        frontier.release(job)
-        return self.failure(job, "disallowed by robots.txt")
-
-    def _learn_robots(self, job: Job, frontier: Frontier) -> Robots | Result | None:
-        # Fetched by the thread that holds the host's only slot (a host whose robots.txt is
-        # unknown gets one request at a time), and spaced from the next request like any other.
-        assert self.robots is not None
-        status, body, problem = self._get_robots(job, frontier)
-        if status is not None and status < 500 and status != 429:
-            robots = understand(status, body, self.config.user_agent, self.config.max_crawl_delay)
-            self.robots.learn(job.host, robots)
-            limits = self.config.limits_for(job.host)
-            delay = max(limits.delay, robots.crawl_delay)
-            frontier.set_policy(job, HostLimits(limits.per_host, delay))
-            return robots
-        why = f"robots.txt unavailable ({problem or f'HTTP {status}'})"
-        if self.robots.failed(job.host) > self.config.retries:
-            frontier.cut_off(job.host, why)
-            frontier.release(job)
-            return self.failure(job, why)
-        frontier.release(job, again_at=self._clock(), outcome=Outcome.THROTTLED, why=why)
-        return None
-
-    def _get_robots(self, job: Job, frontier: Frontier) -> tuple[int | None, bytes, str | None]:
-        session = self.session()
-        timeout = (self.config.timeout, self.config.timeout)
-        try:
-            with (
-                gate(lambda: frontier.sending(job)),
-                session.get(robots_url(job.target), stream=True, timeout=timeout) as response,
-            ):
-                body = b""
-                for chunk in response.iter_content(CHUNK_SIZE):
-                    body += chunk
-                    if len(body) >= ROBOTS_MAX_BYTES:
-                        break
-                return response.status_code, body, None
-        except requests.RequestException as exc:
-            return None, b"", describe(exc, None, False, 1)
-
-    def _send(self, job: Job, frontier: Frontier) -> requests.Response:
+    def _send(self, job: Job, lease: Lease) -> requests.Response:
         session = self.session()
         if self._own_sessions:
             env = self._environment.settings(job.target)
@@ -255,26 +217,25 @@ class Fetcher:
         else:  # a caller's own sessions: requests' own lookups, as the caller set them up
             request = job.request or session.prepare_request(requests.Request("GET", job.target))
             settings = dict(session.merge_environment_settings(request.url, {}, True, None, None))
+            settings["stream"] = True
         timeout = (self.config.timeout, self.config.timeout)
-        # The gate holds the request, once its connection is up, until the host's gap has
-        # passed. A session without gated connections (a proxy, a caller's own session)
-        # is held here instead, a little earlier.
-        if not isinstance(session.get_adapter(request.url or ""), GatedAdapter) or settings.get(
-            "proxies"
-        ):
-            frontier.before_send(job)
+        url = request.url or ""
+        if not is_gated(session, url, settings.get("proxies")):
+            # Connections this process cannot gate (SOCKS, a custom adapter): the same rule,
+            # kept just before the send instead of at the write.
+            with lease.hold():
+                pass
             return session.send(request, timeout=timeout, allow_redirects=False, **settings)
-        with gate(lambda: frontier.sending(job)):
+        with gate(lease.hold):
             return session.send(request, timeout=timeout, allow_redirects=False, **settings)
 
-    def _redirect(
-        self, job: Job, response: requests.Response, frontier: Frontier, started: float
-    ) -> Result | None:
-        job.busy_s += self._clock() - started
+    def _redirect(self, job: Job, response: requests.Response, started: float) -> Step:
+        latency = self._clock() - started
+        job.busy_s += latency
+        attempt = Attempt(status=response.status_code, latency=latency)
         if job.hops >= self.config.max_redirects:
-            frontier.release(job)
             error = requests.TooManyRedirects(f"more than {self.config.max_redirects} redirects")
-            return self._result(job, response, Body(), error)
+            return self._final(job, self._result(job, response, Body(), error), attempt)
         # requests prepared the next hop for us: method, cookies, and Authorization dropped
         # when the redirect leaves the host. It goes back to the frontier, so the new host's
         # politeness applies to it like to any other request.
@@ -282,21 +243,23 @@ class Fetcher:
         job.target = str(job.request.url)
         job.host = host_key(job.target)
         job.hops += 1
-        frontier.release(job, again_at=self._clock())
-        return None
+        return Step(attempt, again_at=self._clock())
 
     def _read_body(self, response: requests.Response, job: Job) -> Body:
-        limit = self.config.max_bytes
-        keep = self.config.keep_content or self.config.retry_if is not None
+        robots = job.robots_for is not None
+        limit = ROBOTS_MAX_BYTES if robots else self.config.max_bytes
+        keep = robots or self.config.keep_content or self.config.retry_if is not None
         body, size = bytearray(), 0
         with ExitStack() as stack:
-            saved = _saving(stack.enter_context, self._saved_body(response, job))
+            saving = nullcontext() if robots else self._saved_body(response, job)
+            saved = _saving(stack.enter_context, saving)
             # iter_content decodes gzip/deflate, so the cap applies to what a bomb inflates to.
             for chunk in _timed_out_as_read_timeout(response.iter_content(CHUNK_SIZE)):
                 if size + len(chunk) > limit:
                     if keep:
                         body += chunk[: limit - size]
-                    return Body(bytes(body), limit, truncated=True)  # never saved: cut off
+                    # RFC 9309: what lies past the limit of a robots.txt may be ignored.
+                    return Body(bytes(body), limit, truncated=not robots)  # never saved
                 size += len(chunk)
                 if keep:
                     body += chunk
@@ -363,18 +326,6 @@ def _saving(action: Callable[..., T], *args: Any) -> T:
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         raise SaveError(f"cannot save bodies ({exc.strerror or exc}{where})") from exc
-
-
-def outcome_of(response: requests.Response | None, error: BaseException | None) -> Outcome:
-    """What a request says about its host's health: willing, throttling, or failing."""
-    status = response.status_code if response is not None else None
-    if status == 429:
-        return Outcome.THROTTLED
-    if status == 503:
-        return Outcome.OVERLOADED
-    if (status is not None and status >= 500) or isinstance(error, TRANSIENT_ERRORS):
-        return Outcome.FAILED
-    return Outcome.ANSWERED
 
 
 def _timed_out_as_read_timeout(chunks: Iterator[bytes]) -> Iterator[bytes]:

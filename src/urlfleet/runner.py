@@ -12,18 +12,18 @@ import itertools
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 
-from urlfleet.config import FetchConfig, HostLimits
+from urlfleet.config import FetchConfig
 from urlfleet.errors import SaveError
-from urlfleet.fetcher import Fetcher, SessionFactory
-from urlfleet.hosts import HostRules
+from urlfleet.fetcher import Fetcher, SessionFactory, Step
+from urlfleet.frontier import Frontier
+from urlfleet.job import Job
+from urlfleet.politeness import Lease, Politeness
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
-from urlfleet.robots import RobotsBook
-from urlfleet.schedule import Frontier, Job
 
 UrlItem = str | tuple[str, Any]
 
@@ -32,6 +32,19 @@ def threads_for(jobs: int) -> int:
     """How many threads ``jobs`` means, with joblib's rules (-1: one per CPU, -2: all but one)."""
     with parallel_config(backend="threading"):
         return int(effective_n_jobs(jobs))
+
+
+class RunLike(Protocol):
+    """What a run offers its caller, on one machine (``Run``) or on a cluster (``ClusterRun``)."""
+
+    config: FetchConfig
+    threads: int
+    phases: list[Phase]
+
+    def results(self, urls: Iterable[UrlItem]) -> Iterator[Result]: ...
+    def stop(self) -> None: ...
+    def paused_hosts(self) -> int: ...
+    def paused_seconds(self) -> dict[str, float]: ...
 
 
 class Run:
@@ -55,10 +68,11 @@ class Run:
         self._session_factory = session_factory
         self._clock = clock
         self._frontier: Frontier | None = None
+        self.politeness: Politeness | None = None
 
     def paused_seconds(self) -> dict[str, float]:
         """Seconds each host was paused for (429, 503, Retry-After), for the report."""
-        return dict(self._frontier.paused_s) if self._frontier is not None else {}
+        return dict(self.politeness.paused_s) if self.politeness is not None else {}
 
     def paused_hosts(self) -> int:
         """How many hosts are paused right now."""
@@ -72,21 +86,10 @@ class Run:
     def results(self, urls: Iterable[UrlItem]) -> Iterator[Result]:
         """Fetch every URL, yielding each Result as it completes (not in input order)."""
         config = self.config
-        robots = RobotsBook() if config.robots else None
-        self._frontier = frontier = Frontier(
-            policy=lambda host: policy_for(host, config, robots),
-            rules=HostRules(
-                backoff=config.host_backoff,
-                max_wait=config.max_wait,
-                max_failures=config.host_max_failures,
-            ),
-            jitter=config.jitter,
-            window=config.window,
-            clock=self._clock,
-        )
-        with Fetcher(
-            config, session_factory=self._session_factory, robots=robots, clock=self._clock
-        ) as fetcher:
+        self.politeness = Politeness(config, clock=self._clock)
+        frontier = Frontier(self.politeness, window=config.window, clock=self._clock)
+        self._frontier = frontier
+        with Fetcher(config, session_factory=self._session_factory, clock=self._clock) as fetcher:
             jobs: Iterator[Job] = (fetcher.new_job(i, *_split(it)) for i, it in enumerate(urls))
             if self.compare_serial > 0:
                 sample, jobs = take_sample(jobs, self.compare_serial, config.window)
@@ -100,10 +103,11 @@ class Run:
         self, name: str, frontier: Frontier, fetcher: Fetcher, jobs: Iterator[Job], n_jobs: int
     ) -> Iterator[Result]:
         def work() -> Result | None:
-            while (job := frontier.take()) is not None:
-                result = _step_safely(fetcher, frontier, job)
-                if result is not None:
-                    return result
+            while (lease := frontier.take()) is not None:  # politeness decides who is ready
+                step = _step_safely(fetcher, lease)  # one request, no scheduling inside
+                frontier.release(lease, step.attempt, again_at=step.again_at, robots=step.robots)
+                if step.result is not None:
+                    return step.result  # the main thread writes it
             return None
 
         started, tally, finished = self._clock(), Tally(), False
@@ -124,30 +128,13 @@ class Run:
             self.phases.append(Phase(name, threads_for(n_jobs), self._clock() - started, tally))
 
 
-def policy_for(host: str, config: FetchConfig, robots: RobotsBook | None) -> HostLimits:
-    """A host's limits: the config's, slowed by its robots.txt Crawl-delay once known.
-
-    Until its robots.txt is known (with --robots), a host gets one request at a time: the
-    first one fetches robots.txt, and the rest must wait for its verdict anyway.
-    """
-    limits = config.limits_for(host)
-    if robots is None:
-        return limits
-    known = robots.get(host)
-    if known is None:
-        return HostLimits(1, limits.delay)
-    return HostLimits(limits.per_host, max(limits.delay, known.crawl_delay))
-
-
-def _step_safely(fetcher: Fetcher, frontier: Frontier, job: Job) -> Result | None:
+def _step_safely(fetcher: Fetcher, lease: Lease) -> Step:
     try:
-        return fetcher.step(job, frontier)
+        return fetcher.step(lease)
     except SaveError:
         raise  # a full disk ends the run: every later body would fail the same way
     except Exception as exc:  # a bug must cost one URL, never the run (and its records)
-        if job.slot is not None:
-            frontier.release(job)
-        return fetcher.failure(job, f"internal error: {type(exc).__name__}: {exc}")
+        return fetcher.failed(lease.job, f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _split(item: UrlItem) -> tuple[str, Any]:

@@ -1,8 +1,11 @@
 """Sessions whose connections hold each request until its host's start gap has passed.
 
 The gap between two requests to a host is kept from the moment each request is actually
-written to its connection: after any connection setup (TCP, TLS), right before the request
-line goes out. Keeping it from any earlier moment (say, when a thread picked the URL) lets a
+written to its connection: after any connection setup (TCP, TLS, a proxy's CONNECT), right
+before the request line goes out. That holds for direct requests, for requests through an
+HTTP proxy or a CONNECT tunnel, and for a caller's own Sessions (``install_gate``).
+
+Keeping it from any earlier moment (say, when a thread picked the URL) lets a
 request that needed a new connection reach the server late and the next one early, so a
 server could see two requests closer together than ``--delay``.
 """
@@ -11,15 +14,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests.utils import get_environ_proxies, get_netrc_auth
+from requests.utils import get_environ_proxies, get_netrc_auth, select_proxy
+from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -39,7 +43,7 @@ Hold = Callable[[], AbstractContextManager[None]]
 def gate(hold: Hold) -> Iterator[None]:
     """Write this thread's next request (once) inside the context manager ``hold()`` gives.
 
-    >>> with gate(lambda: frontier.sending(job)): session.send(request)
+    >>> with gate(lease.hold): session.send(request)
     """
     _waiting.hold = hold
     try:
@@ -48,14 +52,22 @@ def gate(hold: Hold) -> Iterator[None]:
         _waiting.hold = None
 
 
-def _held(connection: HTTPConnection) -> AbstractContextManager[None]:
+@contextmanager
+def _held(connection: HTTPConnection) -> Iterator[None]:
     hold: Hold | None = getattr(_waiting, "hold", None)
     if hold is None:
-        return nullcontext()
+        yield
+        return
     _waiting.hold = None
-    if connection.sock is None:  # connect first: setup time must not eat into the gap
+    if connection.sock is None:  # connect first (TCP, TLS, CONNECT): setup must not eat the gap
         connection.connect()
-    return hold()
+    with hold():
+        # The gap may have kept a pooled connection idle a little longer: if the server has
+        # closed it meanwhile, open a fresh one rather than fail on it.
+        if not connection.is_connected:
+            connection.close()
+            connection.connect()
+        yield
 
 
 class _GatedHTTPConnection(HTTPConnection):
@@ -78,12 +90,72 @@ class _GatedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _GatedHTTPSConnection
 
 
+_PLAIN_POOLS = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
+_GATED_POOLS = {"http": _GatedHTTPPool, "https": _GatedHTTPSPool}
+
+
+def _gate_manager(manager: PoolManager) -> bool:
+    """Gate a pool manager's connections (direct, or through an HTTP proxy, CONNECT included),
+    unless it builds connections of its own (SOCKS, a caller's custom pools)."""
+    if manager.pool_classes_by_scheme == _GATED_POOLS:
+        return True
+    if manager.pool_classes_by_scheme != _PLAIN_POOLS:
+        return False
+    manager.clear()  # pools made before were of the plain kind
+    manager.pool_classes_by_scheme = dict(_GATED_POOLS)
+    return True
+
+
 class GatedAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections pass this thread's gate before each request."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GatedHTTPPool, "https": _GatedHTTPSPool}
+        _gate_manager(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        _gate_manager(manager)
+        return manager
+
+
+def install_gate(session: requests.Session) -> None:
+    """Gate the connections of a caller's Session, as far as its adapters allow.
+
+    Plain HTTPAdapters (and subclasses that keep urllib3's own pools) get gated pools, for
+    direct and proxied requests alike; ``is_gated`` tells which requests are covered.
+    """
+    for adapter in session.adapters.values():
+        if isinstance(adapter, GatedAdapter) or not isinstance(adapter, HTTPAdapter):
+            continue
+        if getattr(adapter, "_urlfleet_gated", False):
+            continue
+        if not _gate_manager(adapter.poolmanager):
+            continue
+        for manager in adapter.proxy_manager.values():
+            _gate_manager(manager)
+        plain_proxy_manager_for = adapter.proxy_manager_for
+
+        def proxy_manager_for(proxy: str, _plain: Any = plain_proxy_manager_for,
+                              **proxy_kwargs: Any) -> PoolManager:  # fmt: skip
+            manager: PoolManager = _plain(proxy, **proxy_kwargs)
+            _gate_manager(manager)
+            return manager
+
+        adapter.proxy_manager_for = proxy_manager_for  # type: ignore[method-assign]
+        adapter._urlfleet_gated = True  # type: ignore[attr-defined]
+
+
+def is_gated(session: requests.Session, url: str, proxies: Mapping[str, str] | None) -> bool:
+    """Whether a request to ``url`` with ``proxies`` goes through gated connections."""
+    adapter = session.get_adapter(url)
+    if not isinstance(adapter, GatedAdapter) and not getattr(adapter, "_urlfleet_gated", False):
+        return False
+    assert isinstance(adapter, HTTPAdapter)
+    proxy = select_proxy(url, dict(proxies or {}))
+    if proxy is None:
+        return bool(adapter.poolmanager.pool_classes_by_scheme == _GATED_POOLS)
+    return not proxy.lower().startswith("socks")
 
 
 def shared_adapter(config: FetchConfig) -> GatedAdapter:

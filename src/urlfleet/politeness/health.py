@@ -1,4 +1,4 @@
-"""What urlfleet knows about each host: its limits, its pace, and how it has been answering.
+"""How a host has been answering: what one answer means, and when a host is paused or cut off.
 
 A host that says "slow down" (429, 503) is paused as a whole: for its Retry-After when it
 sends one, else for a backoff that doubles with each throttling answer in a row and resets
@@ -10,15 +10,9 @@ burning every retry.
 from __future__ import annotations
 
 import enum
-import threading
-from collections import deque
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-from urlfleet.config import DEFAULT_HOST_BACKOFF, DEFAULT_MAX_FAILURES, HostLimits
-
-if TYPE_CHECKING:
-    from urlfleet.schedule import Job
+from urlfleet.config import DEFAULT_HOST_BACKOFF, DEFAULT_MAX_FAILURES
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,35 +41,33 @@ class Outcome(enum.Enum):
         return self in (Outcome.FAILED, Outcome.OVERLOADED)
 
 
-@dataclass(eq=False, slots=True)
-class HostState:
-    """One host's queue of jobs and its politeness and health state (frontier-owned)."""
+def outcome_of(status: int | None, *, no_answer: bool) -> Outcome:
+    """What an answer says of its host: willing, throttling, or failing.
 
-    key: str
-    policy: HostLimits
-    queue: deque[Job] = field(default_factory=deque)
-    in_flight: int = 0
-    next_start: float = 0.0  # earliest hand-out of the next request (start gap)
+    ``no_answer`` is a request that got no response for a reason that may pass (refused,
+    reset, timed out); a request refused before it left (a bad certificate, say) is no sign
+    of the host's health either way.
+    """
+    if status == 429:
+        return Outcome.THROTTLED
+    if status == 503:
+        return Outcome.OVERLOADED
+    if (status is not None and status >= 500) or (status is None and no_answer):
+        return Outcome.FAILED
+    return Outcome.ANSWERED
+
+
+@dataclass(eq=False, slots=True)
+class HostHealth:
+    """One host's answers in a row, its pause, and whether it is cut off."""
+
     paused_until: float = 0.0
-    scheduled: bool = False  # already in the frontier's ready line or sleeping heap
-    ready_mark: int = 0  # the sequence number of its live entry in the ready line, if any
-    send_after: float = 0.0  # earliest moment the next request may actually be sent
-    last_send: float = float("-inf")
-    send_lock: threading.Lock = field(default_factory=threading.Lock)
     failures: int = 0  # in a row
     throttles: int = 0  # in a row
     cut_off: str | None = None  # why the host gets no more requests
 
-    def due(self) -> float:
-        """When the host may start its next request (start gap and pause)."""
-        return max(self.next_start, self.paused_until)
-
-    def has_room(self) -> bool:
-        return bool(self.queue) and self.in_flight < self.policy.per_host
-
-    def note(
-        self, outcome: Outcome, now: float, rules: HostRules, *, retry_after: float | None, why: str
-    ) -> float:
+    def note(self, outcome: Outcome, now: float, rules: HostRules, *,
+             retry_after: float | None, why: str) -> float:  # fmt: skip
         """Take in one request's outcome; returns the seconds the host is now paused for."""
         if outcome is Outcome.ANSWERED:
             self.failures = self.throttles = 0

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from urlfleet.hosts import Outcome
-from urlfleet.throttle import THROTTLED_AT_LEAST, next_delay
+from urlfleet.politeness.health import Outcome
+from urlfleet.politeness.pace import THROTTLED_AT_LEAST, next_delay
 
 
 def step(current: float, outcome: Outcome, status: int | None = 200, **kw: float) -> float:

@@ -10,7 +10,7 @@ the host's own ``--delay`` (or Crawl-delay), nor above ``--max-wait``.
 
 from __future__ import annotations
 
-from urlfleet.hosts import Outcome
+from urlfleet.politeness.health import Outcome
 
 THROTTLED_AT_LEAST = 0.25  # seconds: where doubling starts from a delay of zero
 

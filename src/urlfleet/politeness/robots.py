@@ -6,13 +6,14 @@ library's parser ignores. What an answer means follows RFC 9309 and Google's pra
 
 - 2xx: the rules apply; a Crawl-delay becomes the host's minimum gap (capped);
 - 4xx: there are no rules: everything is allowed;
-- 5xx, 429 or no answer: the host is deferred and asked again later; after as many tries as
-  ``--retries`` allows, its URLs fail with the reason rather than be fetched unchecked.
+- 5xx, 429 or no answer: retried like any request (the host paused on 429/503); when the
+  retries are spent, the host's URLs fail with the reason rather than be fetched unchecked;
+- 3xx: followed like any redirect, each hop a request through the frontier; past
+  ``--max-redirects`` the file counts as missing (RFC 9309 allows five).
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -48,29 +49,3 @@ def understand(status: int, body: bytes, user_agent: str, max_crawl_delay: float
     rules = Protego.parse(body[:ROBOTS_MAX_BYTES].decode("utf-8", errors="replace"))
     delay = rules.crawl_delay(user_agent)
     return Robots(rules=rules, crawl_delay=min(float(delay or 0.0), max_crawl_delay))
-
-
-class RobotsBook:
-    """What each host's robots.txt said, for the run; thread-safe.
-
-    A host is *unknown* until its robots.txt has been fetched and understood.
-    """
-
-    def __init__(self) -> None:
-        self._known: dict[str, Robots] = {}
-        self._failures: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def get(self, host: str) -> Robots | None:
-        return self._known.get(host)
-
-    def learn(self, host: str, robots: Robots) -> None:
-        with self._lock:
-            self._known[host] = robots
-            self._failures.pop(host, None)
-
-    def failed(self, host: str) -> int:
-        """Count one failed try to fetch a host's robots.txt; returns the tries so far."""
-        with self._lock:
-            self._failures[host] = self._failures.get(host, 0) + 1
-            return self._failures[host]

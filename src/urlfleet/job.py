@@ -1,0 +1,32 @@
+"""A Job: one input URL on its way to a record, retries and redirect hops included.
+
+It holds what fetching needs to know about this URL only. Everything about its host (slots,
+gaps, pauses) lives with the politeness rules, so a Job never says when it may be sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import RetryCallState
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One URL's fetch state: where the next request goes and what it has cost so far."""
+
+    index: int
+    url: str
+    meta: Any
+    target: str  # where the next request goes: the URL itself, or a redirect's Location
+    host: str  # host_key(target): the politeness key of the next request
+    attempts: RetryCallState | None = None
+    request: Any = None  # the next hop's prepared request, once a redirect has been followed
+    hops: int = 0
+    first_start: float | None = None
+    requests: int = 0
+    busy_s: float = 0.0
+    problem: str | None = None  # set when the URL cannot be fetched at all
+    throttled: int = 0  # 429 and 503 answers so far
+    robots_for: str | None = None  # a robots.txt request on behalf of this host, not a record

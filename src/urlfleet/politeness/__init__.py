@@ -1,0 +1,358 @@
+"""The politeness authority: every per-host rule of urlfleet, in one place.
+
+A host never sees more than its ``per_host`` requests at once, nor two request starts closer
+than its gap (``--delay``, jitter, Crawl-delay, adaptive pace), nor any request during a pause
+it asked for (429/503, Retry-After), nor any at all once it is cut off or its robots.txt says
+no. Whatever path a request takes (a page, a redirect hop, robots.txt, through a proxy or a
+caller's Session), it passes here twice:
+
+- **a lease** before it is sent: the frontier asks ``can_start``/``due`` and takes a
+  ``Lease``; the lease's ``hold()`` is entered at the moment of the write, after connection
+  setup, and checks the gap and the pause once more. A request whose host got paused
+  meanwhile, or whose gap is still far off, is not written: ``NotDue`` sends it back to the
+  frontier, so no thread ever sleeps on an open connection;
+- **an observation** after: fetch code reports an ``Attempt`` (what it saw, with no policy
+  in it) and this module decides what it means for the host.
+
+The frontier calls everything here under its lock; ``Lease.hold`` alone runs in the fetching
+thread, under the host's own write lock. Nothing here imports fetch code or the frontier.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from urlfleet.config import FetchConfig, HostLimits
+from urlfleet.job import Job
+from urlfleet.politeness.health import HostHealth, HostRules, Outcome, outcome_of
+from urlfleet.politeness.identity import canonical_host, host_key, key_of
+from urlfleet.politeness.pace import next_delay
+from urlfleet.politeness.robots import ALLOW_ALL, ROBOTS_MAX_BYTES, Robots, robots_url, understand
+
+__all__ = [
+    "GAP_MARGIN",
+    "HOLD_AT_WRITE",
+    "ROBOTS_MAX_BYTES",
+    "Attempt",
+    "HostMemory",
+    "HostPoliteness",
+    "Lease",
+    "NotDue",
+    "Outcome",
+    "Politeness",
+    "RobotsAnswer",
+    "canonical_host",
+    "host_key",
+    "robots_url",
+]
+
+# Requests leave the client with a few milliseconds of jitter (thread scheduling, connection
+# setup) and reach the server with more; a gap kept to the microsecond here could still look
+# a little short to a strict rate limiter there. So every non-zero gap gets this much extra.
+GAP_MARGIN = 0.005
+# The longest a request may wait at its write for the host's gap. The frontier hands a request
+# out only when its host is due, so the wait is the few milliseconds a thread or a handshake
+# took; anything longer (a Crawl-delay learned meanwhile, a pause) goes back to the frontier
+# rather than sit on a connection the server may close (Apache drops idle ones after 5 s).
+HOLD_AT_WRITE = 0.1
+
+
+class NotDue(Exception):  # noqa: N818 - a signal, not an error: the request was not written
+    """Raised inside ``Lease.hold`` when the request must not be written yet."""
+
+    def __init__(self, until: float) -> None:
+        super().__init__(f"host not due until {until:.3f}")
+        self.until = until
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one request saw of its host. Facts only: what they mean is decided here."""
+
+    status: int | None  # None: no response
+    latency: float
+    no_answer: bool = False  # refused, reset, timed out: no response for a reason that may pass
+    retry_after: float | None = None  # what a 429/503 asked for, in seconds
+    problem: str = ""  # the failure in words, for a cut-off's reason
+
+
+@dataclass(frozen=True, slots=True)
+class RobotsAnswer:
+    """The final answer to a robots.txt request (after its retries and redirects)."""
+
+    status: int | None
+    body: bytes = b""
+    problem: str = ""
+
+
+@dataclass(eq=False, slots=True)
+class HostPoliteness:
+    """One host's politeness state."""
+
+    key: str
+    limits: HostLimits  # in force now: the config's, slowed by Crawl-delay and the pace
+    robots: Robots | None  # None: not known yet (with --robots only)
+    health: HostHealth = field(default_factory=HostHealth)
+    in_flight: int = 0
+    next_start: float = 0.0  # earliest hand-out of the next request (start gap)
+    send_after: float = 0.0  # earliest write of the next request
+    last_send: float = -math.inf
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+    robots_asked: bool = False  # a robots.txt request is queued or in flight
+
+    def due(self) -> float:
+        """When the host may start its next request (start gap and pause)."""
+        return max(self.next_start, self.health.paused_until)
+
+
+@dataclass(frozen=True, slots=True)
+class HostMemory:
+    """What a host's state says for its next requests elsewhere (a dask shard), with times
+    as seconds from now, since clocks differ between machines."""
+
+    paused_for: float = 0.0
+    gap_for: float = 0.0  # until the next start may come
+    delay: float | None = None  # the adaptive pace, when it moved
+    failures: int = 0
+    throttles: int = 0
+    cut_off: str | None = None
+    robots: Robots | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Lease:
+    """Permission for one request to one host; ``hold()`` is entered at the write."""
+
+    job: Job
+    host: HostPoliteness | None  # None for a job that fails without a request
+    gap: float = 0.0  # the start gap that must follow this request
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Around writing the request: the gap since the last write has passed, the host is
+        not paused nor cut off; else ``NotDue`` and nothing is written."""
+        host = self.host
+        if host is None:
+            yield
+            return
+        with host.send_lock:
+            now = self.clock()
+            paused_until = host.health.paused_until
+            due = max(host.send_after, paused_until)
+            if host.health.cut_off or paused_until > now or due - now > HOLD_AT_WRITE:
+                raise NotDue(due)
+            if due > now:
+                self.sleep(due - now)
+            try:
+                yield
+            finally:
+                host.last_send = self.clock()
+                host.send_after = host.last_send + self.gap
+
+
+class Politeness:
+    """Every per-host rule, built once from a FetchConfig; ``clock`` and ``rng`` injectable."""
+
+    def __init__(
+        self,
+        config: FetchConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.rules = HostRules(
+            backoff=config.host_backoff,
+            max_wait=config.max_wait,
+            max_failures=config.host_max_failures,
+        )
+        self._clock, self._sleep, self._rng = clock, sleep, rng
+        self._host_limits = {key_of(key): limits for key, limits in config.host_limits.items()}
+        self._robots: dict[str, Robots] = {}  # kept when an idle host's state is forgotten
+        self._memories: dict[str, HostMemory] = {}
+        self.paused_s: dict[str, float] = {}  # host -> seconds it was paused, for the report
+
+    # -- limits ------------------------------------------------------------------------------
+
+    def base_limits(self, key: str) -> HostLimits:
+        """A host's own limits: from ``host_limits``, else ``per_host`` and ``delay``."""
+        return self._host_limits.get(key) or HostLimits(self.config.per_host, self.config.delay)
+
+    def max_gap(self, key: str) -> float:
+        """The longest start gap this host may be given (jitter at its top), as known now."""
+        delay = max(self.base_limits(key).delay, self._crawl_delay(key))
+        return _with_margin(delay + self.config.jitter)
+
+    def gap(self, limits: HostLimits) -> float:
+        """The start gap after one request: the delay, a random share of the jitter, a margin."""
+        jitter = self._rng() * self.config.jitter if self.config.jitter else 0.0
+        return _with_margin(limits.delay + jitter)
+
+    def _floor(self, key: str) -> float:
+        return max(self.base_limits(key).delay, self._crawl_delay(key))
+
+    def _crawl_delay(self, key: str) -> float:
+        known = self._robots.get(key)
+        return known.crawl_delay if known is not None else 0.0
+
+    # -- hosts -------------------------------------------------------------------------------
+
+    def host(self, key: str) -> HostPoliteness:
+        """A new state for a host (the frontier keeps it while the host has work)."""
+        limits = self.base_limits(key)
+        robots = self._robots.get(key) if self.config.robots else ALLOW_ALL
+        state = HostPoliteness(key, HostLimits(limits.per_host, self._floor(key)), robots)
+        memory = self._memories.pop(key, None)
+        if memory is not None:
+            self._recall(state, memory)
+        return state
+
+    def idle(self, state: HostPoliteness, now: float) -> bool:
+        """True when forgetting this state loses nothing (it is rebuilt the same)."""
+        return (
+            not state.in_flight
+            and not state.health.cut_off
+            and not state.robots_asked
+            and max(state.due(), state.send_after) <= now
+            and state.limits.delay == self._floor(state.key)
+        )
+
+    def can_start(self, state: HostPoliteness, job: Job) -> bool:
+        """Whether ``job`` may take one of the host's slots now (gap and pause aside)."""
+        if state.in_flight >= state.limits.per_host:
+            return False
+        return state.robots is not None or job.robots_for is not None
+
+    def needs_robots(self, state: HostPoliteness, job: Job) -> str | None:
+        """The robots.txt URL to fetch before ``job``, once per host; None if not needed."""
+        if state.robots is not None or state.robots_asked or job.robots_for is not None:
+            return None
+        state.robots_asked = True
+        return robots_url(job.target)
+
+    def refusal(self, state: HostPoliteness, job: Job) -> str | None:
+        """Why ``job`` gets no request to this host at all, if it does not."""
+        if state.health.cut_off:
+            return state.health.cut_off
+        robots = state.robots
+        if job.robots_for is None and robots is not None:
+            if not robots.allows(job.target, self.config.user_agent):
+                return "disallowed by robots.txt"
+        return None
+
+    def lease(self, state: HostPoliteness, job: Job, now: float) -> Lease:
+        """Take one of the host's slots for ``job`` and reserve its start."""
+        state.in_flight += 1
+        gap = self.gap(state.limits)
+        state.next_start = now + gap
+        return Lease(job, state, gap, clock=self._clock, sleep=self._sleep)
+
+    def observe(self, lease: Lease, attempt: Attempt | None, now: float) -> str | None:
+        """Give the lease's slot back and take in what its request saw (None: nothing was
+        written). Returns the reason when this cut the host off."""
+        state = lease.host
+        if state is None:
+            return None
+        state.in_flight -= 1
+        if attempt is None:
+            return None
+        was_cut_off = state.health.cut_off
+        outcome = outcome_of(attempt.status, no_answer=attempt.no_answer)
+        paused_until = state.health.paused_until
+        state.health.note(
+            outcome, now, self.rules, retry_after=attempt.retry_after, why=attempt.problem
+        )
+        if state.health.paused_until > max(paused_until, now):  # newly paused, counted once
+            added = state.health.paused_until - max(paused_until, now)
+            self.paused_s[state.key] = self.paused_s.get(state.key, 0.0) + added
+        if self.config.auto_throttle:
+            self._adapt_pace(state, attempt, outcome)
+        return state.health.cut_off if not was_cut_off else None
+
+    def _adapt_pace(self, state: HostPoliteness, attempt: Attempt, outcome: Outcome) -> None:
+        delay = next_delay(
+            state.limits.delay,
+            latency=attempt.latency,
+            status=attempt.status,
+            outcome=outcome,
+            per_host=state.limits.per_host,
+            floor=self._floor(state.key),
+            ceiling=self.config.max_wait,
+        )
+        if delay != state.limits.delay:
+            self._set_delay(state, delay)
+
+    def _set_delay(self, state: HostPoliteness, delay: float) -> None:
+        # The new gap counts from the host's last request, and holds for its next one.
+        state.limits = HostLimits(state.limits.per_host, delay)
+        gap = self.gap(state.limits)
+        state.next_start = max(state.next_start, state.last_send + gap)
+        state.send_after = max(state.send_after, state.last_send + gap)
+
+    def learn_robots(self, state: HostPoliteness, answer: RobotsAnswer) -> str | None:
+        """Take in a host's robots.txt; returns the reason when the host is cut off for it.
+
+        An answer (2xx rules, 4xx none) is kept for the run; no answer after the request's
+        retries means the host's URLs fail rather than be fetched unchecked.
+        """
+        state.robots_asked = False
+        status = answer.status
+        if status is None or status >= 500 or status == 429:
+            if state.health.cut_off:
+                return None
+            why = f"robots.txt unavailable ({answer.problem or f'HTTP {status}'})"
+            state.health.cut_off = why
+            return why
+        config = self.config
+        robots = understand(status, answer.body, config.user_agent, config.max_crawl_delay)
+        self._robots[state.key] = state.robots = robots
+        if robots.crawl_delay > state.limits.delay:
+            self._set_delay(state, robots.crawl_delay)
+        return None
+
+    def paused(self, state: HostPoliteness, now: float) -> bool:
+        return state.health.paused_until > now
+
+    # -- across machines (dask shards) -----------------------------------------------------
+
+    def memory(self, state: HostPoliteness, now: float) -> HostMemory | None:
+        """What the host's next requests elsewhere must respect; None when nothing."""
+        base = self._floor(state.key)
+        memory = HostMemory(
+            paused_for=max(0.0, state.health.paused_until - now),
+            gap_for=max(0.0, max(state.next_start, state.send_after) - now),
+            delay=state.limits.delay if state.limits.delay != base else None,
+            failures=state.health.failures,
+            throttles=state.health.throttles,
+            cut_off=state.health.cut_off,
+            robots=self._robots.get(state.key) if self.config.robots else None,
+        )
+        return None if memory == HostMemory() else memory
+
+    def remember(self, key: str, memory: HostMemory) -> None:
+        """Start from ``memory`` when this host is first seen (a shard's inheritance)."""
+        if memory.robots is not None:
+            self._robots[key] = memory.robots
+        self._memories[key] = memory
+
+    def _recall(self, state: HostPoliteness, memory: HostMemory) -> None:
+        now = self._clock()
+        state.health.paused_until = now + memory.paused_for if memory.paused_for else 0.0
+        state.next_start = state.send_after = now + memory.gap_for if memory.gap_for else 0.0
+        state.health.failures, state.health.throttles = memory.failures, memory.throttles
+        state.health.cut_off = memory.cut_off
+        if memory.delay is not None:
+            state.limits = HostLimits(state.limits.per_host, memory.delay)
+
+
+def _with_margin(gap: float) -> float:
+    return gap + GAP_MARGIN if gap > 0 else 0.0

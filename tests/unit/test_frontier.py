@@ -1,0 +1,250 @@
+"""The frontier on a fake clock: who gets a slot, when, and what waits without a thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import FakeClock
+from urlfleet.config import FetchConfig
+from urlfleet.frontier import Frontier
+from urlfleet.job import Job
+from urlfleet.politeness import GAP_MARGIN, Attempt, Lease, Politeness, host_key
+
+OK = Attempt(status=200, latency=0.01)
+THROTTLED = Attempt(status=429, latency=0.01)
+FAILED = Attempt(status=None, latency=0.01, no_answer=True, problem="ConnectionError: x")
+
+
+def jobs_for(urls: list[str]) -> list[Job]:
+    return [Job(index=i, url=u, meta=None, target=u, host=host_key(u)) for i, u in enumerate(urls)]
+
+
+def frontier(
+    clock: FakeClock, *, window: int = 10_000, rng: float = 0.0, **config: object
+) -> Frontier:
+    politeness = Politeness(FetchConfig(**config), clock=clock, rng=lambda: rng)  # type: ignore[arg-type]
+    return Frontier(politeness, window=window, clock=clock)
+
+
+def start(front: Frontier, jobs: list[Job]) -> None:
+    for _ in front.tokens(iter(jobs)):  # admit everything, as joblib would over the run
+        pass
+
+
+def drain(front: Frontier) -> list[Lease]:
+    taken = []
+    while (lease := front.take(wait=False)) is not None:
+        taken.append(lease)
+    return taken
+
+
+def hosts(leases: list[Lease]) -> list[str]:
+    return [lease.job.host for lease in leases]
+
+
+def test_never_more_than_per_host_in_flight(clock: FakeClock) -> None:
+    front = frontier(clock, per_host=2)
+    start(front, jobs_for([f"http://a.test/{i}" for i in range(5)]))
+    first = drain(front)
+    assert [lease.job.index for lease in first] == [0, 1]
+    front.release(first[0], OK)
+    assert [lease.job.index for lease in drain(front)] == [2]
+
+
+def test_busy_host_does_not_block_other_hosts(clock: FakeClock) -> None:
+    # A host-sorted list: all of a.test first. b.test must still get its turn at once.
+    urls = [f"http://a.test/{i}" for i in range(50)] + [f"http://b.test/{i}" for i in range(3)]
+    front = frontier(clock, per_host=1)
+    start(front, jobs_for(urls))
+    assert set(hosts(drain(front))) == {"a.test", "b.test"}
+
+
+def test_one_host_under_several_spellings_shares_one_limit(clock: FakeClock) -> None:
+    urls = ["http://bücher.test/1", "http://XN--BCHER-KVA.test/2", "http://BÜCHER.test./3"]
+    front = frontier(clock, per_host=2)
+    start(front, jobs_for(urls))
+    assert hosts(drain(front)) == ["xn--bcher-kva.test"] * 2
+
+
+def test_starts_to_one_host_are_delay_apart(clock: FakeClock) -> None:
+    front = frontier(clock, per_host=4, delay=0.5)
+    start(front, jobs_for([f"http://a.test/{i}" for i in range(3)] + ["http://b.test/"]))
+    assert sorted(hosts(drain(front))) == ["a.test", "b.test"]
+    clock.advance(0.5 + GAP_MARGIN - 0.001)
+    assert drain(front) == []
+    clock.advance(0.001)
+    assert hosts(drain(front)) == ["a.test"]
+
+
+def test_jitter_adds_to_the_gap(clock: FakeClock) -> None:
+    front = frontier(clock, per_host=4, delay=1.0, jitter=0.5, rng=1.0)
+    start(front, jobs_for(["http://a.test/1", "http://a.test/2"]))
+    assert len(drain(front)) == 1
+    clock.advance(1.5 + GAP_MARGIN - 0.001)
+    assert drain(front) == []
+    clock.advance(0.001)
+    assert len(drain(front)) == 1
+
+
+def test_retry_waits_without_holding_the_slot(clock: FakeClock) -> None:
+    front = frontier(clock, per_host=1)
+    start(front, jobs_for(["http://a.test/1", "http://a.test/2"]))
+    (lease,) = drain(front)
+    front.release(lease, OK, again_at=clock() + 5)
+    (other,) = drain(front)  # the slot is free for the other URL meanwhile
+    assert other.job.index == 1
+    front.release(other, OK)
+    clock.advance(5)
+    assert [lease.job.index for lease in drain(front)] == [0]
+
+
+def test_pause_stops_the_whole_host(clock: FakeClock) -> None:
+    front = frontier(clock, per_host=4)
+    start(front, jobs_for(["http://a.test/1", "http://a.test/2", "http://b.test/1"]))
+    first = front.take(wait=False)
+    assert first is not None and first.job.host == "a.test"
+    throttled = Attempt(status=429, latency=0.01, retry_after=2.0)
+    front.release(first, throttled, again_at=clock() + 2)
+    assert hosts(drain(front)) == ["b.test"]
+    clock.advance(2)
+    assert sorted(lease.job.index for lease in drain(front)) == [0, 1]
+
+
+def test_take_ends_when_every_job_is_done(clock: FakeClock) -> None:
+    front = frontier(clock)
+    jobs = jobs_for([f"http://h{i % 3}.test/{i}" for i in range(10)])
+    assert sum(1 for _ in front.tokens(iter(jobs))) >= 10  # spares while the input is read
+    while (lease := front.take(wait=False)) is not None:
+        front.release(lease, OK)
+    assert front.take() is None  # nothing pending, nothing in flight: done, no waiting
+
+
+def test_window_bounds_read_ahead(clock: FakeClock) -> None:
+    read: list[int] = []
+
+    def lazily() -> Iterator[Job]:
+        for job in jobs_for([f"http://a.test/{i}" for i in range(1000)]):
+            read.append(job.index)
+            yield job
+
+    front = frontier(clock, per_host=1, window=10)
+    tokens = front.tokens(lazily())
+    for _ in range(30):
+        next(tokens)
+    drain(front)
+    assert 10 <= len(read) <= 2 * 10 + 2  # the window, the feeder's queue, one in its hand
+    front.close()
+
+
+def test_a_slow_input_stalls_no_thread(clock: FakeClock) -> None:
+    # The feeder reads the input, not the threads: a blocked read holds no lock they need.
+    go = threading.Event()
+
+    def slow() -> Iterator[Job]:
+        yield from jobs_for(["http://a.test/1"])
+        go.wait(10)
+        yield from jobs_for(["http://b.test/2"])
+
+    front = frontier(clock)
+    tokens = front.tokens(slow())
+    assert next(tokens) is None
+    lease = front.take()  # the first job, while the input is still blocked
+    assert lease is not None and lease.job.host == "a.test"
+    front.release(lease, OK)
+    assert next(tokens) is None  # a spare token: never blocks on the input
+    go.set()
+    second = front.take()
+    assert second is not None and second.job.host == "b.test"
+    front.release(second, OK)
+    assert list(tokens) == [] or front.take() is None
+
+
+def test_the_host_with_most_work_per_slot_goes_first(clock: FakeClock) -> None:
+    urls = [f"http://small{i}.test/" for i in range(5)] + [f"http://hot.test/{i}" for i in range(9)]
+    front = frontier(clock, per_host=2)
+    start(front, jobs_for(urls))
+    assert hosts(drain(front))[:2] == ["hot.test", "hot.test"]
+
+
+def test_close_wakes_waiting_threads(clock: FakeClock) -> None:
+    front = frontier(clock, per_host=1)
+    start(front, jobs_for(["http://a.test/1", "http://a.test/2"]))
+    assert front.take(wait=False) is not None
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(front.take()))
+    waiter.start()
+    front.close()
+    waiter.join(timeout=5)
+    assert not waiter.is_alive() and got == [None]
+
+
+def test_throttling_without_retry_after_backs_off_doubling(clock: FakeClock) -> None:
+    front = frontier(clock, per_host=1, host_backoff=1.0, max_wait=3.0)
+    start(front, jobs_for([f"http://a.test/{i}" for i in range(5)]))
+    for pause in (1.0, 2.0, 3.0):  # doubling, capped by max_wait
+        lease = front.take(wait=False)
+        assert lease is not None
+        front.release(lease, THROTTLED)
+        clock.advance(pause - 0.01)
+        assert front.take(wait=False) is None
+        clock.advance(0.01)
+    lease = front.take(wait=False)
+    assert lease is not None
+    front.release(lease, OK)  # a success resets the backoff
+    lease = front.take(wait=False)
+    assert lease is not None
+    front.release(lease, THROTTLED)
+    clock.advance(1.0)
+    assert front.take(wait=False) is None  # nothing left: all five were taken
+
+
+def test_failing_host_is_cut_off_and_its_jobs_fail_at_once(clock: FakeClock) -> None:
+    front = frontier(clock, per_host=1, host_max_failures=3)
+    urls = [f"http://dead.test/{i}" for i in range(10)] + ["http://alive.test/"]
+    start(front, jobs_for(urls))
+    failures = 0
+    while failures < 3:
+        lease = front.take(wait=False)
+        assert lease is not None
+        if lease.job.host == "alive.test":
+            front.release(lease, OK)
+            continue
+        front.release(lease, FAILED, again_at=clock())
+        failures += 1
+    rest = drain(front)
+    given_up = [lease.job for lease in rest if lease.job.problem]
+    assert [lease.job.host for lease in rest if not lease.job.problem] in (["alive.test"], [])
+    assert len(given_up) == 10 and all(job.host == "dead.test" for job in given_up)
+    assert all(job.problem and job.problem.startswith("host cut off after 3") for job in given_up)
+
+
+def test_robots_txt_goes_first_as_a_job_of_its_own(clock: FakeClock) -> None:
+    from urlfleet.politeness import RobotsAnswer
+
+    front = frontier(clock, per_host=2, robots=True)
+    start(front, jobs_for(["http://a.test/private/1", "http://a.test/2"]))
+    (robots,) = drain(front)  # one request while robots.txt is unknown: robots.txt itself
+    assert robots.job.robots_for == "a.test" and robots.job.target == "http://a.test/robots.txt"
+    answer = RobotsAnswer(200, b"User-agent: *\nDisallow: /private\nCrawl-delay: 2\n")
+    front.release(robots, OK, robots=answer)
+    refused, allowed = drain(front)
+    assert refused.host is None and refused.job.problem == "disallowed by robots.txt"
+    assert allowed.job.index == 1
+    front.release(allowed, OK)
+    assert allowed.host is not None and allowed.host.limits.delay == 2.0
+
+
+@pytest.mark.parametrize("status", [500, None])
+def test_robots_txt_unavailable_cuts_the_host_off(clock: FakeClock, status: int | None) -> None:
+    from urlfleet.politeness import RobotsAnswer
+
+    front = frontier(clock, robots=True)
+    start(front, jobs_for(["http://a.test/1", "http://a.test/2"]))
+    (robots,) = drain(front)
+    front.release(robots, OK, robots=RobotsAnswer(status, problem="ConnectTimeout: x"))
+    given_up = drain(front)
+    assert [lease.job.index for lease in given_up] == [0, 1]
+    assert all("robots.txt unavailable" in (lease.job.problem or "") for lease in given_up)

@@ -1,0 +1,113 @@
+"""The politeness rules on their own: host identity, the hold at the write, memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import FakeClock
+from urlfleet.config import FetchConfig, HostLimits
+from urlfleet.job import Job
+from urlfleet.politeness import (
+    GAP_MARGIN,
+    HOLD_AT_WRITE,
+    Attempt,
+    HostPoliteness,
+    Lease,
+    NotDue,
+    Politeness,
+    host_key,
+)
+from urlfleet.politeness.identity import key_of
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("http://Example.COM/a", "example.com"),
+        ("http://example.com:80/a", "example.com"),
+        ("https://example.com:443/", "example.com"),
+        ("https://example.com:80/", "example.com:80"),
+        ("http://example.com./", "example.com"),
+        ("http://127.0.0.1:8701/x", "127.0.0.1:8701"),
+        ("http://127.1:8701/x", "127.0.0.1:8701"),
+        ("http://0x7f.0.0.1/", "127.0.0.1"),
+        ("http://[::1]:8080/", "[::1]:8080"),
+        ("http://[0:0:0::1]:8080/", "[::1]:8080"),
+        ("http://[::FFFF:7F00:1]/", "[::ffff:7f00:1]"),
+        ("http://user:pw@host.test/", "host.test"),
+        ("http://bücher.test/", "xn--bcher-kva.test"),
+        ("http://BÜCHER.test./", "xn--bcher-kva.test"),
+        ("http://XN--BCHER-KVA.TEST:8080/", "xn--bcher-kva.test:8080"),
+        ("http://1e100.net/", "1e100.net"),
+    ],
+)
+def test_host_key_is_the_name_on_the_wire(url: str, key: str) -> None:
+    assert host_key(url) == key
+
+
+def test_host_limits_keys_are_spelled_like_host_keys(clock: FakeClock) -> None:
+    assert key_of("Bücher.TEST:8080") == "xn--bcher-kva.test:8080"
+    config = FetchConfig(host_limits={"BÜCHER.test": HostLimits(1, 3.0)})
+    politeness = Politeness(config, clock=clock)
+    assert politeness.base_limits(host_key("http://xn--bcher-kva.test/")) == HostLimits(1, 3.0)
+
+
+def leased(politeness: Politeness, clock: FakeClock, url: str = "http://a.test/") -> Lease:
+    states: dict[str, HostPoliteness] = politeness.__dict__.setdefault("_test_states", {})
+    key = host_key(url)
+    state = states.setdefault(key, politeness.host(key))
+    return politeness.lease(state, Job(0, url, None, url, key), clock())
+
+
+def test_hold_keeps_the_gap_from_the_last_write(clock: FakeClock) -> None:
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    politeness = Politeness(FetchConfig(delay=1.0, per_host=4), clock=clock, sleep=sleep)
+    first, second = leased(politeness, clock), leased(politeness, clock)
+    clock.advance(0.3)  # the first thread was slow to write
+    with first.hold():
+        pass
+    clock.advance(1.0 + GAP_MARGIN - 0.05)
+    with second.hold():
+        pass  # held back until a full gap after the first actual write
+    assert slept == [pytest.approx(0.05)]
+
+
+def test_hold_sends_a_far_off_request_back_instead_of_sleeping(clock: FakeClock) -> None:
+    politeness = Politeness(FetchConfig(delay=2.0, per_host=4), clock=clock, sleep=clock.advance)
+    first, second = leased(politeness, clock), leased(politeness, clock)
+    with first.hold():
+        pass
+    with pytest.raises(NotDue) as not_due, second.hold():
+        pytest.fail("written too early")
+    assert not_due.value.until == pytest.approx(clock() + 2.0 + GAP_MARGIN)
+    assert HOLD_AT_WRITE < 2.0
+
+
+def test_nothing_is_written_to_a_host_paused_after_its_lease(clock: FakeClock) -> None:
+    politeness = Politeness(FetchConfig(per_host=4), clock=clock, sleep=clock.advance)
+    answered, waiting = leased(politeness, clock), leased(politeness, clock)
+    politeness.observe(answered, Attempt(429, 0.01, retry_after=5.0), clock())
+    with pytest.raises(NotDue) as not_due, waiting.hold():
+        pytest.fail("written during the pause")
+    assert not_due.value.until == pytest.approx(clock() + 5.0)
+
+
+def test_a_host_remembers_its_state_elsewhere(clock: FakeClock) -> None:
+    config = FetchConfig(per_host=2, auto_throttle=True)
+    here = Politeness(config, clock=clock)
+    lease = leased(here, clock)
+    here.observe(lease, Attempt(429, 0.3, retry_after=4.0), clock())
+    memory = here.memory(lease.host, clock())
+    assert memory is not None and memory.paused_for == pytest.approx(4.0) and memory.delay
+
+    there_clock = FakeClock(start=50.0)
+    there = Politeness(config, clock=there_clock)
+    there.remember("a.test", memory)
+    state = there.host("a.test")
+    assert state.health.paused_until == pytest.approx(54.0)
+    assert state.limits.delay == memory.delay and state.health.throttles == 1
