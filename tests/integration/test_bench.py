@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from urlfleet.bench import add_bench_command
+from urlfleet.cli.bench import add_bench_command
 from urlfleet.loopback import LoopbackProcess
 
 pytestmark = pytest.mark.integration
