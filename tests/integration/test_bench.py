@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from urlfleet.bench import add_bench_command
+from urlfleet.cli.bench import add_bench_command
 from urlfleet.loopback import LoopbackProcess
 
 pytestmark = pytest.mark.integration
@@ -132,13 +132,3 @@ def test_failed_urls_make_exit_status_1(
     done = bench(capsys, str(listed), "--jobs-list", "2")
     assert done.code == 1
     assert "jobs=2: 1 of 2 URLs failed" in done.err
-
-
-@pytest.mark.parametrize("jobs_list", ["0", "1,x", ","])
-def test_a_bad_jobs_list_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str], jobs_list: str
-) -> None:
-    with pytest.raises(SystemExit) as exited:
-        bench(capsys, "--jobs-list", jobs_list)
-    assert exited.value.code == 2
-    assert "--jobs-list" in capsys.readouterr().err

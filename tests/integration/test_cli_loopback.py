@@ -52,34 +52,6 @@ def test_all_ok_is_exit_0_and_stdout_carries_the_records(server: LoopbackProcess
     assert sorted(json.loads(line)["url"] for line in done.stdout.splitlines()) == sorted(urls)
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["fetch", "/nonexistent/urls.txt"], "/nonexistent/urls.txt: cannot read"),
-        (["fetch", "--per-host", "0", "-"], "per_host must be >= 1"),
-        (["fetch", "--jobs", "0", "-"], "jobs must not be 0"),
-        (["fetch", "--jobs", "many", "-"], "invalid int value"),
-    ],
-)
-def test_usage_and_input_errors_are_exit_2_in_one_line(args: list[str], message: str) -> None:
-    done = urlfleet(*args, stdin="")
-    assert done.returncode == 2
-    assert message in done.stderr and "Traceback" not in done.stderr
-
-
-def test_unwritable_output_is_exit_2(tmp_path: Path) -> None:
-    done = urlfleet("fetch", "-", "-o", str(tmp_path / "no" / "such" / "dir.jsonl"), stdin="")
-    assert done.returncode == 2 and "cannot write" in done.stderr
-
-
-def test_help_lists_every_contract_option() -> None:
-    done = urlfleet("fetch", "--help")
-    for option in ("--jobs", "--per-host", "--delay", "--jitter", "--retries", "--max-wait",
-                   "--timeout", "--max-bytes", "--out", "--save-dir", "--resume",
-                   "--compare-serial", "--report", "--user-agent", "--no-progress"):  # fmt: skip
-        assert option in done.stdout, option
-
-
 def test_demo_shows_a_real_speedup_that_agrees_with_its_records(tmp_path: Path) -> None:
     out, report = tmp_path / "demo.jsonl", tmp_path / "demo.json"
     done = urlfleet("demo", "-o", str(out), "--report", str(report))

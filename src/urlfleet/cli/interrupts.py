@@ -16,9 +16,9 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from urlfleet.cli.exits import EXIT_INTERRUPTED
 from urlfleet.records import JsonlWriter
 
-EXIT_INTERRUPTED = 130
 DEFAULT_GRACE = 3.0
 
 

@@ -13,10 +13,16 @@ import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from urlfleet import loopback
-from urlfleet.loopback import LoopbackProcess, ServerSpec
+from urlfleet.cli.exits import EXIT_OK
+from urlfleet.cli.options import add_fetch_options, config_from, session_from
+from urlfleet.cli.session import fetch_to
+from urlfleet.runner import Run
+from urlfleet.sources import UrlReader
+
+if TYPE_CHECKING:
+    from urlfleet.loopback import RequestRecord
 
 DEMO_LIST = "demo.txt"
 DEMO_FIRST_PORT = 8701  # the ports demo.txt names; `urlfleet serve` listens there by default
@@ -26,8 +32,6 @@ _PORT = re.compile(r"^(http://127\.0\.0\.1:)(\d+)(/.*)$")
 
 
 def add_demo_command(commands: Any) -> None:
-    from urlfleet.cli import add_fetch_options
-
     demo = commands.add_parser(
         "demo",
         help="fetch the demo list from a built-in loopback server and show the speedup",
@@ -71,8 +75,10 @@ def add_serve_command(commands: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    loopback.serve(ServerSpec(hosts=args.hosts, latency=args.latency, port=args.port))
-    return 0
+    from urlfleet.loopback import ServerSpec, serve  # the server only when serving
+
+    serve(ServerSpec(hosts=args.hosts, latency=args.latency, port=args.port))
+    return EXIT_OK
 
 
 def demo_urls(base_urls: list[str], count: int | None) -> list[str]:
@@ -92,10 +98,10 @@ def demo_urls(base_urls: list[str], count: int | None) -> list[str]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from urlfleet.cli import config_from, fetch_to
-    from urlfleet.sources import UrlReader
+    from urlfleet.loopback import LoopbackProcess, ServerSpec  # the server only for the demo
 
     config = config_from(args, keep_content=False)
+    options = session_from(args)
     spec = ServerSpec(hosts=args.hosts, latency=args.latency)
     with LoopbackProcess(spec) as server:
         urls = demo_urls(server.base_urls, args.urls)
@@ -110,13 +116,16 @@ def run_demo(args: argparse.Namespace) -> int:
             listed.write_text("\n".join(urls) + "\n", encoding="utf-8")
             results = args.out or Path(scratch, "results.jsonl")
             with open(results, "w", encoding="utf-8") as sink:
-                code = fetch_to(UrlReader([listed]), sink, config, args)
+                run = Run(config, compare_serial=args.compare_serial)
+                code = fetch_to(UrlReader([listed]), sink, config, options, run=run)
         print(_politeness_line(server.records(), args.per_host), file=sys.stderr)
     return code
 
 
-def _politeness_line(records: list[loopback.RequestRecord], per_host: int) -> str:
-    loads = loopback.host_loads(records)
+def _politeness_line(records: list[RequestRecord], per_host: int) -> str:
+    from urlfleet.loopback import host_loads
+
+    loads = host_loads(records)
     if not loads:
         return "server: saw no requests"
     busiest = max(load.max_in_flight for load in loads.values())

@@ -1,0 +1,137 @@
+"""``urlfleet fetch``: every URL in the given lists, one JSON line each, on stdout or ``-o``.
+
+The handler turns the Namespace into a FetchConfig and SessionOptions, checks the input,
+opens the output (appending when resuming), picks the run (threads here, or a dask cluster),
+and hands them all to ``fetch_to``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from urlfleet.cli.options import add_fetch_options, config_from, session_from
+from urlfleet.cli.session import fetch_to, say
+from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
+from urlfleet.errors import InputError
+from urlfleet.resume import DoneUrls, repair_torn_tail
+from urlfleet.runner import Run
+from urlfleet.sources import InputProblem, UrlReader
+
+if TYPE_CHECKING:
+    from urlfleet.distributed import ClusterRun
+
+
+def add_fetch_command(commands: Any) -> None:
+    fetch = commands.add_parser(
+        "fetch",
+        help="fetch the URLs listed in files",
+        description="Fetch every URL in the given lists; one JSON line per URL on stdout or -o.",
+        epilog="Exit status: 0 all URLs ok, 1 some failed (all recorded), 2 usage or input "
+        "error, 130 interrupted.",
+    )
+    fetch.add_argument(
+        "files", nargs="*", metavar="FILE",
+        help="URL list: one URL per line, '#' comments; '-' or none reads stdin; a directory "
+        "means every *.txt in it",
+    )  # fmt: skip
+    add_fetch_options(fetch)
+    cluster = fetch.add_argument_group("beyond one machine (needs urlfleet[dask])")
+    cluster.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="fetch on a dask.distributed cluster: tcp://HOST:PORT of a running scheduler, or "
+        "local:N to start N worker processes here. Each host is fetched by one worker at a "
+        "time, with the limits above; this machine writes the records",
+    )
+    cluster.add_argument(
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        metavar="N",
+        help="URLs per task on the cluster (default %(default)s)",
+    )
+    fetch.set_defaults(handler=run_fetch)
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    config = config_from(args, keep_content=False)
+    if args.compare_serial < 0:
+        raise InputError("bad option: --compare-serial must be >= 0")
+    if args.dask and args.compare_serial:
+        raise InputError("bad option: --compare-serial cannot be used with --dask")
+    if args.shard_size < 1:
+        raise InputError("bad option: --shard-size must be >= 1")
+    options = session_from(args)
+    reader = UrlReader(args.files, on_problem=_report_problem)
+    reader.check()
+    if args.insecure:
+        say("warning: --insecure: TLS certificates are not verified")
+    done = _resume_from(options.out) if options.resume else DoneUrls(())
+    run_for = _run_for(config, compare_serial=args.compare_serial, dask=args.dask,
+                       shard_size=args.shard_size)  # fmt: skip
+    with _open_output(options.out, append=options.resume) as stream, run_for as run:
+        return fetch_to(reader, stream, config, options, done=done, run=run)
+
+
+@contextmanager
+def _run_for(
+    config: FetchConfig, *, compare_serial: int, dask: str | None, shard_size: int
+) -> Iterator[Run | ClusterRun]:
+    if not dask:
+        yield Run(config, compare_serial=compare_serial)
+        return
+    from urlfleet.distributed import ClusterRun, client_for
+
+    say(f"connecting to the dask cluster at {dask}")
+    client, close = client_for(dask)
+    try:
+        yield ClusterRun(config, client=client, shard_size=shard_size)
+    finally:
+        close()
+
+
+def _resume_from(out: Path | None) -> DoneUrls:
+    if out is None:
+        raise InputError("--resume needs -o/--out FILE: the results file to resume")
+    if not out.exists():
+        return DoneUrls(())
+    try:
+        if repair_torn_tail(out):
+            say(f"{out}: removed a half-written last line (from an interrupted run)")
+        done = DoneUrls.read(out, on_bad_line=lambda n: say(f"{out}:{n}: not a record, ignored"))
+    except OSError as exc:
+        raise InputError(f"{out}: cannot resume ({exc.strerror or exc})") from exc
+    say(f"resuming: {len(done)} URLs in {out} are done and will be skipped")
+    return done
+
+
+class _open_output:  # noqa: N801 - reads as a function at the call site
+    def __init__(self, path: Path | None, *, append: bool = False) -> None:
+        self._path = path
+        self._mode = "a" if append else "w"
+        self._stream: IO[str] | None = None
+
+    def __enter__(self) -> IO[str]:
+        if self._path is None:
+            return sys.stdout
+        try:
+            self._stream = open(self._path, self._mode, encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise InputError(f"{self._path}: cannot write ({exc.strerror or exc})") from exc
+        return self._stream
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.close()
+            except OSError:
+                pass  # already reported by the write or sync that failed
+
+
+def _report_problem(problem: InputProblem) -> None:
+    say(str(problem))

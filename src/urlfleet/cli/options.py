@@ -1,0 +1,192 @@
+"""The options that shape a run, and the one place a Namespace becomes library values.
+
+``fetch`` and ``demo`` share these options; ``config_from`` turns them into a FetchConfig and
+``session_from`` into the SessionOptions of ``fetch_to``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from urlfleet.cli.interrupts import DEFAULT_GRACE
+from urlfleet.cli.session import SessionOptions
+from urlfleet.config import (
+    DEFAULT_BACKOFF,
+    DEFAULT_HOST_BACKOFF,
+    DEFAULT_JOBS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_CRAWL_DELAY,
+    DEFAULT_MAX_FAILURES,
+    DEFAULT_MAX_REDIRECTS,
+    DEFAULT_MAX_WAIT,
+    DEFAULT_PER_HOST,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_USER_AGENT,
+    FetchConfig,
+)
+from urlfleet.errors import InputError
+
+
+def add_fetch_options(parser: argparse.ArgumentParser) -> None:
+    """The options that build a FetchConfig and shape a run (shared with ``demo``)."""
+    conc = parser.add_argument_group("concurrency and politeness")
+    conc.add_argument("-j", "--jobs", type=int, default=DEFAULT_JOBS,
+                      help="worker threads, joblib n_jobs semantics: -1 one per CPU, -2 all but "
+                      "one (default %(default)s)")  # fmt: skip
+    conc.add_argument(
+        "--per-host",
+        type=int,
+        default=DEFAULT_PER_HOST,
+        help="at most N requests in flight to one host (default %(default)s)",
+    )
+    conc.add_argument("--delay", type=float, default=0.0, metavar="S",
+                      help="at least S seconds between the starts of two requests to the same "
+                      "host (default %(default)s)")  # fmt: skip
+    conc.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="add a random 0..S seconds to each per-host gap (default %(default)s)",
+    )
+    manners = parser.add_argument_group("a good citizen")
+    manners.add_argument(
+        "--robots",
+        action="store_true",
+        help="fetch each host's robots.txt once (politely), skip URLs it disallows and use its "
+        "Crawl-delay as the host's --delay; off by default for explicit URL lists, as in wget "
+        "and curl. A 4xx robots.txt allows all; a 5xx or 429 defers the host",
+    )
+    manners.add_argument(
+        "--max-crawl-delay",
+        type=float,
+        default=DEFAULT_MAX_CRAWL_DELAY,
+        metavar="S",
+        help="a longer Crawl-delay is taken as S seconds (default %(default)s)",
+    )
+    manners.add_argument(
+        "--auto-throttle",
+        action="store_true",
+        help="adapt each host's delay to how it answers: halfway towards latency/--per-host "
+        "after each 2xx, at least doubled after a 429 or 503; never below --delay (or "
+        "Crawl-delay), never above --max-wait",
+    )
+    manners.add_argument(
+        "--host-backoff",
+        type=float,
+        default=DEFAULT_HOST_BACKOFF,
+        metavar="S",
+        help="a 429 or 503 pauses its whole host: for its Retry-After, else S seconds, doubling "
+        "while the host keeps throttling, up to --max-wait (default %(default)s)",
+    )
+    manners.add_argument(
+        "--host-max-failures",
+        type=int,
+        default=DEFAULT_MAX_FAILURES,
+        metavar="N",
+        help="after N failures in a row (refused, timed out, 5xx) a host is cut off and its "
+        "remaining URLs fail at once; 0 never cuts off (default %(default)s)",
+    )
+    retry = parser.add_argument_group("retries and limits")
+    retry.add_argument("--retries", type=int, default=DEFAULT_RETRIES,
+                       help="retries after the first attempt, for connection errors, timeouts "
+                       "and HTTP 408/425/429/500/502/503/504 (default %(default)s)")  # fmt: skip
+    retry.add_argument("--backoff", type=float, default=DEFAULT_BACKOFF, metavar="S",
+                       help="base of the exponential backoff with full jitter: retry n waits a "
+                       "random 0..S*2^(n-1) seconds (default %(default)s)")  # fmt: skip
+    retry.add_argument("--max-wait", type=float, default=DEFAULT_MAX_WAIT, metavar="S",
+                       help="longest single wait between attempts, Retry-After included "
+                       "(default %(default)s)")  # fmt: skip
+    retry.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                       help="per-attempt connect timeout, and longest wait for the next byte "
+                       "(default %(default)s)")  # fmt: skip
+    retry.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N",
+                       help="largest body kept; a longer one is cut off and the record says so "
+                       "(default %(default)s = 100 MiB)")  # fmt: skip
+    retry.add_argument(
+        "--max-redirects",
+        type=int,
+        default=DEFAULT_MAX_REDIRECTS,
+        metavar="N",
+        help="redirects followed per URL (default %(default)s)",
+    )
+    retry.add_argument(
+        "--user-agent",
+        default=DEFAULT_USER_AGENT,
+        metavar="S",
+        help="User-Agent header (default %(default)s)",
+    )
+    retry.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify TLS certificates (a warning is printed)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        metavar="PATH",
+        help="write the JSON lines to PATH instead of stdout",
+    )
+    out.add_argument("--report", type=Path, metavar="PATH", help="write the run report as JSON")
+    out.add_argument(
+        "--save-dir",
+        type=Path,
+        metavar="DIR",
+        help="write each 2xx body to its own file under DIR (DIR/host/path/name-HASH.ext, never "
+        "outside DIR); a file appears only once complete. The record's saved_to names it",
+    )
+    out.add_argument("--compare-serial", type=int, default=0, metavar="K",
+                     help="first fetch a sample of K URLs one at a time, then the rest "
+                     "threaded, and report the measured speedup (default 0: off)")  # fmt: skip
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip URLs that already have a final record in --out, append the rest; a record "
+        "is final when ok, or an HTTP 4xx other than 408/425/429 (anything else, and URLs "
+        "abandoned at an interrupt, are fetched again)",
+    )
+    out.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        metavar="S",
+        help="on Ctrl-C or SIGTERM, wait up to S seconds for requests in flight before "
+        "abandoning them (default %(default)s); a second Ctrl-C stops at once",
+    )
+    out.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is off anyway when stderr is not a terminal)",
+    )
+
+
+def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
+    """The FetchConfig the options describe; a bad value is an InputError (exit 2)."""
+    try:
+        return FetchConfig(
+            jobs=args.jobs, per_host=args.per_host, delay=args.delay, jitter=args.jitter,
+            retries=args.retries, backoff=args.backoff, max_wait=args.max_wait,
+            timeout=args.timeout, max_bytes=args.max_bytes, max_redirects=args.max_redirects,
+            user_agent=args.user_agent, verify=not args.insecure, robots=args.robots,
+            max_crawl_delay=args.max_crawl_delay, host_backoff=args.host_backoff,
+            host_max_failures=args.host_max_failures, save_dir=args.save_dir,
+            auto_throttle=args.auto_throttle, **overrides,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise InputError(f"bad option: {exc}") from exc
+
+
+def session_from(args: argparse.Namespace) -> SessionOptions:
+    """What ``fetch_to`` needs of the output options, without the Namespace."""
+    return SessionOptions(
+        out=args.out,
+        resume=args.resume,
+        report=args.report,
+        progress=not args.no_progress,
+        grace=args.grace,
+    )

@@ -1,0 +1,114 @@
+"""One run of the command line: fetch a reader's URLs into a stream of JSON lines.
+
+The run loop of ``fetch`` and ``demo``: records to the stream, the progress bar and the summary
+to stderr, the report to its file, Ctrl-C handled so no record is lost or torn. It takes plain
+values (a FetchConfig, SessionOptions), never the command line's Namespace.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from tqdm import tqdm
+
+from urlfleet.cli.exits import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
+from urlfleet.cli.interrupts import DEFAULT_GRACE, Interrupts
+from urlfleet.config import FetchConfig
+from urlfleet.errors import InputError
+from urlfleet.progress import Progress
+from urlfleet.records import JsonlWriter, Result
+from urlfleet.report import Report, build_report
+from urlfleet.resume import DoneUrls
+from urlfleet.runner import Run
+from urlfleet.sources import UrlReader
+
+if TYPE_CHECKING:
+    from urlfleet.distributed import ClusterRun
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """Where a run's output goes and how it behaves at the terminal (``-o``, ``--report``...)."""
+
+    out: Path | None = None  # the records file, named in write errors; None is stdout
+    resume: bool = False  # append to ``out``, skipping URLs it already holds a final record of
+    report: Path | None = None  # where to write the run report as JSON; None: summary only
+    progress: bool = True  # False: no bar; True: a bar when stderr is a terminal
+    grace: float = DEFAULT_GRACE  # seconds requests in flight get after the first Ctrl-C
+
+
+def fetch_to(
+    reader: UrlReader,
+    stream: IO[str],
+    config: FetchConfig,
+    options: SessionOptions,
+    *,
+    run: Run | ClusterRun,
+    done: DoneUrls | None = None,
+) -> int:
+    """Fetch the reader's URLs into ``stream`` with ``run``; print the summary; the exit code.
+
+    ``config`` is the one ``run`` was made with (the report names its limits); ``done`` holds
+    the URLs a resumed file already has, which are skipped.
+    """
+    writer = JsonlWriter(stream)
+    skipped = [0]
+    urls = done.skip_done(reader, skipped) if done else iter(reader)
+    bar = Progress(
+        reader.estimate(),
+        enabled=None if options.progress else False,
+        paused_hosts=run.paused_hosts,
+    )
+
+    def last_words() -> str:
+        return (f"stopped: {bar.ok + bar.failed} URLs recorded ({bar.ok} ok, {bar.failed} "
+                "failed); requests still in flight were abandoned. Run again with --resume "
+                "to fetch the rest.")  # fmt: skip
+
+    with Interrupts(run.stop, writer, grace=options.grace, last_words=last_words, say=say) as stop:
+        try:
+            for result in run.results(urls):
+                _write(writer, result, options.out)
+                bar.advance(result, dropped=reader.duplicates + reader.malformed + skipped[0])
+        finally:
+            bar.close()
+            _sync(writer, options.out)
+    report = build_report(
+        run.phases, config, duplicates=reader.duplicates, malformed=reader.malformed,
+        already_done=skipped[0], paused=run.paused_seconds(),
+    )  # fmt: skip
+    _finish(report, options.report)
+    if stop.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.failed == 0 else EXIT_FAILURES
+
+
+def _write(writer: JsonlWriter, result: Result, out: Path | None) -> None:
+    try:
+        writer.write(result)
+    except OSError as exc:
+        raise InputError(f"{out or 'stdout'}: cannot write ({exc.strerror or exc})") from exc
+
+
+def _sync(writer: JsonlWriter, out: Path | None) -> None:
+    try:
+        writer.sync()
+    except OSError as exc:
+        raise InputError(f"{out or 'stdout'}: cannot write ({exc.strerror or exc})") from exc
+
+
+def _finish(report: Report, path: Path | None) -> None:
+    say(report.summary())
+    if path is not None:
+        try:
+            report.write(path)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write report ({exc.strerror or exc})") from exc
+
+
+def say(message: str) -> None:
+    """A line on stderr that leaves the progress bar intact."""
+    tqdm.write(message, file=sys.stderr)

@@ -1,0 +1,150 @@
+"""The import graph of urlfleet: no cycles, and each layer imports only what it may.
+
+Every import counts, wherever it is (module level, inside a function, under TYPE_CHECKING):
+a lazy import still ties two modules together, it only moves the cost.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2] / "src" / "urlfleet"  # this checkout's, whatever is installed
+# Cycles accepted for now; the test fails while a listed one no longer exists, so this list
+# cannot go stale. Keep it empty.
+KNOWN_CYCLES: list[set[str]] = []
+
+
+def name_of(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@functools.cache
+def graph() -> dict[str, set[str]]:
+    """Module -> the urlfleet modules it imports (a package is its ``__init__``)."""
+    files = {name_of(path): path for path in ROOT.rglob("*.py")}
+
+    def known(name: str) -> str:  # the module itself, else the nearest package above it
+        while name not in files:
+            name = name.rpartition(".")[0]
+        return name
+
+    edges: dict[str, set[str]] = {module: set() for module in files}
+    for module, path in files.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the package, one level up per extra dot
+                    up = package.rsplit(".", node.level - 1)[0]
+                    base = f"{up}.{base}" if base else up
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base
+                           for a in node.names]  # fmt: skip
+            for target in targets:
+                if target.split(".")[0] == "urlfleet" and known(target) != module:
+                    edges[module].add(known(target))
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[set[str]]:
+    """Tarjan's strongly connected components of more than one module (or a self-import)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(edges[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = {stack.pop()}
+            while node not in component:
+                component.add(stack.pop())
+            if len(component) > 1 or node in edges[node]:
+                found.append(component)
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def path_through(component: set[str], edges: dict[str, set[str]]) -> str:
+    """The shortest cycle from the component's first module, as ``a -> b -> a``."""
+    start = min(component)
+    paths = {start: [start]}
+    queue = [start]
+    for node in queue:
+        for nxt in sorted(edges[node] & component):
+            if nxt == start:
+                return " -> ".join([*paths[node], start])
+            if nxt not in paths:
+                paths[nxt] = [*paths[node], nxt]
+                queue.append(nxt)
+    raise AssertionError(f"not a cycle: {component}")
+
+
+def within(module: str, *prefixes: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def imports_of(target: str) -> set[tuple[str, str]]:
+    return {(m, t) for m, ts in graph().items() for t in ts if within(t, target)}
+
+
+def test_the_graph_sees_every_kind_of_import() -> None:
+    edges = graph()
+    assert "urlfleet.cli.session" in edges["urlfleet.cli.fetch"]  # module level
+    assert "urlfleet.distributed" in edges["urlfleet.api"]  # inside a function
+    assert "urlfleet.records" in edges["urlfleet.config"]  # under TYPE_CHECKING
+
+
+def test_no_import_cycles_but_the_known_ones() -> None:
+    edges = graph()
+    found = cycles(edges)
+    new = [path_through(c, edges) for c in found if c not in KNOWN_CYCLES]
+    assert not new, "import cycles: " + "; ".join(new)
+    gone = [c for c in KNOWN_CYCLES if c not in found]
+    assert not gone, f"no longer cycles, remove from KNOWN_CYCLES: {gone}"
+
+
+def test_only_the_entry_points_import_the_cli() -> None:
+    users = {m for m, _ in imports_of("urlfleet.cli")}
+    assert all(within(m, "urlfleet.cli", "urlfleet.__main__") for m in users), sorted(users)
+
+
+def test_the_loopback_server_stands_alone() -> None:
+    loopback = [m for m in graph() if within(m, "urlfleet.loopback")]
+    wrong = {(m, t) for m in loopback for t in graph()[m] if not within(t, "urlfleet.loopback")}
+    assert not wrong, sorted(wrong)
+    users = {m for m, _ in imports_of("urlfleet.loopback")}
+    assert all(within(m, "urlfleet.cli", "urlfleet.loopback") for m in users), sorted(users)
+
+
+def test_only_the_api_and_the_cli_reach_for_dask() -> None:
+    users = {m for m, _ in imports_of("urlfleet.distributed")}
+    allowed = ("urlfleet.api", "urlfleet.cli", "urlfleet.distributed")
+    assert all(within(m, *allowed) for m in users), sorted(users)
+
+
+def test_the_politeness_rules_depend_on_no_fetch_code() -> None:
+    politeness = [m for m in graph() if within(m, "urlfleet.politeness")]
+    allowed = ("urlfleet.politeness", "urlfleet.config", "urlfleet.job", "urlfleet.errors")
+    wrong = {(m, t) for m in politeness for t in graph()[m] if not within(t, *allowed)}
+    assert not wrong, sorted(wrong)
+
+
+def test_fetch_code_never_reaches_for_the_frontier() -> None:
+    users = {m for m, _ in imports_of("urlfleet.frontier")}
+    assert users <= {"urlfleet.runner"}, sorted(users)
