@@ -9,6 +9,8 @@ import pytest
 
 from urlfleet.loopback import LoopbackProcess, ServerSpec
 
+pytest_plugins = ["tests.realparts"]
+
 
 @pytest.fixture(autouse=True)
 def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
