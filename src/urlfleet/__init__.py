@@ -2,6 +2,19 @@
 
 >>> import urlfleet
 >>> for result in urlfleet.fetch(urls, jobs=64, per_host=4): ...
+
+The pipeline, stage by stage (``runner.Run`` ties them together in a dozen lines):
+
+1. read:      ``sources`` (URL lists, validation), ``resume`` (what is already done)
+2. schedule:  ``frontier`` (per-host queues, fed by a reader thread) asking ``politeness``
+              (every per-host rule: identity, slots, gaps, pauses, cut-off, robots.txt, pace)
+3. fetch:     ``fetcher`` (one request per step, never raises), ``transport`` (the gate at the
+              write), ``retrying`` (tenacity), ``saving`` (bodies to disk)
+4. record:    ``records`` (Result, JSON lines)
+5. report:    ``report``, ``hoststats``
+
+Around them: ``api`` (this front door), ``cli`` (the command line), ``distributed`` (dask),
+``loopback`` (the test server, standing alone).
 """
 
 from urlfleet._version import __version__

@@ -38,7 +38,6 @@ class RunLike(Protocol):
     """What a run offers its caller, on one machine (``Run``) or on a cluster (``ClusterRun``)."""
 
     config: FetchConfig
-    threads: int
     phases: list[Phase]
 
     def results(self, urls: Iterable[UrlItem]) -> Iterator[Result]: ...

@@ -107,15 +107,25 @@ def _gate_manager(manager: PoolManager) -> bool:
 
 
 class GatedAdapter(HTTPAdapter):
-    """An HTTPAdapter whose connections pass this thread's gate before each request."""
+    """An HTTPAdapter whose connections pass this thread's gate before each request.
+
+    ``proxy_pool_maxsize``: plain-HTTP requests through a proxy share one pool of
+    connections to it, whatever host they are for, so it is sized for every thread.
+    """
+
+    def __init__(self, *args: Any, proxy_pool_maxsize: int = 10, **kwargs: Any) -> None:
+        self.proxy_pool_maxsize = proxy_pool_maxsize
+        super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         _gate_manager(self.poolmanager)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        fresh = proxy not in self.proxy_manager
         manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        _gate_manager(manager)
+        if fresh and _gate_manager(manager):
+            manager.connection_pool_kw["maxsize"] = self.proxy_pool_maxsize
         return manager
 
 
@@ -169,8 +179,14 @@ def shared_adapter(config: FetchConfig) -> GatedAdapter:
     size never overflows ("Connection pool is full").
     """
     largest = max([config.per_host, *(limits.per_host for limits in config.host_limits.values())])
+    threads = config.jobs if config.jobs > 0 else os.cpu_count() or 1
     # Retries are tenacity's job, never urllib3's as well.
-    return GatedAdapter(pool_connections=POOLED_HOSTS, pool_maxsize=largest, max_retries=0)
+    return GatedAdapter(
+        pool_connections=POOLED_HOSTS,
+        pool_maxsize=largest,
+        max_retries=0,
+        proxy_pool_maxsize=max(largest, threads),
+    )
 
 
 def new_session(config: FetchConfig, adapter: HTTPAdapter) -> requests.Session:

@@ -22,11 +22,11 @@ from urlfleet.progress import Progress
 from urlfleet.records import JsonlWriter, Result
 from urlfleet.report import Report, build_report
 from urlfleet.resume import DoneUrls
-from urlfleet.runner import Run
+from urlfleet.runner import RunLike
 from urlfleet.sources import UrlReader
 
 if TYPE_CHECKING:
-    from urlfleet.distributed import ClusterRun
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ def fetch_to(
     config: FetchConfig,
     options: SessionOptions,
     *,
-    run: Run | ClusterRun,
+    run: RunLike,
     done: DoneUrls | None = None,
 ) -> int:
     """Fetch the reader's URLs into ``stream`` with ``run``; print the summary; the exit code.

@@ -1,0 +1,213 @@
+"""Every request passes the one gate: checked from the server's side, through real parts.
+
+Each test starts its own loopback hosts (so the server's records are its own), sends urlfleet
+down one request path (a forward proxy, NO_PROXY, a caller's Session, one host under several
+names, a pause that arrives while requests wait, a slow or self-feeding input) and checks what
+the server saw: requests in flight per host, and gaps between request arrivals.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+import urlfleet
+from tests.realparts import ForwardProxy, HostsMapping
+from urlfleet.loopback import LoopbackProcess, RequestRecord, ServerSpec, host_loads
+
+pytestmark = pytest.mark.integration
+
+SERVER_SLACK = 0.03  # seconds by which the server's arrival stamps may shorten a gap
+
+
+@pytest.fixture
+def token() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[LoopbackProcess]:
+    """Three hosts, 50 ms each, for the tests of this module alone."""
+    with LoopbackProcess(ServerSpec(hosts=3, latency=0.05)) as process:
+        yield process
+
+
+def loads(server: LoopbackProcess, token: str) -> dict[str, Any]:
+    return host_loads(server.records(token))
+
+
+def check_polite(records: list[RequestRecord], per_host: int, delay: float) -> None:
+    assert records, "the server saw nothing"
+    for host, load in host_loads(records).items():
+        assert load.max_in_flight <= per_host, (host, load)
+        if delay:
+            assert load.min_gap >= delay - SERVER_SLACK, (host, load)
+
+
+def test_through_a_forward_proxy_every_request_keeps_the_rules(
+    origin: LoopbackProcess, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    urls = [f"{base}/page/{token}/{i}" for base in origin.base_urls[:2] for i in range(8)]
+    with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        results = urlfleet.fetch_all(urls, jobs=16, per_host=2, delay=0.15)
+        seen = proxy.seen()
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert sum(token in entry["path"] for entry in seen) == len(urls)  # all through the proxy
+    check_polite(origin.records(token), per_host=2, delay=0.15)
+
+
+def test_robots_txt_goes_through_the_proxy_too(
+    token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    robots = "User-agent: *\nDisallow: /private\n"
+    with (
+        LoopbackProcess(ServerSpec(hosts=1, latency=0.02, robots=((0, 200, robots),))) as server,
+        ForwardProxy() as proxy,
+    ):
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        base = server.base_urls[0]
+        urls = [f"{base}/page/{token}/1", f"{base}/private/{token}"]
+        results = {r.url: r for r in urlfleet.fetch_all(urls, robots=True, delay=0.2)}
+        seen = [entry["path"] for entry in proxy.seen()]
+        arrivals = server.records()
+    assert results[urls[0]].ok
+    assert results[urls[1]].error == "disallowed by robots.txt"
+    assert "/robots.txt" in seen and f"/page/{token}/1" in seen
+    # robots.txt keeps the gap to the page that follows it, like any request to its host
+    check_polite(arrivals, per_host=1, delay=0.2)
+
+
+def test_no_proxy_hosts_go_direct_and_keep_the_gap(
+    origin: LoopbackProcess, token: str, monkeypatch: pytest.MonkeyPatch,
+    hosts_mapping: HostsMapping,
+) -> None:
+    hosts_mapping.add("direct.test", "127.0.0.1")
+    direct = origin.base_urls[0].replace("127.0.0.1", "direct.test")
+    proxied = origin.base_urls[1]
+    urls = [f"{base}/page/{token}/{i}" for base in (direct, proxied) for i in range(6)]
+    with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "localhost,direct.test")  # as in many containers
+        results = urlfleet.fetch_all(urls, jobs=8, per_host=2, delay=0.2)
+        seen = proxy.seen()
+    assert all(r.ok for r in results)
+    through = {entry["target"] for entry in seen if token in entry["path"]}
+    assert through == {proxied.split("//")[1]}
+    check_polite(origin.records(token), per_host=2, delay=0.2)
+
+
+def test_a_callers_session_is_gated_at_the_write(origin: LoopbackProcess, token: str) -> None:
+    sessions: list[requests.Session] = []
+
+    def own_session() -> requests.Session:
+        session = requests.Session()
+        session.headers["X-Mine"] = "yes"
+        sessions.append(session)
+        return session
+
+    urls = [f"{origin.base_urls[2]}/page/{token}/{i}" for i in range(8)]
+    results = urlfleet.fetch_all(urls, jobs=8, per_host=3, delay=0.15, session_factory=own_session)
+    assert all(r.ok for r in results) and sessions
+    records = origin.records(token)
+    assert all(record.headers.get("x-mine") == "yes" for record in records)
+    check_polite(records, per_host=3, delay=0.15)
+
+
+def test_one_host_under_several_names_is_one_host(
+    hosts_mapping: HostsMapping, token: str
+) -> None:
+    with LoopbackProcess(ServerSpec(addresses=("127.0.0.2",), latency=0.2)) as server:
+        port = server.base_urls[0].rsplit(":", 1)[1]
+        hosts_mapping.add("bücher.test", "127.0.0.2")
+        names = ["bücher.test", "xn--bcher-kva.test", "BÜCHER.test", "bücher.test.", "127.0.0.2"]
+        urls = [f"http://{name}:{port}/page/{token}/{i}" for i in range(4) for name in names[:4]]
+        results = urlfleet.fetch_all(urls, jobs=16, per_host=2)
+        records = server.records(token)
+    assert all(r.ok for r in results)
+    assert {r.host for r in results} == {f"xn--bcher-kva.test:{port}"}
+    assert max(load.max_in_flight for load in host_loads(records).values()) == 2
+
+
+def test_ipv6_spellings_are_one_host(token: str) -> None:
+    with LoopbackProcess(ServerSpec(addresses=("::1",), latency=0.2)) as server:
+        port = server.base_urls[0].rsplit(":", 1)[1]
+        spellings = ["[::1]", "[0:0:0:0:0:0:0:1]", "[0::1]"]
+        urls = [f"http://{name}:{port}/page/{token}/{i}" for i in range(4) for name in spellings]
+        results = urlfleet.fetch_all(urls, jobs=12, per_host=2)
+        records = server.records(token)
+    assert all(r.ok for r in results)
+    assert max(load.max_in_flight for load in host_loads(records).values()) == 2
+
+
+def test_nothing_is_written_during_a_pause_that_came_while_others_waited(token: str) -> None:
+    # One fast 429 (Retry-After: 1) among slower requests to the same host, per-host 4: the
+    # others are in flight, queued or connecting when it comes; none may be written in the 1 s.
+    with LoopbackProcess(ServerSpec(hosts=1, latency=0.3)) as server:
+        base = server.base_urls[0]
+        urls = [f"{base}/retry-after/1/1/{token}?latency=0"]
+        urls += [f"{base}/page/{token}/{i}" for i in range(16)]
+        results = urlfleet.fetch_all(urls, jobs=8, per_host=4)
+        records = sorted(server.records(token), key=lambda r: r.arrived)
+    assert all(r.ok for r in results)
+    throttled = next(r for r in records if r.status == 429)
+    during = [r for r in records if throttled.finished < r.arrived < throttled.finished + 1.0]
+    assert not [r.path for r in during if r.arrived > throttled.finished + SERVER_SLACK]
+    assert max(load.max_in_flight for load in host_loads(records).values()) <= 4
+
+
+def test_a_slow_stdin_is_fetched_as_it_comes(origin: LoopbackProcess, token: str) -> None:
+    # `tail -f found.txt | urlfleet fetch -`: each URL's record comes out while stdin is open.
+    command = [sys.executable, "-m", "urlfleet", "fetch", "-", "--no-progress", "-j", "8"]
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as child:  # fmt: skip
+        assert child.stdin is not None and child.stdout is not None
+        out, lines = child.stdout, queue.Queue[str]()
+        threading.Thread(target=lambda: [lines.put(line) for line in out], daemon=True).start()
+        try:
+            for i in range(3):
+                child.stdin.write(f"{origin.base_urls[i]}/page/{token}/{i}\n")
+                child.stdin.flush()
+                record = lines.get(timeout=20)  # before the next URL is even written
+                assert f"/page/{token}/{i}" in record and '"ok": true' in record
+            child.stdin.close()
+            assert child.wait(timeout=20) == 0
+        finally:
+            child.kill()
+
+
+def test_a_generator_that_waits_on_results_is_fed(origin: LoopbackProcess, token: str) -> None:
+    # A crawl that feeds what it finds back into the list: each URL waits for the last result.
+    seen = threading.Event()
+    done: list[str] = []
+
+    def crawl() -> Iterator[str]:
+        for i in range(5):
+            seen.clear()
+            yield f"{origin.base_urls[i % 3]}/page/{token}/{i}"
+            if not seen.wait(20):
+                raise AssertionError("the result of the last URL never came")
+
+    def consume() -> None:
+        for result in urlfleet.fetch(crawl(), jobs=4):
+            done.append(result.url)
+            seen.set()
+
+    worker = threading.Thread(target=consume, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), f"deadlocked after {len(done)} results"
+    assert len(done) == 5 and time.monotonic() - started < 30
