@@ -42,6 +42,8 @@ def _spec_to_argv(spec: ServerSpec) -> list[str]:
         argv += ["--addresses", ",".join(spec.addresses)]
     for index, status, body in spec.robots:
         argv += [f"--robots={index}:{status}:{body}"]
+    if spec.allow_non_loopback:
+        argv += ["--allow-non-loopback"]
     return argv
 
 
@@ -60,6 +62,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--robots", action="append", default=[], help="INDEX:STATUS:BODY for /robots.txt"
+    )
+    parser.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="allow --bind/--addresses outside 127.0.0.0/8 and ::1 (off: loopback only)",
     )
     parser.add_argument("--ready-line", action="store_true", help="print 'READY <urls>' too")
     parser.add_argument(
@@ -81,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             bind=args.bind,
             robots=tuple(_parse_robots(r) for r in args.robots),
             port=args.port,
+            allow_non_loopback=args.allow_non_loopback,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -22,6 +22,8 @@ class ServerSpec:
     ``robots`` holds ``(host_index, status, body)`` answers for ``/robots.txt``.
     ``port`` fixes the ports: host ``i`` listens on ``port + i`` (0: free ports picked by the OS,
     the default and the right choice for tests).
+    Every address must be a loopback one (127.0.0.0/8, ::1) unless ``allow_non_loopback`` is
+    set: the fault routes and records are for tests, not for a network.
     """
 
     hosts: int = 4
@@ -31,6 +33,7 @@ class ServerSpec:
     bind: str = "127.0.0.1"
     robots: tuple[tuple[int, int, str], ...] = ()
     port: int = 0
+    allow_non_loopback: bool = False
 
     def __post_init__(self) -> None:
         # Accept lists from callers but store tuples, so a spec stays immutable and hashable.
@@ -40,7 +43,7 @@ class ServerSpec:
             raise ValueError(f"ServerSpec.hosts must be an integer >= 1, got {self.hosts!r}")
         _check_seconds("ServerSpec.latency", self.latency)
         for address in (*self.addresses, self.bind):
-            _check_address(address)
+            _check_address(address, self.allow_non_loopback)
         if len(self.host_latency) > self.host_count:
             raise ValueError(
                 f"ServerSpec.host_latency has {len(self.host_latency)} entries "
@@ -158,13 +161,18 @@ def _check_seconds(what: str, value: object) -> None:
         raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
 
 
-def _check_address(address: str) -> None:
+def _check_address(address: str, allow_non_loopback: bool) -> None:
     # An IP literal listens on exactly one socket; a name like "localhost" may resolve to
     # several (IPv4 and IPv6) with different ports, which would break "one host, one port".
     try:
-        ipaddress.ip_address(address)
+        ip = ipaddress.ip_address(address)
     except ValueError:
         raise ValueError(f"ServerSpec address {address!r} is not an IP address") from None
+    if not (ip.is_loopback or allow_non_loopback):
+        raise ValueError(
+            f"ServerSpec address {address!r} is not a loopback address "
+            "(allow_non_loopback=True, or --allow-non-loopback, listens on it anyway)"
+        )
 
 
 def _url_host(address: str) -> str:
