@@ -44,6 +44,8 @@ def _spec_to_argv(spec: ServerSpec) -> list[str]:
         argv += [f"--robots={index}:{status}:{body}"]
     if spec.allow_non_loopback:
         argv += ["--allow-non-loopback"]
+    if spec.tls_cert is not None and spec.tls_key is not None:
+        argv += ["--tls-cert", spec.tls_cert, "--tls-key", spec.tls_key]
     return argv
 
 
@@ -68,6 +70,8 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow --bind/--addresses outside 127.0.0.0/8 and ::1 (off: loopback only)",
     )
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS (with --tls-key)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert (may be the same file)")
     parser.add_argument("--ready-line", action="store_true", help="print 'READY <urls>' too")
     parser.add_argument(
         "--exit-on-stdin-eof", action="store_true", help="stop when stdin closes (for parents)"
@@ -89,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             robots=tuple(_parse_robots(r) for r in args.robots),
             port=args.port,
             allow_non_loopback=args.allow_non_loopback,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import queue
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -24,10 +25,18 @@ from .spec import RequestRecord, ServerSpec
 _START_TIMEOUT = 20.0
 
 
-def _request_json(base_url: str, route: str, timeout: float = 30.0) -> Any:
+def _request_json(
+    base_url: str, route: str, tls: ssl.SSLContext | None = None, timeout: float = 30.0
+) -> Any:
     """GET a control route with http.client (no proxies, no extra dependencies)."""
     parts = urllib.parse.urlsplit(base_url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=timeout, context=tls
+        )
+    else:
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
     try:
         connection.request("GET", route)
         response = connection.getresponse()
@@ -37,6 +46,16 @@ def _request_json(base_url: str, route: str, timeout: float = 30.0) -> Any:
     if response.status != 200:
         raise RuntimeError(f"loopback control {route} answered {response.status}: {body!r}")
     return json.loads(body)
+
+
+def _pinned_context(cert_path: str) -> ssl.SSLContext:
+    """A client context that trusts exactly the certificates in ``cert_path``, the ones the
+    child serves: partial chains let the leaf itself be the trust anchor, and its names need
+    not include the address we connect to, since no other certificate can pass."""
+    context = ssl.create_default_context(cafile=cert_path)
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.check_hostname = False
+    return context
 
 
 class LoopbackProcess:
@@ -53,6 +72,7 @@ class LoopbackProcess:
         self._stderr: IO[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._urls: list[str] = []
+        self._tls: ssl.SSLContext | None = None
 
     @property
     def pid(self) -> int | None:
@@ -88,6 +108,12 @@ class LoopbackProcess:
             if error is None:
                 raise
             raise RuntimeError(f"loopback child did not start: {error}") from None
+        if self.spec.tls_cert is not None:  # the child loaded it: it is a readable chain
+            try:
+                self._tls = _pinned_context(self.spec.tls_cert)
+            except BaseException:
+                self.stop()
+                raise
 
     def _wait_ready(self, lines: queue.Queue[str | None]) -> list[str]:
         deadline = time.monotonic() + self.start_timeout
@@ -147,7 +173,7 @@ class LoopbackProcess:
 
     @property
     def base_urls(self) -> list[str]:
-        """``["http://127.0.0.1:PORT", ...]``, one per host in index order."""
+        """``["http://127.0.0.1:PORT", ...]`` (https with TLS), one per host in index order."""
         if not self._urls:
             raise RuntimeError("LoopbackProcess not started")
         return list(self._urls)
@@ -157,16 +183,17 @@ class LoopbackProcess:
         route = CONTROL_PREFIX + "records"
         if contains is not None:
             route += "?" + urllib.parse.urlencode({"contains": contains})
-        data = _request_json(self.base_urls[0], route)
+        data = _request_json(self.base_urls[0], route, self._tls)
         return [RequestRecord.from_json(item) for item in data]
 
     def clear(self) -> None:
         """Forget the child's records and fault counters."""
-        _request_json(self.base_urls[0], CONTROL_PREFIX + "clear")
+        _request_json(self.base_urls[0], CONTROL_PREFIX + "clear", self._tls)
 
     def stats(self) -> dict[str, Any]:
         """The child's counters (see :meth:`LoopbackServer.stats`); each call is 1 connection."""
-        result: dict[str, Any] = _request_json(self.base_urls[0], CONTROL_PREFIX + "stats")
+        route = CONTROL_PREFIX + "stats"
+        result: dict[str, Any] = _request_json(self.base_urls[0], route, self._tls)
         return result
 
     def cpu_seconds(self) -> float:

@@ -149,7 +149,7 @@ def _route_redirect(ctx: _Context) -> _Response:
 def _route_to(ctx: _Context) -> _Response:
     port = _int_arg(ctx, 0, "port", 1, 65535)
     rest = "/".join(ctx.args[1:])
-    location = f"http://{_url_host(ctx.host.address)}:{port}/{rest}"
+    location = f"{ctx.host.scheme}://{_url_host(ctx.host.address)}:{port}/{rest}"
     return _text(302, "redirect\n", [("Location", _with_query(location, ctx.request.query))])
 
 

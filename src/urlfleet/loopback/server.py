@@ -7,6 +7,7 @@ import email.utils
 import functools
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -125,13 +126,15 @@ async def _run_hosts(
     servers: list[asyncio.Server] = []
     hosts: list[_Host] = []
     try:
+        tls = _tls_context(spec)
         for index, address in enumerate(spec.host_addresses()):
-            host = _Host(address, spec.latency_for(index), spec.robots_for(index))
+            host = _Host(address, spec.latency_for(index), spec.robots_for(index), spec.scheme)
             server = await loop.create_server(
                 functools.partial(_Connection, host, state),
                 host=address,
                 port=spec.port_for(index),
                 backlog=1024,
+                ssl=tls,
             )
             servers.append(server)
             host.bound(server.sockets[0].getsockname()[1])
@@ -151,6 +154,15 @@ async def _run_hosts(
             await asyncio.sleep(0.001)
         for server in servers:
             await server.wait_closed()
+
+
+def _tls_context(spec: ServerSpec) -> ssl.SSLContext | None:
+    """The server side of TLS for ``spec``'s certificate, or None for plain HTTP."""
+    if spec.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(spec.tls_cert, spec.tls_key)
+    return context
 
 
 class LoopbackServer:
@@ -227,7 +239,7 @@ class LoopbackServer:
 
     @property
     def base_urls(self) -> list[str]:
-        """``["http://127.0.0.1:PORT", ...]``, one per host in index order."""
+        """``["http://127.0.0.1:PORT", ...]`` (https with TLS), one per host in index order."""
         if not self._urls:
             raise RuntimeError("LoopbackServer not started")
         return list(self._urls)

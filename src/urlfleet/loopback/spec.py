@@ -24,6 +24,8 @@ class ServerSpec:
     the default and the right choice for tests).
     Every address must be a loopback one (127.0.0.0/8, ::1) unless ``allow_non_loopback`` is
     set: the fault routes and records are for tests, not for a network.
+    ``tls_cert`` and ``tls_key`` (PEM files: the certificate chain and its private key, which
+    may be one file) make every host serve HTTPS; ``base_urls`` then start with ``https://``.
     """
 
     hosts: int = 4
@@ -34,6 +36,8 @@ class ServerSpec:
     robots: tuple[tuple[int, int, str], ...] = ()
     port: int = 0
     allow_non_loopback: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         # Accept lists from callers but store tuples, so a spec stays immutable and hashable.
@@ -58,11 +62,22 @@ class ServerSpec:
                 raise ValueError(f"ServerSpec.robots entry {entry!r}: no host with index {index}")
             if not 100 <= status <= 599:
                 raise ValueError(f"ServerSpec.robots entry {entry!r}: bad status {status}")
+        for name in ("tls_cert", "tls_key"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and value):
+                raise ValueError(f"ServerSpec.{name} must be a PEM file path, got {value!r}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("ServerSpec.tls_cert and ServerSpec.tls_key go together")
         if not 0 <= self.port <= 65536 - self.host_count:
             raise ValueError(
                 f"ServerSpec.port must be 0 or leave room for {self.host_count} ports, "
                 f"got {self.port!r}"
             )
+
+    @property
+    def scheme(self) -> str:
+        """``"https"`` when the hosts serve TLS, else ``"http"``."""
+        return "http" if self.tls_cert is None else "https"
 
     @property
     def host_count(self) -> int:
@@ -184,11 +199,12 @@ def _url_host(address: str) -> str:
 
 @dataclass
 class _Host:
-    """One simulated host: its socket address, latency and robots.txt."""
+    """One simulated host: its socket address, latency, robots.txt and URL scheme."""
 
     address: str
     latency: float
     robots: tuple[int, str] | None
+    scheme: str = "http"
     port: int = 0
     key: str = ""  # "address:port", set once the socket listens
 
@@ -198,4 +214,4 @@ class _Host:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.key}"
+        return f"{self.scheme}://{self.key}"
