@@ -35,6 +35,9 @@ class _Connection(asyncio.Protocol):
     def __init__(self, host: _Host, state: _State) -> None:
         self._host = host
         self._state = state
+        # Numbered here, when the socket is accepted (before any TLS handshake), so that the
+        # numbers follow the order in which clients connected.
+        self._serial = next(state.serials)
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._skip = 0  # request-body bytes still to discard
@@ -282,6 +285,7 @@ class _Connection(asyncio.Protocol):
                 finished=time.monotonic(),
                 status=status,
                 headers=request.headers,
+                connection=self._serial,
             )
             self._state.add_locked(record)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
+import itertools
 import os
 import signal
 import ssl
@@ -34,6 +35,7 @@ class _State:
         self.fault_counts: dict[str, int] = {}
         self.requests = 0
         self.connections = 0
+        self.serials = itertools.count(1)  # connection numbers, taken as they are accepted
         self.host_connections: dict[str, int] = {}
         self.open: set[_Connection] = set()
         self.gzip_cache: dict[int, asyncio.Future[bytes]] = {}

@@ -119,6 +119,10 @@ class RequestRecord:
     finished: float  # response written, or the connection dropped
     status: int  # 0 when the connection was dropped without a response
     headers: dict[str, str]  # request headers, names lower-cased
+    # The connection's serial number, 1, 2, ... in the order this server accepted them (all
+    # hosts): equal for requests that reused one keep-alive connection. 0: not known (records
+    # made by hand, or JSON from before the field existed).
+    connection: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of the fields."""
@@ -135,6 +139,7 @@ class RequestRecord:
             finished=float(data["finished"]),
             status=int(data["status"]),
             headers={str(k): str(v) for k, v in data["headers"].items()},
+            connection=int(data.get("connection", 0)),
         )
 
 
