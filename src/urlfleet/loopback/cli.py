@@ -44,6 +44,8 @@ def _spec_to_argv(spec: ServerSpec) -> list[str]:
         argv += [f"--robots={index}:{status}:{body}"]
     if spec.allow_non_loopback:
         argv += ["--allow-non-loopback"]
+    if spec.idle_timeout is not None:
+        argv += ["--idle-timeout", repr(spec.idle_timeout)]
     if spec.tls_cert is not None and spec.tls_key is not None:
         argv += ["--tls-cert", spec.tls_cert, "--tls-key", spec.tls_key]
     return argv
@@ -70,6 +72,12 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow --bind/--addresses outside 127.0.0.0/8 and ::1 (off: loopback only)",
     )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help="close keep-alive connections idle this many seconds (default: never)",
+    )
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS (with --tls-key)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert (may be the same file)")
     parser.add_argument("--ready-line", action="store_true", help="print 'READY <urls>' too")
@@ -93,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             robots=tuple(_parse_robots(r) for r in args.robots),
             port=args.port,
             allow_non_loopback=args.allow_non_loopback,
+            idle_timeout=args.idle_timeout,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
         )

@@ -30,9 +30,13 @@ class _Connection(asyncio.Protocol):
     Requests are parsed as bytes arrive (so ``arrived`` is exact even for pipelined ones) and
     queued. Those that need no waiting are answered at once; the first that must wait (latency,
     gzip, slow body) starts a worker task that answers the rest of the queue in order.
+
+    With an ``idle_timeout``, one timer per connection closes it once it has been idle that
+    long: no request queued or being answered, and nothing received since the last response.
+    The timer is not re-armed per request; when it fires early it sets itself for the rest.
     """
 
-    def __init__(self, host: _Host, state: _State) -> None:
+    def __init__(self, host: _Host, state: _State, idle_timeout: float | None = None) -> None:
         self._host = host
         self._state = state
         # Numbered here, when the socket is accepted (before any TLS handshake), so that the
@@ -46,6 +50,9 @@ class _Connection(asyncio.Protocol):
         self._reading = True  # False after a request that ends the connection
         self._waiting: _Request | None = None  # the request a worker is answering, unrecorded
         self._sent = 0  # the status already sent for it (slow-body), else 0
+        self._idle_timeout = idle_timeout
+        self._idle_since = 0.0  # when bytes last arrived or a request was last recorded
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # asyncio callbacks ------------------------------------------------------------------
 
@@ -57,10 +64,17 @@ class _Connection(asyncio.Protocol):
             counts = self._state.host_connections
             counts[self._host.key] = counts.get(self._host.key, 0) + 1
             self._state.open.add(self)
+        if self._idle_timeout is not None:
+            self._idle_since = time.monotonic()
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                self._idle_timeout, self._check_idle
+            )
 
     def data_received(self, data: bytes) -> None:
         if not self._reading:
             return
+        if self._idle_timeout is not None:
+            self._idle_since = time.monotonic()
         self._buffer += data
         self._parse_requests()
         if self._worker is None:
@@ -76,6 +90,9 @@ class _Connection(asyncio.Protocol):
         with self._state.lock:
             self._state.open.discard(self)
         self._reading = False
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         # Record the hang-up now, not when the cancelled worker next runs: by then the socket
         # is closed and the client may already be reading the records.
         self._record_dropped()
@@ -85,6 +102,24 @@ class _Connection(asyncio.Protocol):
             request = self._queue.popleft()
             if request.error is None and not request.path.startswith(CONTROL_PREFIX):
                 self._record(request, 0)
+
+    def _check_idle(self) -> None:
+        """Close the connection if it has been idle for ``idle_timeout``, else look again
+        when it could be: a request being answered keeps it open however long it takes."""
+        assert self._idle_timeout is not None
+        self._idle_timer = None
+        if self._is_closing():
+            return
+        if self._queue or self._worker is not None:
+            delay = self._idle_timeout  # busy; its last record restarts the idle clock
+        else:
+            delay = self._idle_since + self._idle_timeout - time.monotonic()
+            if delay <= 0:
+                with self._state.lock:
+                    self._state.idle_closed += 1
+                self._close()  # a FIN after any buffered bytes, as Apache's KeepAliveTimeout
+                return
+        self._idle_timer = asyncio.get_running_loop().call_later(delay, self._check_idle)
 
     # parsing ----------------------------------------------------------------------------
 
@@ -277,12 +312,13 @@ class _Connection(asyncio.Protocol):
         with self._state.lock:
             if last_bytes and self._transport is not None:
                 self._transport.write(last_bytes)
+            self._idle_since = now = time.monotonic()
             record = RequestRecord(
                 host=self._host.key,
                 method=request.method,
                 path=request.target,
                 arrived=request.arrived,
-                finished=time.monotonic(),
+                finished=now,
                 status=status,
                 headers=request.headers,
                 connection=self._serial,

@@ -35,6 +35,7 @@ class _State:
         self.fault_counts: dict[str, int] = {}
         self.requests = 0
         self.connections = 0
+        self.idle_closed = 0  # connections closed for idle_timeout
         self.serials = itertools.count(1)  # connection numbers, taken as they are accepted
         self.host_connections: dict[str, int] = {}
         self.open: set[_Connection] = set()
@@ -74,6 +75,7 @@ class _State:
                 "requests": self.requests,
                 "connections": self.connections,
                 "open_connections": len(self.open),
+                "idle_closed": self.idle_closed,
                 "host_connections": dict(self.host_connections),
                 "records": len(self.records),
                 "pid": os.getpid(),
@@ -132,7 +134,7 @@ async def _run_hosts(
         for index, address in enumerate(spec.host_addresses()):
             host = _Host(address, spec.latency_for(index), spec.robots_for(index), spec.scheme)
             server = await loop.create_server(
-                functools.partial(_Connection, host, state),
+                functools.partial(_Connection, host, state, spec.idle_timeout),
                 host=address,
                 port=spec.port_for(index),
                 backlog=1024,
@@ -257,7 +259,8 @@ class LoopbackServer:
 
     def stats(self) -> dict[str, Any]:
         """Counters: cpu_s (this whole process), requests, connections (accepted so far),
-        open_connections, host_connections, records, pid."""
+        open_connections, idle_closed (closed for ``idle_timeout``), host_connections,
+        records, pid."""
         return self._state.stats()
 
 

@@ -26,6 +26,8 @@ class ServerSpec:
     set: the fault routes and records are for tests, not for a network.
     ``tls_cert`` and ``tls_key`` (PEM files: the certificate chain and its private key, which
     may be one file) make every host serve HTTPS; ``base_urls`` then start with ``https://``.
+    ``idle_timeout`` closes a keep-alive connection that has had no request in progress and
+    no bytes received for that many seconds, as Apache's KeepAliveTimeout does (None: never).
     """
 
     hosts: int = 4
@@ -38,6 +40,7 @@ class ServerSpec:
     allow_non_loopback: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
+    idle_timeout: float | None = None
 
     def __post_init__(self) -> None:
         # Accept lists from callers but store tuples, so a spec stays immutable and hashable.
@@ -68,6 +71,10 @@ class ServerSpec:
                 raise ValueError(f"ServerSpec.{name} must be a PEM file path, got {value!r}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("ServerSpec.tls_cert and ServerSpec.tls_key go together")
+        if self.idle_timeout is not None:
+            _check_seconds("ServerSpec.idle_timeout", self.idle_timeout)
+            if not self.idle_timeout > 0:
+                raise ValueError(f"ServerSpec.idle_timeout must be > 0, got {self.idle_timeout!r}")
         if not 0 <= self.port <= 65536 - self.host_count:
             raise ValueError(
                 f"ServerSpec.port must be 0 or leave room for {self.host_count} ports, "
