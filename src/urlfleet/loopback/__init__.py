@@ -7,7 +7,13 @@ arrival and completion times, so tests can check a client's politeness from the 
 
 The server is a minimal HTTP/1.1 implementation on :class:`asyncio.Protocol`, standard library
 only, because it must sustain thousands of keep-alive requests per second on one core while
-using a small share of it; :mod:`http.server` is far too slow for that.
+using a small share of it.
+
+Measured (2 cores, one host without latency, 4 keep-alive http.client threads, 5,000 requests,
+median of 3 rounds; ``python benchmarks/loopback_speed.py``): 8,933 req/s vs 10,064 req/s for
+http.server's ThreadingHTTPServer, 0.89x; in three runs 0.64x to 0.89x, and 1.16x with one
+client thread. That rate is the Python client's limit, not either server's; the server's CPU
+per request, 48 us vs 54 us (1.1x to 1.5x less across runs), is where they differ.
 
 Routes (first path segment; further segments only make URLs unique)::
 
