@@ -473,6 +473,22 @@ def test_server_spec_validation() -> None:
     assert ServerSpec(hosts=1, addresses=("127.0.0.1", "127.0.0.1")).host_count == 2
 
 
+@pytest.mark.parametrize("address", ["0.0.0.0", "192.0.2.1", "::"])
+def test_non_loopback_addresses_need_an_explicit_opt_in(address: str) -> None:
+    with pytest.raises(ValueError, match="allow_non_loopback"):
+        ServerSpec(bind=address)
+    with pytest.raises(ValueError, match="allow_non_loopback"):
+        ServerSpec(addresses=("127.0.0.2", address))
+    assert ServerSpec(bind=address, allow_non_loopback=True).bind == address
+    assert ServerSpec(bind="::1").bind == "::1"
+
+
+def test_main_refuses_a_non_loopback_bind(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--bind", "0.0.0.0"])
+    assert "allow_non_loopback" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="only Linux routes all of 127/8")
 def test_distinct_loopback_addresses() -> None:
     spec = ServerSpec(addresses=("127.0.0.2", "127.0.0.3"), latency=0)
@@ -519,7 +535,8 @@ def test_stop_ends_in_flight_requests_promptly() -> None:
 
 
 def test_start_failure_is_reported() -> None:
-    bad = LoopbackServer(ServerSpec(hosts=1, bind="192.0.2.1"))  # TEST-NET: not ours
+    spec = ServerSpec(hosts=1, bind="192.0.2.1", allow_non_loopback=True)  # TEST-NET: not ours
+    bad = LoopbackServer(spec)
     with pytest.raises(RuntimeError, match="failed to start"):
         bad.start()
     bad.stop()
@@ -558,7 +575,7 @@ def test_loopback_process_end_to_end() -> None:
 
 
 def test_loopback_process_start_failure_reports_stderr() -> None:
-    process = LoopbackProcess(ServerSpec(hosts=1, bind="192.0.2.1"))
+    process = LoopbackProcess(ServerSpec(hosts=1, bind="192.0.2.1", allow_non_loopback=True))
     with pytest.raises(RuntimeError, match="192.0.2.1"):
         process.start()
     process.stop()
