@@ -22,7 +22,7 @@ import pytest
 import requests
 
 import urlfleet
-from tests.realparts import ForwardProxy, HostsMapping
+from tests.realparts import ForwardProxy, HostsMapping, TlsFiles
 from urlfleet.loopback import LoopbackProcess, RequestRecord, ServerSpec, host_loads
 
 pytestmark = pytest.mark.integration
@@ -67,9 +67,7 @@ def test_through_a_forward_proxy_every_request_keeps_the_rules(
     check_polite(origin.records(token), per_host=2, delay=0.15)
 
 
-def test_robots_txt_goes_through_the_proxy_too(
-    token: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_robots_txt_goes_through_the_proxy_too(token: str, monkeypatch: pytest.MonkeyPatch) -> None:
     robots = "User-agent: *\nDisallow: /private\n"
     with (
         LoopbackProcess(ServerSpec(hosts=1, latency=0.02, robots=((0, 200, robots),))) as server,
@@ -89,7 +87,9 @@ def test_robots_txt_goes_through_the_proxy_too(
 
 
 def test_no_proxy_hosts_go_direct_and_keep_the_gap(
-    origin: LoopbackProcess, token: str, monkeypatch: pytest.MonkeyPatch,
+    origin: LoopbackProcess,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
     hosts_mapping: HostsMapping,
 ) -> None:
     hosts_mapping.add("direct.test", "127.0.0.1")
@@ -124,9 +124,7 @@ def test_a_callers_session_is_gated_at_the_write(origin: LoopbackProcess, token:
     check_polite(records, per_host=3, delay=0.15)
 
 
-def test_one_host_under_several_names_is_one_host(
-    hosts_mapping: HostsMapping, token: str
-) -> None:
+def test_one_host_under_several_names_is_one_host(hosts_mapping: HostsMapping, token: str) -> None:
     with LoopbackProcess(ServerSpec(addresses=("127.0.0.2",), latency=0.2)) as server:
         port = server.base_urls[0].rsplit(":", 1)[1]
         hosts_mapping.add("bücher.test", "127.0.0.2")
@@ -211,3 +209,85 @@ def test_a_generator_that_waits_on_results_is_fed(origin: LoopbackProcess, token
     worker.join(timeout=60)
     assert not worker.is_alive(), f"deadlocked after {len(done)} results"
     assert len(done) == 5 and time.monotonic() - started < 30
+
+
+# -- HTTPS, CONNECT tunnels and idle connections -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_origin(tls_files: TlsFiles) -> Iterator[LoopbackProcess]:
+    """Two HTTPS hosts, 50 ms each, with certificates from the test CA."""
+    spec = ServerSpec(
+        hosts=2, latency=0.05, tls_cert=tls_files.cert_path, tls_key=tls_files.key_path
+    )
+    with LoopbackProcess(spec) as process:
+        yield process
+
+
+def test_https_keeps_the_gap_from_the_write_not_the_handshake(
+    tls_origin: LoopbackProcess, tls_files: TlsFiles, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_files.ca_path)
+    urls = [f"{base}/page/{token}/{i}" for base in tls_origin.base_urls for i in range(6)]
+    assert all(url.startswith("https://") for url in urls)
+    results = urlfleet.fetch_all(urls, jobs=12, per_host=2, delay=0.15)
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    check_polite(tls_origin.records(token), per_host=2, delay=0.15)
+
+
+def test_https_without_the_ca_fails_verification_in_plain_words(
+    tls_origin: LoopbackProcess, token: str
+) -> None:
+    (result,) = urlfleet.fetch_all([f"{tls_origin.base_urls[0]}/page/{token}/x"], retries=0)
+    assert not result.ok and result.status is None
+    assert "CERTIFICATE_VERIFY_FAILED" in (result.error or "")
+
+
+def test_https_through_a_connect_tunnel_keeps_the_rules(
+    tls_origin: LoopbackProcess, tls_files: TlsFiles, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    urls = [f"{base}/page/{token}/{i}" for base in tls_origin.base_urls for i in range(6)]
+    with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_files.ca_path)
+        tls_origin.clear()
+        results = urlfleet.fetch_all(urls, jobs=12, per_host=2, delay=0.15, robots=True)
+        tunnels = [entry for entry in proxy.seen() if entry["method"] == "CONNECT"]
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    # robots.txt too went through the tunnel, verified against the same CA bundle
+    assert sum(r.path == "/robots.txt" for r in tls_origin.records()) == 2
+    targets = {base.split("//")[1] for base in tls_origin.base_urls}
+    assert tunnels and {entry["target"] for entry in tunnels} == targets
+    check_polite(tls_origin.records(token), per_host=2, delay=0.15)
+
+
+def test_a_long_crawl_delay_holds_no_thread_and_no_stale_connection(token: str) -> None:
+    # Crawl-delay 2 s on a server that drops connections idle for 0.5 s (Apache does after
+    # 5 s; Crawl-delay: 10 is common). Every request must go out on a live connection, with
+    # no retries, and the crawl-delayed host must hold no thread between its requests: the
+    # other two hosts keep all four threads to themselves.
+    latency, per_host, pages = 0.2, 2, 20
+    robots = ((0, 200, "User-agent: *\nCrawl-delay: 2\n"),)
+    spec = ServerSpec(hosts=3, latency=latency, robots=robots, idle_timeout=0.5)
+    with LoopbackProcess(spec) as server:
+        slow, *others = server.base_urls
+        urls = [f"{slow}/page/{token}/{i}" for i in range(3)]
+        urls += [f"{base}/page/{token}/{i}" for base in others for i in range(pages)]
+        results = urlfleet.fetch_all(urls, jobs=2 * per_host, per_host=per_host, robots=True,
+                                     retries=0)  # fmt: skip
+        records = server.records()
+        idle_closed = server.stats()["idle_closed"]
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert idle_closed > 0  # the server did drop idle connections meanwhile
+    by_host: dict[str, list[RequestRecord]] = {}
+    for record in records:
+        by_host.setdefault(record.host, []).append(record)
+    slow_key = slow.split("//")[1]
+    starts = sorted(r.arrived for r in by_host[slow_key])
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    assert len(starts) == 4 and min(gaps) >= 2 - SERVER_SLACK
+    bound = (1 + pages / per_host) * latency  # robots.txt, then the pages per_host at a time
+    for base in others:
+        own = by_host[base.split("//")[1]]
+        took = max(r.finished for r in own) - min(r.arrived for r in own)
+        assert took <= 1.2 * bound, (base, took, bound)

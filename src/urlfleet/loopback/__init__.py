@@ -50,7 +50,8 @@ of urlfleet), so it can be copied into another project's tests as it is:
     http11.py     request heads in, response heads out
     routes.py     the routes above and the control routes
     protocol.py   one asyncio.Protocol per client connection
-    server.py     shared state, the hosts' sockets, LoopbackServer (a thread), serve()
+    state.py      what all hosts share: records, counters, the gzip cache
+    server.py     the hosts' sockets, LoopbackServer (a thread), serve()
     process.py    LoopbackProcess: the server in a child process
     cli.py        the command line, both ways (argv -> ServerSpec -> argv)
 """

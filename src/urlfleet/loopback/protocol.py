@@ -21,7 +21,7 @@ from .routes import _WAITING_ROUTES, CONTROL_PREFIX, _control, _latency_of, _pat
 from .spec import RequestRecord, _Host
 
 if TYPE_CHECKING:
-    from .server import _State
+    from .state import _State
 
 
 class _Connection(asyncio.Protocol):

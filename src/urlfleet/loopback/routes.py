@@ -23,7 +23,7 @@ from .http11 import (
 from .spec import _Host, _url_host
 
 if TYPE_CHECKING:
-    from .server import _State
+    from .state import _State
 
 CONTROL_PREFIX = "/__urlfleet__/"
 
