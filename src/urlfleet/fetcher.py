@@ -214,13 +214,14 @@ class Fetcher:
             )
             settings: dict[str, Any] = {"proxies": env.proxies, "verify": env.verify}
             settings.update(stream=True, cert=None)
+            gated = env.gated
         else:  # a caller's own sessions: requests' own lookups, as the caller set them up
             request = job.request or session.prepare_request(requests.Request("GET", job.target))
             settings = dict(session.merge_environment_settings(request.url, {}, True, None, None))
             settings["stream"] = True
+            gated = is_gated(session, request.url or "", settings.get("proxies"))
         timeout = (self.config.timeout, self.config.timeout)
-        url = request.url or ""
-        if not is_gated(session, url, settings.get("proxies")):
+        if not gated:
             # Connections this process cannot gate (SOCKS, a custom adapter): the same rule,
             # kept just before the send instead of at the write.
             with lease.hold():

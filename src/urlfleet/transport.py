@@ -212,6 +212,7 @@ class Settings:
     proxies: dict[str, str]
     verify: bool | str
     auth: tuple[str, str] | None
+    gated: bool = True  # its connections pass the gate at the write (all but SOCKS proxies)
 
 
 class Environment:
@@ -243,4 +244,6 @@ class Environment:
                 os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             )
         netrc = None if config.auth or has_userinfo else get_netrc_auth(url)
-        return Settings(proxies=proxies, verify=verify, auth=netrc)
+        proxy = select_proxy(url, proxies)
+        gated = proxy is None or not proxy.lower().startswith("socks")
+        return Settings(proxies=proxies, verify=verify, auth=netrc, gated=gated)
