@@ -68,10 +68,12 @@ class FetchConfig:
     max_wait: float = DEFAULT_MAX_WAIT
     backoff: float = DEFAULT_BACKOFF
     timeout: float = DEFAULT_TIMEOUT
+    max_time: float | None = None  # a deadline for each whole attempt, as curl's -m
     max_bytes: int = DEFAULT_MAX_BYTES
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     user_agent: str = DEFAULT_USER_AGENT
     verify: bool = True
+    ca_bundle: str | None = None  # PEM file of the CAs to trust instead of the default ones
     save_dir: Path | None = None
     keep_content: bool = True  # keep bodies in memory for Result.content (the CLI does not)
     window: int = DEFAULT_WINDOW
@@ -98,6 +100,8 @@ class FetchConfig:
             _require(value >= 0, f"{name} must be >= 0 seconds, got {value}")
         _require(self.retries >= 0, f"retries must be >= 0, got {self.retries}")
         _require(self.timeout > 0, f"timeout must be > 0 seconds, got {self.timeout}")
+        if self.max_time is not None:
+            _require(self.max_time > 0, f"max_time must be > 0 seconds, got {self.max_time}")
         _require(self.max_bytes >= 0, f"max_bytes must be >= 0, got {self.max_bytes}")
         _require(self.max_redirects >= 0, f"max_redirects must be >= 0, got {self.max_redirects}")
         _require(self.window >= 1, f"window must be >= 1, got {self.window}")

@@ -4,6 +4,7 @@
      ├── InputError        (also a ValueError) bad or unreadable input; the CLI exits 2
      ├── RetryableStatus   an HTTP status worth retrying; lives only inside the retry policy
      ├── RetryRequested    the caller's retry_if said a response needs another attempt
+     ├── DeadlineExceeded  an attempt ran past --max-time (connect, headers and body together)
      └── SaveError         --save-dir cannot take a body (disk full, no permission): ends the run
 
 This module imports nothing from the package, so every other module can import it.
@@ -35,6 +36,14 @@ class RetryableStatus(UrlfleetError):
 
 class RetryRequested(UrlfleetError):
     """The ``retry_if`` hook judged a response (say, a 200 "slow down" page) not good enough."""
+
+
+class DeadlineExceeded(UrlfleetError):
+    """An attempt did not complete within ``max_time`` seconds, however it was trickling in."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no complete response within --max-time {seconds:g} s")
+        self.seconds = seconds
 
 
 class SaveError(UrlfleetError):

@@ -11,7 +11,8 @@ take it from there.
 
 from __future__ import annotations
 
-import re
+import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,10 +22,17 @@ from typing import Any, NamedTuple, TypeVar
 
 import requests
 from tenacity import Retrying
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from urlfleet.config import FetchConfig
-from urlfleet.errors import RetryableStatus, RetryRequested, SaveError, UrlfleetError
+from urlfleet.errors import (
+    DeadlineExceeded,
+    RetryableStatus,
+    RetryRequested,
+    SaveError,
+    UrlfleetError,
+)
+from urlfleet.failures import describe, kind_of, kind_of_problem
 from urlfleet.job import Job
 from urlfleet.politeness import ROBOTS_MAX_BYTES, Attempt, Lease, NotDue, RobotsAnswer, host_key
 from urlfleet.records import Result
@@ -39,7 +47,9 @@ from urlfleet.retrying import (
 from urlfleet.saving import SavedBody, body_path
 from urlfleet.sources import redact_url, scrub, url_problem
 from urlfleet.transport import (
+    Deadlines,
     Environment,
+    Watch,
     gate,
     install_gate,
     is_gated,
@@ -49,6 +59,9 @@ from urlfleet.transport import (
 
 T = TypeVar("T")
 CHUNK_SIZE = 64 * 1024  # requests' default of 10 KiB costs CPU on large bodies
+# A redirect's body is read only to keep its connection for the next request; a longer one
+# costs the connection, never memory: requests would read and decode any size, bombs too.
+REDIRECT_BODY_MAX = 64 * 1024
 SessionFactory = Callable[[], requests.Session]
 
 
@@ -95,6 +108,7 @@ class Fetcher:
         self._adapter = shared_adapter(config)
         self._own_sessions = session_factory is None
         self._environment = Environment(config)
+        self._deadlines = Deadlines(config.max_time) if config.max_time is not None else None
 
     def __enter__(self) -> Fetcher:
         return self
@@ -109,6 +123,8 @@ class Fetcher:
         for session in sessions:
             session.close()  # the shared adapter too: closing it twice is harmless
         self._local = threading.local()
+        if self._deadlines is not None:
+            self._deadlines.close()
 
     def session(self) -> requests.Session:
         """This thread's Session, created on first use."""
@@ -143,31 +159,18 @@ class Fetcher:
         started = self._clock()
         first_start, job.first_start = job.first_start, job.first_start or started
         job.requests += 1
-        response: requests.Response | None = None
-        body, error = Body(), None
         try:
-            response = self._send(job, lease)
-            if response.status_code in (429, 503):
-                job.throttled += 1
-            if response.next is not None and response.is_redirect:
-                return self._redirect(job, response, started)
-            if response.status_code in RETRY_STATUSES:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                raise RetryableStatus(response.status_code, retry_after)
-            body = self._read_body(response, job)
-            if self._checks_retry(job) and self._asks_retry(job, response, body):
-                raise RetryRequested("retry_if asked for another attempt")
+            with self._deadline() as watch:
+                response, body, error = self._attempt(job, lease, watch)
         except NotDue as not_due:  # nothing was written: the frontier keeps it for later
             job.requests -= 1
             job.first_start = first_start
             return Step(again_at=not_due.until)
-        except SaveError:
-            raise
-        except (requests.RequestException, UrlfleetError, OSError, ValueError) as exc:
-            error = exc
-        finally:
-            if response is not None:
-                response.close()
+        if watch is not None and watch.expired:  # cut by the watchdog, whatever it looked like
+            assert self.config.max_time is not None
+            error, body = DeadlineExceeded(self.config.max_time), Body()
+        elif response is not None and response.is_redirect and response.next is not None:
+            return self._redirect(job, response, started)
         latency = self._clock() - started
         job.busy_s += latency
         assert job.attempts is not None
@@ -183,6 +186,38 @@ class Fetcher:
         if wait is not None:
             return Step(attempt, again_at=self._clock() + wait)
         return self._final(job, self._result(job, response, body, error), attempt, body)
+
+    def _attempt(
+        self, job: Job, lease: Lease, watch: Watch | None
+    ) -> tuple[requests.Response | None, Body, BaseException | None]:
+        """One request and its body: what came back, and the error that ended it, if any."""
+        response: requests.Response | None = None
+        body, error = Body(), None
+        try:
+            response = self._send(job, lease)
+            if watch is not None:  # the body comes on this socket (a proxy's, maybe)
+                watch.attach(_socket_of(response))
+            if response.status_code in (429, 503):
+                job.throttled += 1
+            if response.is_redirect and response.next is not None:
+                return response, body, None
+            if response.status_code in RETRY_STATUSES:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                raise RetryableStatus(response.status_code, retry_after)
+            body = self._read_body(response, job)
+            if self._checks_retry(job) and self._asks_retry(job, response, body):
+                raise RetryRequested("retry_if asked for another attempt")
+        except (NotDue, SaveError):
+            raise
+        except (requests.RequestException, UrlfleetError, OSError, ValueError) as exc:
+            error = exc
+        finally:
+            if response is not None:
+                response.close()
+        return response, body, error
+
+    def _deadline(self) -> AbstractContextManager[Watch | None]:
+        return self._deadlines.attempt() if self._deadlines is not None else nullcontext()
 
     def failed(self, job: Job, why: str) -> Step:
         """The last Step of a job that ends without a response to speak of."""
@@ -220,7 +255,10 @@ class Fetcher:
             settings = dict(session.merge_environment_settings(request.url, {}, True, None, None))
             settings["stream"] = True
             gated = is_gated(session, request.url or "", settings.get("proxies"))
-        timeout = (self.config.timeout, self.config.timeout)
+        if _drain_redirect not in request.hooks["response"]:
+            request.register_hook("response", _drain_redirect)
+        limit = min(self.config.timeout, self.config.max_time or math.inf)
+        timeout = (limit, limit)
         if not gated:
             # Connections this process cannot gate (SOCKS, a custom adapter): the same rule,
             # kept just before the send instead of at the write.
@@ -293,6 +331,7 @@ class Fetcher:
             ok=ok,
             status=status,
             error=None if ok else scrub(describe(error, status, truncated, attempts), job.url),
+            error_kind=None if ok else kind_of(error, status, truncated),
             attempts=attempts,
             elapsed_s=round(self._clock() - (job.first_start or self._clock()), 6),
             bytes=body.size,
@@ -317,6 +356,7 @@ class Fetcher:
         return Result.failed(
             redact_url(job.url), scrub(error, job.url),
             host=job.host, meta=job.meta, index=job.index, attempts=attempts,
+            kind=kind_of_problem(error),
         )  # fmt: skip
 
 
@@ -329,6 +369,33 @@ def _saving(action: Callable[..., T], *args: Any) -> T:
         raise SaveError(f"cannot save bodies ({exc.strerror or exc}{where})") from exc
 
 
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    connection = getattr(response.raw, "connection", None)
+    return getattr(connection, "sock", None)
+
+
+def _drain_redirect(response: requests.Response, **_: Any) -> requests.Response:
+    """Read a redirect's body before requests does, raw and capped (a response hook).
+
+    requests reads every 3xx body whole, decoded, to release its connection, even when the
+    redirect is not followed: a 302 whose gzip body inflates to gigabytes would fill memory.
+    Here it reads at most REDIRECT_BODY_MAX raw bytes; past that the connection is dropped.
+    """
+    if not response.is_redirect or getattr(response, "_content_consumed", False):
+        return response
+    raw, left = response.raw, REDIRECT_BODY_MAX
+    try:
+        while left > 0 and (chunk := raw.read(min(left, CHUNK_SIZE), decode_content=False)):
+            left -= len(chunk)
+        if left <= 0:
+            raw.close()  # more to come: not worth reading, nor the connection worth keeping
+    except (OSError, ValueError, requests.RequestException, HTTPError):
+        raw.close()
+    response._content = b""
+    setattr(response, "_content_consumed", True)  # noqa: B010 - no typed way to say so
+    return response
+
+
 def _timed_out_as_read_timeout(chunks: Iterator[bytes]) -> Iterator[bytes]:
     # requests reports a read timeout in the body as a ConnectionError; call it what it is.
     try:
@@ -337,34 +404,3 @@ def _timed_out_as_read_timeout(chunks: Iterator[bytes]) -> Iterator[bytes]:
         if exc.args and isinstance(exc.args[0], ReadTimeoutError):
             raise requests.ReadTimeout(*exc.args) from exc
         raise
-
-
-def describe(
-    error: BaseException | None, status: int | None, truncated: bool, attempts: int
-) -> str:
-    """A failure in plain words, e.g. ``HTTP 503 after 4 attempts`` or ``ConnectTimeout: ...``."""
-    after = f" after {attempts} attempts" if attempts > 1 else ""
-    if truncated:
-        return "body larger than --max-bytes"
-    if isinstance(error, RetryableStatus):
-        return f"HTTP {error.status}{after}"
-    if error is None:
-        return f"HTTP {status}"
-    return f"{type(error).__name__}: {_innermost(error)}{after}"
-
-
-_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>: ")
-
-
-def _innermost(error: BaseException) -> str:
-    # requests wraps urllib3 wraps the socket error; the innermost one says what happened.
-    reason: BaseException = error
-    for _ in range(6):
-        inner = getattr(reason, "reason", None)
-        if not isinstance(inner, BaseException) and reason.args:
-            inner = next((a for a in reason.args if isinstance(a, BaseException)), None)
-        if not isinstance(inner, BaseException):
-            break
-        reason = inner
-    text = str(reason) or type(reason).__name__
-    return _OBJECT_REPR.sub("", text).strip()

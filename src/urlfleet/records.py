@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import IO, Any
 
-# The contract's keys, in contract order; `truncated` and `redirects` follow as extras.
+# The contract's keys, in contract order; `truncated`, `redirects` and `error_kind` (one of
+# failures.ERROR_KINDS, None when ok) follow as extras.
 RECORD_FIELDS = (
     "url", "ok", "status", "error", "attempts", "elapsed_s", "bytes", "host", "final_url",
-    "saved_to", "truncated", "redirects",
+    "saved_to", "truncated", "redirects", "error_kind",
 )  # fmt: skip
 
 
@@ -42,6 +43,7 @@ class Result:
     saved_to: str | None = None
     truncated: bool = False
     redirects: int = 0
+    error_kind: str | None = None
     # Not part of the record: for library users and the report.
     content: builtins.bytes = field(default=b"", repr=False)  # the field `bytes` shadows it
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -56,12 +58,13 @@ class Result:
 
     @classmethod
     def failed(
-        cls, url: str, error: str, *, host: str, meta: Any, index: int, attempts: int = 0
-    ) -> Result:
+        cls, url: str, error: str, *, host: str, meta: Any, index: int, attempts: int = 0,
+        kind: str = "internal",
+    ) -> Result:  # fmt: skip
         """A failed Result for a URL that got no response to speak of."""
         return cls(
             url=url, ok=False, status=None, error=error, attempts=attempts, elapsed_s=0.0,
-            bytes=0, host=host, meta=meta, index=index,
+            bytes=0, host=host, meta=meta, index=index, error_kind=kind,
         )  # fmt: skip
 
     @property

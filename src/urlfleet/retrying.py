@@ -15,14 +15,15 @@ import requests
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
 )
 from tenacity.wait import wait_base
 
 from urlfleet.config import FetchConfig
-from urlfleet.errors import RetryableStatus, RetryRequested
+from urlfleet.errors import DeadlineExceeded, RetryableStatus, RetryRequested
+from urlfleet.failures import is_permanent
 
 # Statuses that mean "not now" rather than "no": request timeout, too early, too many requests,
 # and the server-side failures that a later attempt often gets past (Scrapy's RETRY_HTTP_CODES
@@ -35,6 +36,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
+    DeadlineExceeded,  # a tarpit, or a link too slow this time: like curl --retry, try again
     RetryableStatus,
     RetryRequested,
 )
@@ -83,9 +85,15 @@ def build_retrying(config: FetchConfig) -> Retrying:
             wait_random_exponential(multiplier=config.backoff, max=config.max_wait),
             cap=config.max_wait,
         ),
-        retry=retry_if_exception_type(TRANSIENT_ERRORS),
+        retry=retry_if_exception(may_heal),
         reraise=True,
     )
+
+
+def may_heal(error: BaseException | None) -> bool:
+    """Whether a failure may pass: worth a retry, and a sign of the host's health. A bad
+    certificate or an unknown name fails every time (see failures.is_permanent)."""
+    return isinstance(error, TRANSIENT_ERRORS) and not is_permanent(error)
 
 
 def new_attempts(retrying: Retrying) -> RetryCallState:

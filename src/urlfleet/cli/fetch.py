@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from urllib3.exceptions import InsecureRequestWarning
 
 from urlfleet.cli.options import add_fetch_options, config_from, session_from
 from urlfleet.cli.session import fetch_to, say
@@ -71,6 +74,8 @@ def run_fetch(args: argparse.Namespace) -> int:
     reader.check()
     if args.insecure:
         say("warning: --insecure: TLS certificates are not verified")
+        # Said once, here; urllib3 would repeat it for every host, with a file path.
+        warnings.filterwarnings("ignore", category=InsecureRequestWarning)
     done = _resume_from(options.out) if options.resume else DoneUrls(())
     run_for = _run_for(config, compare_serial=args.compare_serial, dask=args.dask,
                        shard_size=args.shard_size)  # fmt: skip

@@ -103,6 +103,9 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
     retry.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                        help="per-attempt connect timeout, and longest wait for the next byte "
                        "(default %(default)s)")  # fmt: skip
+    retry.add_argument("--max-time", type=float, default=None, metavar="S",
+                       help="deadline for each whole attempt: connect, headers and body "
+                       "together, as curl's -m (default: none)")  # fmt: skip
     retry.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N",
                        help="largest body kept; a longer one is cut off and the record says so "
                        "(default %(default)s = 100 MiB)")  # fmt: skip
@@ -123,6 +126,13 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
         "--insecure",
         action="store_true",
         help="do not verify TLS certificates (a warning is printed)",
+    )
+    retry.add_argument(
+        "--ca-bundle",
+        type=Path,
+        metavar="FILE",
+        help="trust the CA certificates in FILE (PEM) instead of the default ones, as curl's "
+        "--cacert (default: REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE when set)",
     )
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -175,10 +185,23 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
             user_agent=args.user_agent, verify=not args.insecure, robots=args.robots,
             max_crawl_delay=args.max_crawl_delay, host_backoff=args.host_backoff,
             host_max_failures=args.host_max_failures, save_dir=args.save_dir,
-            auto_throttle=args.auto_throttle, **overrides,
+            auto_throttle=args.auto_throttle, max_time=args.max_time,
+            ca_bundle=_ca_bundle(args.ca_bundle), **overrides,
         )  # fmt: skip
     except ValueError as exc:
         raise InputError(f"bad option: {exc}") from exc
+
+
+def _ca_bundle(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as handle:
+            if b"-----BEGIN CERTIFICATE-----" not in handle.read(1 << 20):
+                raise InputError(f"--ca-bundle {path}: no PEM certificate in it")
+    except OSError as exc:
+        raise InputError(f"--ca-bundle {path}: {exc.strerror or exc}") from exc
+    return str(path)
 
 
 def session_from(args: argparse.Namespace) -> SessionOptions:
