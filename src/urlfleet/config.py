@@ -6,6 +6,7 @@ Change a config with ``dataclasses.replace(config, jobs=64)``; validation runs a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -87,6 +88,9 @@ class FetchConfig:
     # What every request carries, as in requests.Session.
     headers: Mapping[str, str] = field(default_factory=dict)
     cookies: Mapping[str, str] = field(default_factory=dict)
+    # Headers dropped when a redirect leaves the host, besides those always dropped
+    # (Authorization, Proxy-Authorization, and Cookie from `cookies`): e.g. "X-Api-Key".
+    secret_headers: tuple[str, ...] = ()
     auth: tuple[str, str] | None = None
     proxies: Mapping[str, str] = field(default_factory=dict)
     # Decides, from a response that looks fine, that it is not: e.g. a 200 "rate limited" page.
@@ -108,6 +112,15 @@ class FetchConfig:
         _require(self.host_max_failures >= 0, "host_max_failures must be >= 0 (0: never)")
         if self.save_dir is not None and not isinstance(self.save_dir, Path):
             object.__setattr__(self, "save_dir", Path(self.save_dir))
+        object.__setattr__(self, "headers", _checked_headers(self.headers))
+        object.__setattr__(self, "cookies", _checked_cookies(self.cookies))
+        object.__setattr__(self, "secret_headers", _checked_names(self.secret_headers))
+        if self.auth is not None:
+            _require(
+                isinstance(self.auth, tuple) and len(self.auth) == 2
+                and all(isinstance(part, str) for part in self.auth),
+                "auth must be a (user, password) pair of strings",
+            )  # fmt: skip
         limits = {key.lower(): _limits(value) for key, value in self.host_limits.items()}
         for name, value in (("host_limits", limits), ("headers", self.headers),
                             ("cookies", self.cookies), ("proxies", self.proxies)):  # fmt: skip
@@ -123,6 +136,45 @@ class FetchConfig:
     def limits_for(self, host: str) -> HostLimits:
         """The limits of one host: its own from host_limits, else per_host and delay."""
         return self.host_limits.get(host) or HostLimits(self.per_host, self.delay)
+
+
+# RFC 9110 field names are tokens; values may not hold line breaks or NUL, and their leading
+# and trailing whitespace is not part of them (a token read from a file ends in a newline).
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_IN_VALUE = re.compile(r"[\r\n\x00]")
+_BAD_IN_COOKIE = re.compile(r"[\s;,\\\"\x00-\x1f\x7f]")
+
+
+def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    checked = {}
+    for name, value in headers.items():
+        _require(isinstance(name, str) and bool(_TOKEN.match(name)), f"bad header name {name!r}")
+        _require(isinstance(value, str), f"header {name!r}: the value must be a string")
+        value = value.strip(" \t\r\n")
+        # The value is never shown: headers carry tokens and passwords.
+        _require(not _BAD_IN_VALUE.search(value), f"header {name!r}: the value holds a line "
+                 "break or NUL (value not shown)")  # fmt: skip
+        checked[name] = value
+    return checked
+
+
+def _checked_cookies(cookies: Mapping[str, str]) -> dict[str, str]:
+    checked = {}
+    for name, value in cookies.items():
+        _require(isinstance(name, str) and bool(_TOKEN.match(name)), f"bad cookie name {name!r}")
+        _require(isinstance(value, str), f"cookie {name!r}: the value must be a string")
+        value = value.strip(" \t\r\n")
+        _require(not _BAD_IN_COOKIE.search(value), f"cookie {name!r}: the value holds a space, "
+                 "';', ',', a quote or a control character (value not shown)")  # fmt: skip
+        checked[name] = value
+    return checked
+
+
+def _checked_names(names: Any) -> tuple[str, ...]:
+    _require(not isinstance(names, str), "secret_headers must be a list of header names")
+    for name in names:
+        _require(isinstance(name, str) and bool(_TOKEN.match(name)), f"bad header name {name!r}")
+    return tuple(names)
 
 
 def _rebuild(values: dict[str, Any]) -> FetchConfig:

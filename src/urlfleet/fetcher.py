@@ -11,6 +11,7 @@ take it from there.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket
 import threading
@@ -275,14 +276,31 @@ class Fetcher:
         if job.hops >= self.config.max_redirects:
             error = requests.TooManyRedirects(f"more than {self.config.max_redirects} redirects")
             return self._final(job, self._result(job, response, Body(), error), attempt)
-        # requests prepared the next hop for us: method, cookies, and Authorization dropped
-        # when the redirect leaves the host. It goes back to the frontier, so the new host's
-        # politeness applies to it like to any other request.
-        job.request = response.next
-        job.target = str(job.request.url)
-        job.host = host_key(job.target)
+        # requests prepared the next hop for us: method, cookies, and Authorization and
+        # Proxy-Authorization dropped when the redirect leaves the host. It goes back to the
+        # frontier, so the new host's politeness applies to it like to any other request.
+        hop = response.next
+        assert hop is not None
+        target = str(hop.url)
+        if host_key(target) != job.host:
+            self._forget_secrets(hop)
+        job.request, job.target, job.host = hop, target, host_key(target)
         job.hops += 1
         return Step(attempt, again_at=self._clock())
+
+    def _forget_secrets(self, hop: requests.PreparedRequest) -> None:
+        """What must not follow a redirect to another host, besides what requests drops:
+        the cookies given for every URL (not set by a server for that host), and the
+        headers the user marked as secret."""
+        for name in self.config.secret_headers:
+            hop.headers.pop(name, None)
+        jar = getattr(hop, "_cookies", None)
+        if self.config.cookies and isinstance(jar, requests.cookies.RequestsCookieJar):
+            for name in self.config.cookies:
+                with contextlib.suppress(KeyError):
+                    jar.clear("", "/", name)  # as cookiejar_from_dict made them: no domain
+            hop.headers.pop("Cookie", None)
+            hop.prepare_cookies(jar)
 
     def _read_body(self, response: requests.Response, job: Job) -> Body:
         robots = job.robots_for is not None

@@ -209,9 +209,24 @@ class GatedAdapter(HTTPAdapter):
     connections to it, whatever host they are for, so it is sized for every thread.
     """
 
-    def __init__(self, *args: Any, proxy_pool_maxsize: int = 10, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        proxy_pool_maxsize: int = 10,
+        proxy_authorization: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.proxy_pool_maxsize = proxy_pool_maxsize
+        self.proxy_authorization = proxy_authorization
         super().__init__(*args, **kwargs)
+
+    def proxy_headers(self, proxy: str) -> dict[str, str]:
+        # A Proxy-Authorization the user gave goes to the proxy alone: on CONNECT, and on
+        # plain-HTTP requests the proxy forwards (it strips it), never on the tunnelled ones.
+        headers: dict[str, str] = super().proxy_headers(proxy)
+        if self.proxy_authorization and "Proxy-Authorization" not in headers:
+            headers["Proxy-Authorization"] = self.proxy_authorization
+        return headers
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -282,7 +297,12 @@ def shared_adapter(config: FetchConfig) -> GatedAdapter:
         pool_maxsize=largest,
         max_retries=0,
         proxy_pool_maxsize=max(largest, threads),
+        proxy_authorization=_header(config.headers, "Proxy-Authorization"),
     )
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
 
 def new_session(config: FetchConfig, adapter: HTTPAdapter) -> requests.Session:
@@ -293,7 +313,9 @@ def new_session(config: FetchConfig, adapter: HTTPAdapter) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = config.user_agent
-    session.headers.update(config.headers)
+    session.headers.update(
+        {k: v for k, v in config.headers.items() if k.lower() != "proxy-authorization"}
+    )
     session.cookies.update(dict(config.cookies))
     session.proxies.update(config.proxies)
     session.auth = config.auth

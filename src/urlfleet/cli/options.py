@@ -117,6 +117,23 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
         help="redirects followed per URL (default %(default)s)",
     )
     retry.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="send this header with every request (repeatable), as curl's -H; Authorization, "
+        "Proxy-Authorization, Cookie and --secret-header names are dropped when a redirect "
+        "leaves the host",
+    )
+    retry.add_argument(
+        "--secret-header",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also drop header NAME when a redirect leaves the host (repeatable)",
+    )
+    retry.add_argument(
         "--user-agent",
         default=DEFAULT_USER_AGENT,
         metavar="S",
@@ -186,10 +203,21 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
             max_crawl_delay=args.max_crawl_delay, host_backoff=args.host_backoff,
             host_max_failures=args.host_max_failures, save_dir=args.save_dir,
             auto_throttle=args.auto_throttle, max_time=args.max_time,
-            ca_bundle=_ca_bundle(args.ca_bundle), **overrides,
+            ca_bundle=_ca_bundle(args.ca_bundle), headers=_headers(args.header),
+            secret_headers=tuple(args.secret_header), **overrides,
         )  # fmt: skip
     except ValueError as exc:
         raise InputError(f"bad option: {exc}") from exc
+
+
+def _headers(lines: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():  # the line may be a bare token: never shown
+            raise InputError("-H wants 'Name: value'; one has no name or no colon (not shown)")
+        headers[name.strip()] = value  # checked (and stripped) by FetchConfig, never echoed
+    return headers
 
 
 def _ca_bundle(path: Path | None) -> str | None:
