@@ -3,6 +3,7 @@ compressed bombs or endless, chunked bodies whole and cut short, short bodies, d
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import socket
@@ -268,3 +269,131 @@ def test_drip_route_makes_each_byte_as_it_is_sent() -> None:
     assert response.body == b"" and response.length == 1_000_000
     assert response.stream is not None and response.interval == 0.05
     assert b"".join(next(response.stream) for _ in range(10)) == b"urlfleetur"
+
+
+# --------------------------------------------------------------------------- silence
+
+
+def test_black_hole_says_nothing_and_is_recorded_abandoned(server: LoopbackServer) -> None:
+    tag = token()
+    with open_socket(server.base_urls[0]) as sock:
+        sock.sendall(f"GET /black-hole/{tag} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)  # not a byte
+        assert server.records(tag) == []  # still waiting, not yet recorded
+    connection = connect(server.base_urls[0])
+    connection.timeout = 0.3
+    try:
+        connection.request("GET", f"/black-hole/{tag}/2")
+        with pytest.raises(TimeoutError):
+            connection.getresponse()
+    finally:
+        connection.close()
+    records = wait_for_records(server, tag, 2)
+    assert [r.status for r in records] == [0, 0]
+    assert all(0.25 < r.finished - r.arrived < 1.5 for r in records)
+    with pytest.raises(requests.Timeout):
+        requests.get(f"{server.base_urls[1]}/black-hole/{tag}/3", timeout=0.2)
+
+
+def test_black_hole_and_endless_body_end_when_the_server_stops() -> None:
+    srv = LoopbackServer(ServerSpec(hosts=1, latency=0))
+    srv.start()
+    sockets: list[socket.socket] = []
+    try:
+        for path in ("/black-hole/stop", "/redirect-body/endless/0/stop"):
+            sockets.append(open_socket(srv.base_urls[0]))
+            sockets[-1].sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert sockets[1].recv(100).startswith(b"HTTP/1.1 302 ")
+        started = time.monotonic()
+        srv.stop()
+        assert time.monotonic() - started < 1.0
+        for sock in sockets:  # each closed by the stop: EOF, or a reset for unread bytes
+            sock.settimeout(2)
+            with contextlib.suppress(ConnectionResetError):
+                read_until_closed(sock)
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert sorted((r.path, r.status) for r in srv.records()) == [
+        ("/black-hole/stop", 0),
+        ("/redirect-body/endless/0/stop", 302),
+    ]
+
+
+# --------------------------------------------------------------------------- heads
+
+
+def test_many_headers(server: LoopbackServer) -> None:
+    tag = token()
+    with open_socket(server.base_urls[0]) as sock:
+        sock.sendall(f"GET /many-headers/500/{tag} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+        lines, body = split_head(read_until_closed(sock))
+    assert lines[0] == "HTTP/1.1 200 OK"
+    assert [line for line in lines if line.startswith("X-H")] == [
+        f"X-H{i}: v" for i in range(1, 501)
+    ]
+    assert body == b"500 extra headers\n"
+    connection = connect(server.base_urls[0])
+    try:
+        connection.request("GET", f"/many-headers/101/{tag}")
+        with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
+            connection.getresponse()
+    finally:
+        connection.close()
+    assert [r.status for r in server.records(tag)] == [200, 200]
+
+
+def test_huge_header(server: LoopbackServer) -> None:
+    tag = token()
+    size = 1 << 20
+    with open_socket(server.base_urls[0]) as sock:
+        sock.sendall(
+            f"GET /huge-header/{size}/{tag} HTTP/1.1\r\nConnection: close\r\n\r\n".encode()
+        )
+        lines, body = split_head(read_until_closed(sock))
+    assert lines[0] == "HTTP/1.1 200 OK"
+    assert "X-Huge: " + "v" * size in lines
+    assert body == f"one header of {size} bytes\n".encode()
+    connection = connect(server.base_urls[0])
+    try:
+        connection.request("GET", f"/huge-header/{size}/{tag}")
+        with pytest.raises(http.client.LineTooLong):
+            connection.getresponse()
+    finally:
+        connection.close()
+    too_big = requests.get(f"{server.base_urls[0]}/huge-header/{size + 1}/{tag}", timeout=5)
+    assert too_big.status_code == 400
+
+
+# --------------------------------------------------------------------------- HTTP/1.0
+
+
+@pytest.mark.parametrize("size", [0, 10, 200_000])
+def test_http10_body_ends_with_the_connection(server: LoopbackServer, size: int) -> None:
+    tag = token()
+    with open_socket(server.base_urls[0]) as sock:  # keep-alive asked for, and refused
+        sock.sendall(f"GET /http10/{size}/{tag} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        lines, body = split_head(read_until_closed(sock))
+    assert lines[0] == "HTTP/1.0 200 OK"
+    assert not any(line.startswith(("Content-Length", "Connection", "Transfer")) for line in lines)
+    assert body == pattern(size)
+    connection = connect(server.base_urls[0])
+    try:
+        connection.request("GET", f"/http10/{size}/{tag}")
+        response = connection.getresponse()
+        assert response.version == 10 and response.read() == pattern(size)
+    finally:
+        connection.close()
+    assert requests.get(f"{server.base_urls[0]}/http10/{size}/{tag}", timeout=5).content == (
+        pattern(size)
+    )
+    assert [r.status for r in server.records(tag)] == [200] * 3
+
+
+def test_http10_head(server: LoopbackServer) -> None:
+    with open_socket(server.base_urls[0]) as sock:
+        sock.sendall(b"HEAD /http10/10/head HTTP/1.1\r\nHost: x\r\n\r\n")
+        lines, body = split_head(read_until_closed(sock))
+    assert lines[0] == "HTTP/1.0 200 OK" and body == b""

@@ -42,6 +42,13 @@ body that never ends stops when the client goes or the server stops)::
     /chunked-truncated/<n>/...          the first half of those chunks (rounded up), then the
                                         connection closes without the last chunk
     /short-body/<n>/...                 Content-Length n, n // 2 bytes, then the close
+    /black-hole/...                     nothing at all, until the client or the server goes
+                                        (recorded then, status 0, like any abandoned request)
+    /many-headers/<n>/...               200 with n extra headers X-H1: v ... X-Hn: v
+                                        (n <= 100,000)
+    /huge-header/<bytes>/...            200 with one header X-Huge of that many bytes (<= 1 MiB)
+    /http10/<n>/...                     an HTTP/1.0 200 without Content-Length: n bytes, then
+                                        the close ends the body
     /delay/<s>/...                      the page, after <s> s instead of the host's latency
     /auth/...                           JSON {"authorization": <header or null>}
     /robots.txt                         404, or what ServerSpec.robots sets for the host

@@ -254,6 +254,28 @@ def _route_short_body(ctx: _Context) -> _Response:
     )  # fmt: skip
 
 
+def _route_black_hole(ctx: _Context) -> _Response:
+    return _Response(0, silent=True)
+
+
+def _route_many_headers(ctx: _Context) -> _Response:
+    count = _int_arg(ctx, 0, "header count", 0, _MAX_HEADERS)
+    headers = [(f"X-H{i}", "v") for i in range(1, count + 1)]
+    return _text(200, f"{count} extra headers\n", headers)
+
+
+def _route_huge_header(ctx: _Context) -> _Response:
+    size = _int_arg(ctx, 0, "header value size", 0, _MAX_HEADER_BYTES)
+    return _text(200, f"one header of {size} bytes\n", [("X-Huge", "v" * size)])
+
+
+def _route_http10(ctx: _Context) -> _Response:
+    size = _int_arg(ctx, 0, "byte count", 0, _MAX_STREAM)
+    return _Response(
+        200, content_type="application/octet-stream", stream=_pieces(size, _PIECE), http10=True
+    )
+
+
 def _route_auth(ctx: _Context) -> _Response:
     body = json.dumps({"authorization": ctx.request.headers.get("authorization")})
     return _Response(200, body.encode("utf-8"), "application/json")
@@ -282,14 +304,21 @@ _ROUTES: dict[str, Callable[[_Context], _Response]] = {
     "chunked": _route_chunked,
     "chunked-truncated": _route_chunked_truncated,
     "short-body": _route_short_body,
+    "black-hole": _route_black_hole,
+    "many-headers": _route_many_headers,
+    "huge-header": _route_huge_header,
+    "http10": _route_http10,
     "auth": _route_auth,
     "robots.txt": _route_robots,
     # "delay" only changes the latency (see _latency_of); the answer is the page.
 }
 # Routes that await something even without latency, so they are answered by a task.
 _WAITING_ROUTES = frozenset(
-    {"gzip", "slow-body", "drip", "redirect-body", "chunked", "chunked-truncated", "short-body"}
-)
+    {
+        "gzip", "slow-body", "drip", "redirect-body", "chunked", "chunked-truncated",
+        "short-body", "black-hole", "http10",
+    }
+)  # fmt: skip
 
 
 def _latency_of(request: _Request, host: _Host) -> float:
