@@ -179,6 +179,26 @@ def test_chunked_keeps_the_connection(server: LoopbackServer) -> None:
         connection.close()
 
 
+def test_a_client_that_stops_reading_holds_up_the_body_not_the_memory(
+    server: LoopbackServer,
+) -> None:
+    """Sending waits while the transport's buffer is full: a TiB body unread for 0.3 s costs
+    the socket buffers and the transport's high-water mark, not what could be made in 0.3 s."""
+    tag = token()
+    tracemalloc.start()
+    try:
+        with open_socket(server.base_urls[0]) as sock:
+            sock.sendall(f"GET /chunked/{1 << 40}/{tag} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            time.sleep(0.3)
+            _, peak = tracemalloc.get_traced_memory()
+            assert len(sock.recv(65536)) > 0
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+    (record,) = wait_for_records(server, tag)
+    assert record.status == 200
+
+
 @pytest.mark.parametrize(("size", "chunks"), [(1, 1), (1024, 1), (3000, 2), (10_240, 5)])
 def test_chunked_truncated_closes_without_the_last_chunk(
     server: LoopbackServer, size: int, chunks: int

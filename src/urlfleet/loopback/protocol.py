@@ -315,12 +315,13 @@ class _Connection(asyncio.Protocol):
 
         The last bytes of a complete body go out with the record, as every response's do;
         one piece is looked ahead for that, which costs nothing since pieces are made, not
-        awaited. Pieces sent without an interval are written in batches of about 64 KiB.
+        awaited. Pieces sent without an interval are written in batches of about 64 KiB, with
+        a pass through the event loop after each, so that a fast reader of a long body does
+        not keep the other connections (or a stop) waiting.
         """
         assert self._transport is not None
         assert response.stream is not None
         pieces, interval = response.stream, response.interval
-        frame = _chunk if response.chunked else bytes
         batch: list[bytes] = []
         batched = 0
         piece = next(pieces, None)
@@ -333,7 +334,7 @@ class _Connection(asyncio.Protocol):
             if self._is_closing():
                 self._record(request, response.status)
                 return False
-            batch.append(frame(piece))
+            batch.append(_chunk(piece) if response.chunked else piece)
             batched += len(piece)
             if following is None and not response.truncated:
                 break  # the last piece: sent with the record
@@ -341,6 +342,8 @@ class _Connection(asyncio.Protocol):
                 self._transport.write(b"".join(batch))
                 batch.clear()
                 batched = 0
+                if not interval:
+                    await asyncio.sleep(0)
             piece = following
         if response.truncated:
             self._record(request, response.status)
