@@ -28,7 +28,27 @@ Routes (first path segment; further segments only make URLs unique)::
     /bytes/<n>/...                      n bytes of a repeating b"urlfleet" pattern
     /gzip/<n>/...                       n zero bytes with Content-Encoding: gzip
     /drop/...                           connection closed without a response (status 0)
-    /slow-body/<interval>/<n>/...       headers at once, then 1 byte every <interval> s
+    /slow-body/<interval>/<n>/...       headers at once (Content-Length n), then 1 byte every
+    /drip/<interval>/<n>/...            <interval> s, each made as it is sent (n <= 2**20)
+
+Hostile routes, for a client's defences (bodies made as they are sent, never held whole; a
+body that never ends stops when the client goes or the server stops)::
+
+    /redirect-body/big/<n>/rest         302 to /page/rest with n bytes of body (Content-Length)
+    /redirect-body/gzip/<n>/rest        302 to /page/rest, body the gzip of n zeros (as /gzip)
+    /redirect-body/endless/<n>/rest     302 to /page/rest, chunked, a 1 KiB chunk every 10 ms
+                                        for ever (n is ignored)
+    /chunked/<n>/...                    n bytes in 1 KiB chunks, then the last chunk
+    /chunked-truncated/<n>/...          the first half of those chunks (rounded up), then the
+                                        connection closes without the last chunk
+    /short-body/<n>/...                 Content-Length n, n // 2 bytes, then the close
+    /black-hole/...                     nothing at all, until the client or the server goes
+                                        (recorded then, status 0, like any abandoned request)
+    /many-headers/<n>/...               200 with n extra headers X-H1: v ... X-Hn: v
+                                        (n <= 100,000)
+    /huge-header/<bytes>/...            200 with one header X-Huge of that many bytes (<= 1 MiB)
+    /http10/<n>/...                     an HTTP/1.0 200 without Content-Length: n bytes, then
+                                        the close ends the body
     /delay/<s>/...                      the page, after <s> s instead of the host's latency
     /auth/...                           JSON {"authorization": <header or null>}
     /robots.txt                         404, or what ServerSpec.robots sets for the host

@@ -30,6 +30,16 @@ def _parse_robots(text: str) -> tuple[int, int, str]:
     return int(index), int(status), body
 
 
+def _parse_host_tls(text: str) -> tuple[int, str, str]:
+    """``"1:cert.pem:key.pem"`` -> ``(1, "cert.pem", "key.pem")``; the key's path is after
+    the last colon, so only the certificate's may contain one."""
+    index, _, rest = text.partition(":")
+    cert, colon, key = rest.rpartition(":")
+    if not colon or not index.isdigit() or not cert or not key:
+        raise ValueError(f"--host-tls {text!r} is not INDEX:CERT:KEY")
+    return int(index), cert, key
+
+
 def _spec_to_argv(spec: ServerSpec) -> list[str]:
     """Command-line arguments that make :func:`main` rebuild ``spec``."""
     argv = ["--hosts", str(spec.hosts), "--latency", repr(spec.latency), "--bind", spec.bind]
@@ -48,6 +58,10 @@ def _spec_to_argv(spec: ServerSpec) -> list[str]:
         argv += ["--idle-timeout", repr(spec.idle_timeout)]
     if spec.tls_cert is not None and spec.tls_key is not None:
         argv += ["--tls-cert", spec.tls_cert, "--tls-key", spec.tls_key]
+    for index, cert, key in spec.host_tls:
+        if ":" in key:
+            raise ValueError(f"--host-tls cannot pass a key path with a colon: {key!r}")
+        argv += [f"--host-tls={index}:{cert}:{key}"]
     return argv
 
 
@@ -80,6 +94,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS (with --tls-key)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert (may be the same file)")
+    parser.add_argument(
+        "--host-tls",
+        action="append",
+        default=[],
+        help="INDEX:CERT:KEY: host INDEX serves this certificate instead (repeatable)",
+    )
     parser.add_argument("--ready-line", action="store_true", help="print 'READY <urls>' too")
     parser.add_argument(
         "--exit-on-stdin-eof", action="store_true", help="stop when stdin closes (for parents)"
@@ -104,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             idle_timeout=args.idle_timeout,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
+            host_tls=tuple(_parse_host_tls(t) for t in args.host_tls),
         )
     except ValueError as exc:
         parser.error(str(exc))

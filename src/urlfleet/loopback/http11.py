@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import http
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 _MAX_HEAD = 64 * 1024  # bytes of request line + headers before we answer 400
@@ -44,8 +45,20 @@ class _Response:
     headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     drop: bool = False  # close the connection without answering
     gzip_size: int = -1  # >= 0: body is the gzip of that many zeros, computed lazily
-    drip_interval: float = 0.0  # slow-body: seconds between body bytes...
-    drip_bytes: int = 0  # ...and how many
+    # A body sent over time instead of ``body``: its pieces, made as they are sent (so that
+    # none is ever held whole), each one ``interval`` seconds after the one before.
+    stream: Iterator[bytes] | None = None
+    interval: float = 0.0
+    length: int | None = None  # the Content-Length announced for ``stream`` (None: none)
+    chunked: bool = False  # Transfer-Encoding: chunked, one chunk per piece of ``stream``
+    truncated: bool = False  # the body stops short: close without the rest (or last chunk)
+    http10: bool = False  # an HTTP/1.0 answer: no Content-Length, the body ends at the close
+    silent: bool = False  # send nothing at all until the client or the server goes
+
+    @property
+    def closes(self) -> bool:
+        """Whether the connection must close after this response."""
+        return self.drop or self.truncated or self.http10
 
 
 # Header lines, validated in one C-level pass and split in another: a Python loop over the
@@ -109,18 +122,27 @@ def _reason(status: int) -> str:
 
 
 @functools.cache
-def _status_line(status: int) -> str:
+def _status_line(status: int, version: str = "HTTP/1.1") -> str:
     """The first lines of every response with ``status`` (HTTPStatus lookups are slow)."""
-    return f"HTTP/1.1 {status} {_reason(status)}\r\nServer: {_SERVER_NAME}\r\n"
+    return f"{version} {status} {_reason(status)}\r\nServer: {_SERVER_NAME}\r\n"
 
 
 def _encode_head(
-    status: int, headers: list[tuple[str, str]], content_length: int | None, date: str
+    status: int,
+    headers: list[tuple[str, str]],
+    content_length: int | None,
+    date: str,
+    version: str = "HTTP/1.1",
 ) -> bytes:
     fields = "".join(f"{name}: {value}\r\n" for name, value in headers)
     if content_length is not None:
         fields += f"Content-Length: {content_length}\r\n"
-    return f"{_status_line(status)}Date: {date}\r\n{fields}\r\n".encode("latin-1")
+    return f"{_status_line(status, version)}Date: {date}\r\n{fields}\r\n".encode("latin-1")
+
+
+def _chunk(data: bytes) -> bytes:
+    """``data`` framed as one chunk of a chunked body (RFC 9112 7.1); b"" is the last chunk."""
+    return b"%x\r\n%s\r\n" % (len(data), data) if data else b"0\r\n\r\n"
 
 
 def _has_no_body(status: int) -> bool:

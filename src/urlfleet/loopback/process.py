@@ -108,9 +108,10 @@ class LoopbackProcess:
             if error is None:
                 raise
             raise RuntimeError(f"loopback child did not start: {error}") from None
-        if self.spec.tls_cert is not None:  # the child loaded it: it is a readable chain
+        pems = self.spec.tls_for(self.spec.control_index)
+        if pems is not None:  # the child loaded it: it is a readable chain
             try:
-                self._tls = _pinned_context(self.spec.tls_cert)
+                self._tls = _pinned_context(pems[0])
             except BaseException:
                 self.stop()
                 raise
@@ -178,22 +179,26 @@ class LoopbackProcess:
             raise RuntimeError("LoopbackProcess not started")
         return list(self._urls)
 
+    @property
+    def _control_url(self) -> str:
+        return self.base_urls[self.spec.control_index]
+
     def records(self, contains: str | None = None) -> list[RequestRecord]:
         """The child's records (all hosts), fetched over the control route."""
         route = CONTROL_PREFIX + "records"
         if contains is not None:
             route += "?" + urllib.parse.urlencode({"contains": contains})
-        data = _request_json(self.base_urls[0], route, self._tls)
+        data = _request_json(self._control_url, route, self._tls)
         return [RequestRecord.from_json(item) for item in data]
 
     def clear(self) -> None:
         """Forget the child's records and fault counters."""
-        _request_json(self.base_urls[0], CONTROL_PREFIX + "clear", self._tls)
+        _request_json(self._control_url, CONTROL_PREFIX + "clear", self._tls)
 
     def stats(self) -> dict[str, Any]:
         """The child's counters (see :meth:`LoopbackServer.stats`); each call is 1 connection."""
         route = CONTROL_PREFIX + "stats"
-        result: dict[str, Any] = _request_json(self.base_urls[0], route, self._tls)
+        result: dict[str, Any] = _request_json(self._control_url, route, self._tls)
         return result
 
     def cpu_seconds(self) -> float:

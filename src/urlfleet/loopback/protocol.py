@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from .http11 import (
     _MAX_HEAD,
+    _chunk,
     _encode_head,
     _has_no_body,
     _HttpError,
@@ -17,7 +18,7 @@ from .http11 import (
     _Request,
     _Response,
 )
-from .routes import _WAITING_ROUTES, CONTROL_PREFIX, _control, _latency_of, _pattern, _route, _text
+from .routes import _WAITING_ROUTES, CONTROL_PREFIX, _control, _latency_of, _route, _text
 from .spec import RequestRecord, _Host
 
 if TYPE_CHECKING:
@@ -29,7 +30,9 @@ class _Connection(asyncio.Protocol):
 
     Requests are parsed as bytes arrive (so ``arrived`` is exact even for pipelined ones) and
     queued. Those that need no waiting are answered at once; the first that must wait (latency,
-    gzip, slow body) starts a worker task that answers the rest of the queue in order.
+    gzip, a body sent over time, silence) starts a worker task that answers the rest of the
+    queue in order. A body sent over time waits whenever the transport's buffer is full, so a
+    client that stops reading never makes the server hold more than that buffer.
 
     With an ``idle_timeout``, one timer per connection closes it once it has been idle that
     long: no request queued or being answered, and nothing received since the last response.
@@ -49,7 +52,8 @@ class _Connection(asyncio.Protocol):
         self._worker: asyncio.Task[None] | None = None
         self._reading = True  # False after a request that ends the connection
         self._waiting: _Request | None = None  # the request a worker is answering, unrecorded
-        self._sent = 0  # the status already sent for it (slow-body), else 0
+        self._sent = 0  # the status already sent for it (a streamed body), else 0
+        self._writable: asyncio.Future[None] | None = None  # set while writing is paused
         self._idle_timeout = idle_timeout
         self._idle_since = 0.0  # when bytes last arrived or a request was last recorded
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -86,10 +90,19 @@ class _Connection(asyncio.Protocol):
         # nginx's "499" does; so half-closed clients only get answers that need no waiting.
         self._reading = False
 
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
     def connection_lost(self, exc: Exception | None) -> None:
         with self._state.lock:
             self._state.open.discard(self)
         self._reading = False
+        self.resume_writing()
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
@@ -201,7 +214,8 @@ class _Connection(asyncio.Protocol):
 
     def _answer_now(self, request: _Request) -> bool | None:
         """Answer ``request`` if that needs no waiting: True to keep the connection, False to
-        close it; None (having changed nothing) if it must wait for latency, gzip or drips."""
+        close it; None (having changed nothing) if it must wait for latency, gzip or a body
+        sent over time."""
         if request.error is not None:
             self._write(_text(request.error.status, request.error.message + "\n"), request)
             return False
@@ -222,7 +236,7 @@ class _Connection(asyncio.Protocol):
             self._record(request, 0)
             return False
         self._record(request, response.status, self._encode(response, request))
-        return True
+        return not response.closes
 
     async def _answer(self, request: _Request) -> bool:
         """Answer one request, waiting as needed; False if the connection must close."""
@@ -237,11 +251,13 @@ class _Connection(asyncio.Protocol):
             response = _route(request, self._host, self._state)
             if response.gzip_size >= 0:
                 response.body = await self._state.gzip_zeros(response.gzip_size)
-            if not response.drip_bytes or request.method == "HEAD":
+            if response.silent:  # until the client or the server goes and cancels this
+                await asyncio.get_running_loop().create_future()
+            if response.stream is None or request.method == "HEAD":
                 return self._finish(request, response)
             self._write(response, request)  # the head only
             self._sent = response.status
-            return await self._drip(request, response)
+            return await self._stream(request, response)
         except asyncio.CancelledError:
             self._record_dropped()
             raise
@@ -272,34 +288,70 @@ class _Connection(asyncio.Protocol):
         """The response's head and body as one buffer: one write, so Nagle never delays it."""
         headers = [("Content-Type", response.content_type), *response.headers]
         keep_alive = request.keep_alive and request.error is None
-        if not keep_alive:
+        if response.http10:
+            pass  # an HTTP/1.0 server that knows nothing of keep-alive: it closes
+        elif not keep_alive:
             headers.append(("Connection", "close"))
         elif request.headers.get("connection", "").lower() == "keep-alive":
             headers.append(("Connection", "keep-alive"))  # HTTP/1.0 clients need to hear it
-        if _has_no_body(response.status):
-            length: int | None = None
-        elif response.drip_bytes:
-            length = response.drip_bytes
+        if response.chunked:
+            headers.append(("Transfer-Encoding", "chunked"))
+        length: int | None
+        if _has_no_body(response.status) or response.http10 or response.chunked:
+            length = None
+        elif response.stream is not None:
+            length = response.length
         else:
             length = len(response.body)
-        head = _encode_head(response.status, headers, length, self._state.http_date())
-        if request.method == "HEAD" or length is None or response.drip_bytes:
+        version = "HTTP/1.0" if response.http10 else "HTTP/1.1"
+        head = _encode_head(response.status, headers, length, self._state.http_date(), version)
+        if request.method == "HEAD" or response.stream is not None or _has_no_body(response.status):
             return head
         return head + response.body
 
-    async def _drip(self, request: _Request, response: _Response) -> bool:
-        """Send the body one byte per interval, then record; False if the client hung up."""
+    async def _stream(self, request: _Request, response: _Response) -> bool:
+        """Send a streamed body piece by piece, then record; False if the connection must
+        close (the client hung up, or the response ends it).
+
+        The last bytes of a complete body go out with the record, as every response's do;
+        one piece is looked ahead for that, which costs nothing since pieces are made, not
+        awaited. Pieces sent without an interval are written in batches of about 64 KiB, with
+        a pass through the event loop after each, so that a fast reader of a long body does
+        not keep the other connections (or a stop) waiting.
+        """
         assert self._transport is not None
-        body = _pattern(response.drip_bytes)
-        for index in range(len(body)):
-            await asyncio.sleep(response.drip_interval)
+        assert response.stream is not None
+        pieces, interval = response.stream, response.interval
+        batch: list[bytes] = []
+        batched = 0
+        piece = next(pieces, None)
+        while piece is not None:
+            following = next(pieces, None)
+            if interval:
+                await asyncio.sleep(interval)
+            if self._writable is not None:  # the client is not reading: wait until it does
+                await self._writable
             if self._is_closing():
                 self._record(request, response.status)
                 return False
-            if index + 1 < len(body):
-                self._transport.write(body[index : index + 1])
-        self._record(request, response.status, body[-1:])
-        return True
+            batch.append(_chunk(piece) if response.chunked else piece)
+            batched += len(piece)
+            if following is None and not response.truncated:
+                break  # the last piece: sent with the record
+            if interval or batched >= 1 << 16 or following is None:
+                self._transport.write(b"".join(batch))
+                batch.clear()
+                batched = 0
+                if not interval:
+                    await asyncio.sleep(0)
+            piece = following
+        if response.truncated:
+            self._record(request, response.status)
+            return False
+        if response.chunked:
+            batch.append(_chunk(b""))
+        self._record(request, response.status, b"".join(batch))
+        return not response.closes
 
     def _is_closing(self) -> bool:
         return self._transport is None or self._transport.is_closing()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import html
+import itertools
 import json
 import math
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,8 +30,14 @@ CONTROL_PREFIX = "/__urlfleet__/"
 
 _MAX_BYTES = 1 << 28  # /bytes/<n> builds the body in memory
 _MAX_GZIP = 1 << 32  # /gzip/<n>: 4 GiB of zeros already takes ~15 s to compress at level 9
-_MAX_DRIP = 1 << 20  # /slow-body/<interval>/<n>
+_MAX_DRIP = 1 << 20  # /slow-body/<interval>/<n>, /drip/<interval>/<n>
+_MAX_STREAM = 1 << 40  # bodies made as they are sent: only the client's patience limits them
+_MAX_HEADERS = 100_000  # /many-headers/<n>: the head is built in memory
+_MAX_HEADER_BYTES = 1 << 20  # /huge-header/<bytes>
 _PATTERN = b"urlfleet"
+_CHUNK = 1024  # the chunk size of chunked bodies
+_PIECE = 1 << 16  # the piece size of other streamed bodies
+_ENDLESS_INTERVAL = 0.01  # /redirect-body/endless: one chunk per interval
 
 
 @dataclass
@@ -157,6 +164,16 @@ def _pattern(size: int) -> bytes:
     return (_PATTERN * (size // len(_PATTERN) + 1))[:size]
 
 
+def _pieces(size: int, piece: int) -> Iterator[bytes]:
+    """``size`` bytes of the pattern in pieces of ``piece`` bytes (the last may be shorter),
+    made one at a time."""
+    block = _pattern(min(size, piece))
+    for _ in range(size // piece):
+        yield block
+    if size % piece:
+        yield block[: size % piece]
+
+
 def _route_bytes(ctx: _Context) -> _Response:
     size = _int_arg(ctx, 0, "byte count", 0, _MAX_BYTES)
     return _Response(200, _pattern(size), "application/octet-stream")
@@ -175,10 +192,87 @@ def _route_drop(ctx: _Context) -> _Response:
 
 
 def _route_slow_body(ctx: _Context) -> _Response:
+    """/slow-body/<interval>/<n> (also /drip/<interval>/<n>): one byte per interval."""
     interval = _seconds_arg(_arg(ctx, 0), "slow-body interval")
     size = _int_arg(ctx, 1, "slow-body byte count", 0, _MAX_DRIP)
+    # Each byte is made when it is sent (the pattern's bytes in turn), never the whole body.
+    drip = (_PATTERN[i : i + 1] for i in itertools.islice(itertools.cycle(range(8)), size))
     return _Response(
-        200, content_type="application/octet-stream", drip_interval=interval, drip_bytes=size
+        200, content_type="application/octet-stream",
+        stream=drip, interval=interval, length=size,
+    )  # fmt: skip
+
+
+def _redirect_to_page(ctx: _Context, first_rest: int) -> list[tuple[str, str]]:
+    location = "/".join(["", "page", *ctx.args[first_rest:]])
+    return [("Location", _with_query(location, ctx.request.query))]
+
+
+def _route_redirect_body(ctx: _Context) -> _Response:
+    """/redirect-body/<kind>/<n>/rest: a 302 to /page/rest whose body is the hazard."""
+    kind = _arg(ctx, 0)
+    headers = _redirect_to_page(ctx, 2)
+    if kind == "big":
+        size = _int_arg(ctx, 1, "redirect body size", 0, _MAX_STREAM)
+        return _Response(302, headers=headers, stream=_pieces(size, _PIECE), length=size)
+    if kind == "gzip":
+        size = _int_arg(ctx, 1, "redirect body size", 0, _MAX_GZIP)
+        return _Response(
+            302, content_type="application/octet-stream",
+            headers=[*headers, ("Content-Encoding", "gzip")], gzip_size=size,
+        )  # fmt: skip
+    if kind == "endless":
+        block = _pattern(_CHUNK)
+        return _Response(
+            302, headers=headers, stream=itertools.repeat(block), interval=_ENDLESS_INTERVAL,
+            chunked=True,
+        )  # fmt: skip
+    raise _HttpError(400, f"redirect body kind must be big, gzip or endless, got {kind!r}")
+
+
+def _route_chunked(ctx: _Context) -> _Response:
+    size = _int_arg(ctx, 0, "chunked byte count", 0, _MAX_STREAM)
+    return _Response(
+        200, content_type="application/octet-stream", stream=_pieces(size, _CHUNK), chunked=True
+    )
+
+
+def _route_chunked_truncated(ctx: _Context) -> _Response:
+    size = _int_arg(ctx, 0, "chunked byte count", 0, _MAX_STREAM)
+    half = (size // _CHUNK + (size % _CHUNK > 0) + 1) // 2  # of the chunks, rounded up
+    return _Response(
+        200, content_type="application/octet-stream",
+        stream=itertools.islice(_pieces(size, _CHUNK), half), chunked=True, truncated=True,
+    )  # fmt: skip
+
+
+def _route_short_body(ctx: _Context) -> _Response:
+    size = _int_arg(ctx, 0, "short-body byte count", 0, _MAX_STREAM)
+    return _Response(
+        200, content_type="application/octet-stream",
+        stream=_pieces(size // 2, _PIECE), length=size, truncated=True,
+    )  # fmt: skip
+
+
+def _route_black_hole(ctx: _Context) -> _Response:
+    return _Response(0, silent=True)
+
+
+def _route_many_headers(ctx: _Context) -> _Response:
+    count = _int_arg(ctx, 0, "header count", 0, _MAX_HEADERS)
+    headers = [(f"X-H{i}", "v") for i in range(1, count + 1)]
+    return _text(200, f"{count} extra headers\n", headers)
+
+
+def _route_huge_header(ctx: _Context) -> _Response:
+    size = _int_arg(ctx, 0, "header value size", 0, _MAX_HEADER_BYTES)
+    return _text(200, f"one header of {size} bytes\n", [("X-Huge", "v" * size)])
+
+
+def _route_http10(ctx: _Context) -> _Response:
+    size = _int_arg(ctx, 0, "byte count", 0, _MAX_STREAM)
+    return _Response(
+        200, content_type="application/octet-stream", stream=_pieces(size, _PIECE), http10=True
     )
 
 
@@ -205,12 +299,26 @@ _ROUTES: dict[str, Callable[[_Context], _Response]] = {
     "gzip": _route_gzip,
     "drop": _route_drop,
     "slow-body": _route_slow_body,
+    "drip": _route_slow_body,
+    "redirect-body": _route_redirect_body,
+    "chunked": _route_chunked,
+    "chunked-truncated": _route_chunked_truncated,
+    "short-body": _route_short_body,
+    "black-hole": _route_black_hole,
+    "many-headers": _route_many_headers,
+    "huge-header": _route_huge_header,
+    "http10": _route_http10,
     "auth": _route_auth,
     "robots.txt": _route_robots,
     # "delay" only changes the latency (see _latency_of); the answer is the page.
 }
 # Routes that await something even without latency, so they are answered by a task.
-_WAITING_ROUTES = frozenset({"gzip", "slow-body"})
+_WAITING_ROUTES = frozenset(
+    {
+        "gzip", "slow-body", "drip", "redirect-body", "chunked", "chunked-truncated",
+        "short-body", "black-hole", "http10",
+    }
+)  # fmt: skip
 
 
 def _latency_of(request: _Request, host: _Host) -> float:

@@ -34,7 +34,7 @@ async def _run_hosts(
     servers: list[asyncio.Server] = []
     hosts: list[_Host] = []
     try:
-        tls = _tls_context(spec)
+        contexts: dict[tuple[str, str], ssl.SSLContext] = {}
         for index, address in enumerate(spec.host_addresses()):
             host = _Host(address, spec.latency_for(index), spec.robots_for(index), spec.scheme)
             server = await loop.create_server(
@@ -42,7 +42,7 @@ async def _run_hosts(
                 host=address,
                 port=spec.port_for(index),
                 backlog=1024,
-                ssl=tls,
+                ssl=_tls_context(spec.tls_for(index), contexts),
             )
             servers.append(server)
             host.bound(server.sockets[0].getsockname()[1])
@@ -64,12 +64,18 @@ async def _run_hosts(
             await server.wait_closed()
 
 
-def _tls_context(spec: ServerSpec) -> ssl.SSLContext | None:
-    """The server side of TLS for ``spec``'s certificate, or None for plain HTTP."""
-    if spec.tls_cert is None:
+def _tls_context(
+    pems: tuple[str, str] | None, contexts: dict[tuple[str, str], ssl.SSLContext]
+) -> ssl.SSLContext | None:
+    """The server side of TLS for a ``(cert, key)`` pair (one context per pair, kept in
+    ``contexts``), or None for plain HTTP."""
+    if pems is None:
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(spec.tls_cert, spec.tls_key)
+    context = contexts.get(pems)
+    if context is None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*pems)
+        contexts[pems] = context
     return context
 
 

@@ -26,6 +26,8 @@ class ServerSpec:
     set: the fault routes and records are for tests, not for a network.
     ``tls_cert`` and ``tls_key`` (PEM files: the certificate chain and its private key, which
     may be one file) make every host serve HTTPS; ``base_urls`` then start with ``https://``.
+    ``host_tls`` holds ``(host_index, cert_path, key_path)`` entries that give one host a
+    certificate of its own instead (an expired one, one for another name), with TLS on.
     ``idle_timeout`` closes a keep-alive connection that has had no request in progress and
     no bytes received for that many seconds, as Apache's KeepAliveTimeout does (None: never).
     """
@@ -40,12 +42,14 @@ class ServerSpec:
     allow_non_loopback: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
+    host_tls: tuple[tuple[int, str, str], ...] = ()
     idle_timeout: float | None = None
 
     def __post_init__(self) -> None:
         # Accept lists from callers but store tuples, so a spec stays immutable and hashable.
         for name in ("host_latency", "addresses", "robots"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "host_tls", tuple(tuple(entry) for entry in self.host_tls))
         if isinstance(self.hosts, bool) or not isinstance(self.hosts, int) or self.hosts < 1:
             raise ValueError(f"ServerSpec.hosts must be an integer >= 1, got {self.hosts!r}")
         _check_seconds("ServerSpec.latency", self.latency)
@@ -71,6 +75,7 @@ class ServerSpec:
                 raise ValueError(f"ServerSpec.{name} must be a PEM file path, got {value!r}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("ServerSpec.tls_cert and ServerSpec.tls_key go together")
+        self._check_host_tls()
         if self.idle_timeout is not None:
             _check_seconds("ServerSpec.idle_timeout", self.idle_timeout)
             if not self.idle_timeout > 0:
@@ -80,6 +85,27 @@ class ServerSpec:
                 f"ServerSpec.port must be 0 or leave room for {self.host_count} ports, "
                 f"got {self.port!r}"
             )
+
+    def _check_host_tls(self) -> None:
+        if self.host_tls and self.tls_cert is None:
+            raise ValueError("ServerSpec.host_tls needs tls_cert and tls_key (TLS for every host)")
+        seen: set[int] = set()
+        for entry in self.host_tls:
+            if len(entry) != 3:
+                raise ValueError(f"ServerSpec.host_tls entry {entry!r} is not (index, cert, key)")
+            index, cert, key = entry
+            if isinstance(index, bool) or not isinstance(index, int):
+                raise ValueError(f"ServerSpec.host_tls entry {entry!r}: index must be an int")
+            if not 0 <= index < self.host_count:
+                raise ValueError(f"ServerSpec.host_tls entry {entry!r}: no host with index {index}")
+            if index in seen:
+                raise ValueError(f"ServerSpec.host_tls has two entries for host {index}")
+            seen.add(index)
+            for path in (cert, key):
+                if not (isinstance(path, str) and path):
+                    raise ValueError(
+                        f"ServerSpec.host_tls entry {entry!r}: {path!r} is not a PEM file path"
+                    )
 
     @property
     def scheme(self) -> str:
@@ -106,6 +132,23 @@ class ServerSpec:
             if override is not None:
                 return float(override)
         return float(self.latency)
+
+    def tls_for(self, index: int) -> tuple[str, str] | None:
+        """``(cert_path, key_path)`` host ``index`` serves: its ``host_tls`` entry if any,
+        else ``tls_cert``/``tls_key``; None without TLS."""
+        for host_index, cert, key in self.host_tls:
+            if host_index == index:
+                return cert, key
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return self.tls_cert, self.tls_key
+
+    @property
+    def control_index(self) -> int:
+        """The host a :class:`LoopbackProcess` sends control requests to: the first that
+        serves the spec-wide certificate (whatever the others serve), else host 0."""
+        overridden = {entry[0] for entry in self.host_tls}
+        return next((i for i in range(self.host_count) if i not in overridden), 0)
 
     def robots_for(self, index: int) -> tuple[int, str] | None:
         """``(status, body)`` for host ``index``'s /robots.txt, or None for the default 404."""
