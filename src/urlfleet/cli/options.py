@@ -194,6 +194,7 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
 
 def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
     """The FetchConfig the options describe; a bad value is an InputError (exit 2)."""
+    ca_bundle, headers = _ca_bundle(args.ca_bundle), _headers(args.header)
     try:
         return FetchConfig(
             jobs=args.jobs, per_host=args.per_host, delay=args.delay, jitter=args.jitter,
@@ -203,7 +204,7 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
             max_crawl_delay=args.max_crawl_delay, host_backoff=args.host_backoff,
             host_max_failures=args.host_max_failures, save_dir=args.save_dir,
             auto_throttle=args.auto_throttle, max_time=args.max_time,
-            ca_bundle=_ca_bundle(args.ca_bundle), headers=_headers(args.header),
+            ca_bundle=ca_bundle, headers=headers,
             secret_headers=tuple(args.secret_header), **overrides,
         )  # fmt: skip
     except ValueError as exc:
