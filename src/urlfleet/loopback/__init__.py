@@ -30,6 +30,13 @@ Routes (first path segment; further segments only make URLs unique)::
     /drop/...                           connection closed without a response (status 0)
     /slow-body/<interval>/<n>/...       headers at once (Content-Length n), then 1 byte every
     /drip/<interval>/<n>/...            <interval> s, each made as it is sent (n <= 2**20)
+    /delay/<s>/...                      the page, after <s> s instead of the host's latency
+    /auth/...                           JSON {"authorization": <header or null>}
+    /robots.txt                         404, or what ServerSpec.robots sets for the host
+    ?latency=<s> on any route           overrides the latency of that request
+    /__urlfleet__/records?contains=X    control: JSON records (never recorded, no latency)
+    /__urlfleet__/clear                 control: forget records and fault counters
+    /__urlfleet__/stats                 control: JSON counters and the server's CPU time
 
 Hostile routes, for a client's defences (bodies made as they are sent, never held whole; a
 body that never ends stops when the client goes or the server stops)::
@@ -49,13 +56,6 @@ body that never ends stops when the client goes or the server stops)::
     /huge-header/<bytes>/...            200 with one header X-Huge of that many bytes (<= 1 MiB)
     /http10/<n>/...                     an HTTP/1.0 200 without Content-Length: n bytes, then
                                         the close ends the body
-    /delay/<s>/...                      the page, after <s> s instead of the host's latency
-    /auth/...                           JSON {"authorization": <header or null>}
-    /robots.txt                         404, or what ServerSpec.robots sets for the host
-    ?latency=<s> on any route           overrides the latency of that request
-    /__urlfleet__/records?contains=X    control: JSON records (never recorded, no latency)
-    /__urlfleet__/clear                 control: forget records and fault counters
-    /__urlfleet__/stats                 control: JSON counters and the server's CPU time
 
 A request a client abandons (timeout, hang-up) is recorded when the connection goes, with
 status 0 unless a status line had been sent. :func:`host_loads` turns records into per-host
