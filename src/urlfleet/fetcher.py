@@ -179,7 +179,7 @@ class Fetcher:
         attempt = Attempt(
             status=status,
             latency=latency,
-            no_answer=response is None and isinstance(error, TRANSIENT_ERRORS),
+            failed=isinstance(error, TRANSIENT_ERRORS),
             retry_after=error.retry_after if isinstance(error, RetryableStatus) else None,
             problem=describe(error, status, body.truncated, 1),
         )
@@ -229,9 +229,12 @@ class Fetcher:
     ) -> Step:
         if job.robots_for is None:
             return Step(attempt, result=result)
-        # A robots.txt job ends in an answer for its host, not in a record.
+        # A robots.txt job ends in an answer for its host, not in a record. An answer is a
+        # status, read in full; a body cut short says nothing of the rules.
         content = body.content if body is not None else b""
-        answer = RobotsAnswer(result.status, content, "" if result.status else result.error or "")
+        answered = result.status is not None and result.error_kind in (None, "http", "redirect")
+        status = result.status if answered else None
+        answer = RobotsAnswer(status, content, "" if answered else result.error or "")
         return Step(attempt, robots=answer)
 
     def _checks_retry(self, job: Job) -> bool:
@@ -266,7 +269,8 @@ class Fetcher:
             with lease.hold():
                 pass
             return session.send(request, timeout=timeout, allow_redirects=False, **settings)
-        with gate(lease.hold):
+        lease.check()  # not due: back to the frontier before a pooled connection is taken
+        with gate(lease):
             return session.send(request, timeout=timeout, allow_redirects=False, **settings)
 
     def _redirect(self, job: Job, response: requests.Response, started: float) -> Step:

@@ -40,6 +40,7 @@ class HostQueue:
     key: str
     rules: HostPoliteness
     queue: deque[Job] = field(default_factory=deque)
+    robots: Job | None = None  # its robots.txt job, which goes before anything in the queue
     scheduled: bool = False  # already in the ready line or the sleeping heap
     ready_mark: int = 0  # the sequence number of its live entry in the ready line, if any
 
@@ -235,7 +236,10 @@ class Frontier:
                     heapq.heappush(self._retries, (again_at, next(self._seq), job))
             if len(self._hosts) > self._sweep_at:
                 self._sweep(now)
-            self._cond.notify()  # one slot freed or one job back: one thread to look
+            if self._pending == 0 and self._in_flight == 0 and self._fed_all:
+                self._cond.notify_all()  # all done: every waiting task may end now
+            else:
+                self._cond.notify()  # one slot freed or one job back: one thread to look
 
     def paused_hosts(self) -> int:
         """How many hosts are paused right now (a 429 or 503 told them to wait)."""
@@ -275,7 +279,7 @@ class Frontier:
         robots = self.politeness.needs_robots(host.rules, job)
         if robots is not None:  # fetched first, through this same frontier, as a job
             self._pending += 1
-            host.queue.appendleft(Job(-1, robots, None, robots, host.key, robots_for=host.key))
+            host.robots = Job(-1, robots, None, robots, host.key, robots_for=host.key)
         if not host.scheduled:
             self._schedule(host, now)
         elif host.ready_mark:  # in the ready line with less work than it has now: move it up
@@ -290,16 +294,24 @@ class Frontier:
         if host is None:
             return
         why = host.rules.health.cut_off or "host cut off"
+        if host.robots is not None:
+            self._give_up(host.robots, why)
+            host.robots = None
         while host.queue:
             self._give_up(host.queue.popleft(), why)
 
     def _has_room(self, host: HostQueue) -> bool:
-        return bool(host.queue) and self.politeness.can_start(host.rules, host.queue[0])
+        job = self._next_of(host)
+        return job is not None and self.politeness.can_start(host.rules, job)
+
+    @staticmethod
+    def _next_of(host: HostQueue) -> Job | None:
+        return host.robots or (host.queue[0] if host.queue else None)
 
     def _line_up(self, host: HostQueue) -> None:
         # The heap cannot reorder an entry in place: push a new one; the old one is skipped.
         host.ready_mark = next(self._seq)
-        work = len(host.queue) / host.rules.limits.per_host
+        work = (len(host.queue) + (host.robots is not None)) / host.rules.limits.per_host
         heapq.heappush(self._ready, (-work, host.ready_mark, host))
 
     def _schedule(self, host: HostQueue, now: float) -> None:
@@ -333,7 +345,10 @@ class Frontier:
         return None
 
     def _hand_out(self, host: HostQueue, now: float) -> Lease | None:
-        job = host.queue.popleft()
+        if host.robots is not None:
+            job, host.robots = host.robots, None
+        else:
+            job = host.queue.popleft()
         why = self.politeness.refusal(host.rules, job)  # robots.txt may have said no meanwhile
         if why is not None:
             self._give_up(job, why)
@@ -353,7 +368,10 @@ class Frontier:
         idle = [
             key
             for key, host in self._hosts.items()
-            if not host.queue and not host.scheduled and self.politeness.idle(host.rules, now)
+            if not host.queue
+            and host.robots is None
+            and not host.scheduled
+            and self.politeness.idle(host.rules, now)
         ]
         for key in idle:
             del self._hosts[key]

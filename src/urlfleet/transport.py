@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -33,6 +33,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from urlfleet.config import FetchConfig
+from urlfleet.politeness import NotDue
 
 # Hosts whose idle keep-alive connections are kept; with requests' default of 10, a list that
 # cycles over more hosts opens a new connection for almost every request.
@@ -41,42 +42,47 @@ POOLED_HOSTS = 256
 _waiting = threading.local()  # this thread's gate and deadline for the request it sends
 
 
-Hold = Callable[[], AbstractContextManager[None]]
+class Gate(Protocol):
+    """What a request passes at its write (a politeness Lease)."""
+
+    def check(self) -> None: ...  # raises NotDue if the write could not go now
+    def hold(self) -> AbstractContextManager[None]: ...  # entered around the write
 
 
 @contextmanager
-def gate(hold: Hold) -> Iterator[None]:
-    """Write this thread's next request (once) inside the context manager ``hold()`` gives.
+def gate(lease: Gate) -> Iterator[None]:
+    """Write this thread's next request (once) inside ``lease.hold()``.
 
-    >>> with gate(lease.hold): session.send(request)
+    >>> with gate(lease): session.send(request)
     """
-    _waiting.hold = hold
+    _waiting.gate = lease
     try:
         yield
     finally:
-        _waiting.hold = None
+        _waiting.gate = None
 
 
 @contextmanager
 def _held(connection: HTTPConnection) -> Iterator[None]:
-    hold: Hold | None = getattr(_waiting, "hold", None)
-    if hold is None:
+    lease: Gate | None = getattr(_waiting, "gate", None)
+    if lease is None:
         yield
         return
-    _waiting.hold = None
-    if connection.sock is None:  # connect first (TCP, TLS, CONNECT): setup must not eat the gap
-        connection.connect()
+    _waiting.gate = None
+    reused = connection.sock is not None
+    if not reused:
+        lease.check()  # a request that cannot go now costs no connection
+        connection.connect()  # first (TCP, TLS, CONNECT): setup must not eat into the gap
     watch: Watch | None = getattr(_waiting, "watch", None)
     if watch is not None:
         watch.attach(connection.sock)
-    with hold():
-        # The gap may have kept a pooled connection idle a little longer: if the server has
-        # closed it meanwhile, open a fresh one rather than fail on it.
-        if not connection.is_connected:
-            connection.close()
-            connection.connect()
-            if watch is not None:
-                watch.attach(connection.sock)
+    with lease.hold():
+        # A pooled connection the server closed while the request waited for its gap: the
+        # request goes back, unwritten, and urllib3 sets up a fresh connection for it (its
+        # proxy tunnel included). Only a reused one is asked: a fresh TLS 1.3 connection is
+        # readable (session tickets) without being closed.
+        if reused and not connection.is_connected:
+            raise NotDue(0.0)
         yield
 
 
@@ -276,7 +282,10 @@ def is_gated(session: requests.Session, url: str, proxies: Mapping[str, str] | N
     proxy = select_proxy(url, dict(proxies or {}))
     if proxy is None:
         return bool(adapter.poolmanager.pool_classes_by_scheme == _GATED_POOLS)
-    return not proxy.lower().startswith("socks")
+    if proxy.lower().startswith("socks"):
+        return False
+    manager = adapter.proxy_manager_for(proxy)  # made now, or kept from before
+    return bool(manager.pool_classes_by_scheme == _GATED_POOLS)
 
 
 def shared_adapter(config: FetchConfig) -> GatedAdapter:

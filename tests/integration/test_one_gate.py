@@ -230,9 +230,13 @@ def test_https_keeps_the_gap_from_the_write_not_the_handshake(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_files.ca_path)
     urls = [f"{base}/page/{token}/{i}" for base in tls_origin.base_urls for i in range(6)]
     assert all(url.startswith("https://") for url in urls)
+    quiet = tls_origin.base_urls[1].split("//")[1]  # the control requests go to the first host
+    before = tls_origin.stats()["host_connections"].get(quiet, 0)
     results = urlfleet.fetch_all(urls, jobs=12, per_host=2, delay=0.15)
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     check_polite(tls_origin.records(token), per_host=2, delay=0.15)
+    opened = tls_origin.stats()["host_connections"][quiet] - before
+    assert opened <= 2  # no connection set up and dropped unused
 
 
 def test_https_without_the_ca_fails_verification_in_plain_words(
@@ -251,19 +255,22 @@ def test_https_without_the_ca_fails_verification_in_plain_words(
 def test_https_through_a_connect_tunnel_keeps_the_rules(
     tls_origin: LoopbackProcess, tls_files: TlsFiles, token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    urls = [f"{base}/page/{token}/{i}" for base in tls_origin.base_urls for i in range(6)]
+    urls = [f"{base}/page/{token}/{i}" for base in tls_origin.base_urls for i in range(12)]
     with ForwardProxy() as proxy:
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_files.ca_path)
         tls_origin.clear()
-        results = urlfleet.fetch_all(urls, jobs=12, per_host=2, delay=0.15, robots=True)
+        results = urlfleet.fetch_all(urls, jobs=12, per_host=4, delay=0.1, robots=True)
         tunnels = [entry for entry in proxy.seen() if entry["method"] == "CONNECT"]
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     # robots.txt too went through the tunnel, verified against the same CA bundle
     assert sum(r.path == "/robots.txt" for r in tls_origin.records()) == 2
     targets = {base.split("//")[1] for base in tls_origin.base_urls}
     assert tunnels and {entry["target"] for entry in tunnels} == targets
-    check_polite(tls_origin.records(token), per_host=2, delay=0.15)
+    records = tls_origin.records(token)
+    check_polite(records, per_host=4, delay=0.1)
+    for host in targets:  # tunnels reused: no more of them than requests in flight
+        assert len({r.connection for r in records if r.host == host}) <= 4
 
 
 def test_a_long_crawl_delay_holds_no_thread_and_no_stale_connection(token: str) -> None:

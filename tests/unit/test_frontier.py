@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +16,7 @@ from urlfleet.politeness import GAP_MARGIN, Attempt, Lease, Politeness, host_key
 
 OK = Attempt(status=200, latency=0.01)
 THROTTLED = Attempt(status=429, latency=0.01)
-FAILED = Attempt(status=None, latency=0.01, no_answer=True, problem="ConnectionError: x")
+FAILED = Attempt(status=None, latency=0.01, failed=True, problem="ConnectionError: x")
 
 
 def jobs_for(urls: list[str]) -> list[Job]:
@@ -135,6 +136,13 @@ def test_window_bounds_read_ahead(clock: FakeClock) -> None:
     for _ in range(30):
         next(tokens)
     drain(front)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:  # let the feeder read all it may
+        before = len(read)
+        time.sleep(0.05)
+        drain(front)
+        if len(read) == before:
+            break
     assert 10 <= len(read) <= 2 * 10 + 2  # the window, the feeder's queue, one in its hand
     front.close()
 
@@ -248,3 +256,42 @@ def test_robots_txt_unavailable_cuts_the_host_off(clock: FakeClock, status: int 
     given_up = drain(front)
     assert [lease.job.index for lease in given_up] == [0, 1]
     assert all("robots.txt unavailable" in (lease.job.problem or "") for lease in given_up)
+
+
+def test_a_hop_into_a_host_whose_robots_txt_is_queued_waits_behind_it(clock: FakeClock) -> None:
+    # The hop goes to the front of b.test's queue; robots.txt must still go first, or the
+    # host would wait for its verdict forever and the run with it.
+    from urlfleet.politeness import RobotsAnswer
+
+    front = frontier(clock, per_host=4, robots=True)
+    start(front, jobs_for(["http://b.test/1", "http://a.test/1"]))
+    leases = drain(front)
+    robots_b = next(lease for lease in leases if lease.job.robots_for == "b.test")
+    robots_a = next(lease for lease in leases if lease.job.robots_for == "a.test")
+    front.release(robots_a, OK, robots=RobotsAnswer(404))
+    (page_a,) = drain(front)
+    page_a.job.target, page_a.job.host = "http://b.test/moved", "b.test"  # a redirect hop
+    front.release(page_a, OK, again_at=clock())
+    assert drain(front) == []  # b.test's robots.txt is still in flight
+    front.release(robots_b, OK, robots=RobotsAnswer(404))
+    assert sorted(lease.job.target for lease in drain(front)) == [
+        "http://b.test/1",
+        "http://b.test/moved",
+    ]
+
+
+def test_a_robots_txt_cut_short_is_no_answer() -> None:
+    from urlfleet.fetcher import Fetcher
+    from urlfleet.records import Result
+
+    fetcher = Fetcher(FetchConfig(robots=True))
+    job = Job(-1, "http://a.test/robots.txt", None, "http://a.test/robots.txt", "a.test")
+    job.robots_for = "a.test"
+    cut = Result(url=job.url, ok=False, status=200, error="ChunkedEncodingError: x", attempts=1,
+                 elapsed_s=0, bytes=10, host="a.test", error_kind="body")  # fmt: skip
+    step = fetcher._final(job, cut, None)
+    assert step.result is None and step.robots is not None and step.robots.status is None
+    missing = Result(url=job.url, ok=False, status=404, error="HTTP 404", attempts=1,
+                     elapsed_s=0, bytes=0, host="a.test", error_kind="http")  # fmt: skip
+    step = fetcher._final(job, missing, None)
+    assert step.robots is not None and step.robots.status == 404

@@ -111,3 +111,48 @@ def test_a_host_remembers_its_state_elsewhere(clock: FakeClock) -> None:
     state = there.host("a.test")
     assert state.health.paused_until == pytest.approx(54.0)
     assert state.limits.delay == memory.delay and state.health.throttles == 1
+
+
+def test_a_pause_that_comes_while_the_gap_is_slept_off_still_holds(clock: FakeClock) -> None:
+    politeness = Politeness(FetchConfig(delay=0.5, per_host=4), clock=clock)
+    first, second, answered = (leased(politeness, clock) for _ in range(3))
+    with first.hold():
+        pass
+
+    def sleep_while_a_429_comes(seconds: float) -> None:
+        politeness.observe(answered, Attempt(429, 0.01, retry_after=5.0), clock())
+        clock.advance(seconds)
+
+    second.sleep = sleep_while_a_429_comes
+    with pytest.raises(NotDue), second.hold():
+        pytest.fail("written during the pause")
+
+
+def test_a_failure_mid_body_counts_towards_the_cut_off(clock: FakeClock) -> None:
+    politeness = Politeness(FetchConfig(host_max_failures=2), clock=clock)
+    cut = None
+    for _ in range(2):
+        lease = leased(politeness, clock)
+        cut = politeness.observe(lease, Attempt(200, 0.01, failed=True, problem="ReadTimeout"), 0)
+    assert cut is not None and cut.startswith("host cut off after 2 failures")
+
+
+def test_a_request_sent_back_unwritten_gives_its_start_back(clock: FakeClock) -> None:
+    politeness = Politeness(FetchConfig(delay=1.0, per_host=2), clock=clock)
+    lease = leased(politeness, clock)
+    assert lease.host is not None and lease.host.next_start == pytest.approx(
+        1.0 + GAP_MARGIN + 1000
+    )
+    politeness.observe(lease, None, clock())
+    assert lease.host.next_start == 0.0
+
+
+def test_a_longer_delay_learned_during_a_write_holds_for_the_next(clock: FakeClock) -> None:
+    politeness = Politeness(FetchConfig(per_host=2, robots=True), clock=clock)
+    lease = leased(politeness, clock)
+    assert lease.host is not None
+    with lease.hold():  # robots.txt says Crawl-delay: 2 while this request is written
+        from urlfleet.politeness import RobotsAnswer
+
+        politeness.learn_robots(lease.host, RobotsAnswer(200, b"User-agent: *\nCrawl-delay: 2\n"))
+    assert lease.host.send_after >= clock() + 2.0

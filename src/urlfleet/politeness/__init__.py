@@ -57,10 +57,10 @@ __all__ = [
 # a little short to a strict rate limiter there. So every non-zero gap gets this much extra.
 GAP_MARGIN = 0.005
 # The longest a request may wait at its write for the host's gap. The frontier hands a request
-# out only when its host is due, so the wait is the few milliseconds a thread or a handshake
+# out only when its host is due, so the wait is what a thread, a DNS lookup or a handshake
 # took; anything longer (a Crawl-delay learned meanwhile, a pause) goes back to the frontier
 # rather than sit on a connection the server may close (Apache drops idle ones after 5 s).
-HOLD_AT_WRITE = 0.1
+HOLD_AT_WRITE = 1.0
 
 
 class NotDue(Exception):  # noqa: N818 - a signal, not an error: the request was not written
@@ -77,7 +77,7 @@ class Attempt:
 
     status: int | None  # None: no response
     latency: float
-    no_answer: bool = False  # refused, reset, timed out: no response for a reason that may pass
+    failed: bool = False  # refused, reset, timed out, cut mid-body: a failure that may pass
     retry_after: float | None = None  # what a 429/503 asked for, in seconds
     problem: str = ""  # the failure in words, for a cut-off's reason
 
@@ -132,8 +132,14 @@ class Lease:
     job: Job
     host: HostPoliteness | None  # None for a job that fails without a request
     gap: float = 0.0  # the start gap that must follow this request
+    reserved: tuple[float, float] = (0.0, 0.0)  # the host's next start before and after it
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+
+    def check(self) -> None:
+        """Raise ``NotDue`` now, before any connection is made, if the write could not go."""
+        if self.host is not None:
+            self._wait_for(self.host, sleep=False)
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -144,18 +150,25 @@ class Lease:
             yield
             return
         with host.send_lock:
-            now = self.clock()
-            paused_until = host.health.paused_until
-            due = max(host.send_after, paused_until)
-            if host.health.cut_off or paused_until > now or due - now > HOLD_AT_WRITE:
-                raise NotDue(due)
-            if due > now:
-                self.sleep(due - now)
+            self._wait_for(host, sleep=True)
             try:
                 yield
             finally:
                 host.last_send = self.clock()
-                host.send_after = host.last_send + self.gap
+                # A longer delay learned while this request was written holds already.
+                gap = max(self.gap, _with_margin(host.limits.delay))
+                host.send_after = max(host.send_after, host.last_send + gap)
+
+    def _wait_for(self, host: HostPoliteness, *, sleep: bool) -> None:
+        while True:  # a pause may come while the gap is slept off: look again after
+            now = self.clock()
+            paused_until = host.health.paused_until
+            due = max(host.send_after, paused_until)
+            if host.health.cut_off or paused_until > now or due - now > HOLD_AT_WRITE:
+                raise NotDue(max(due, now))
+            if due <= now or not sleep:
+                return
+            self.sleep(due - now)
 
 
 class Politeness:
@@ -253,8 +266,9 @@ class Politeness:
         """Take one of the host's slots for ``job`` and reserve its start."""
         state.in_flight += 1
         gap = self.gap(state.limits)
-        state.next_start = now + gap
-        return Lease(job, state, gap, clock=self._clock, sleep=self._sleep)
+        before, state.next_start = state.next_start, now + gap
+        reserved = (before, state.next_start)
+        return Lease(job, state, gap, reserved, clock=self._clock, sleep=self._sleep)
 
     def observe(self, lease: Lease, attempt: Attempt | None, now: float) -> str | None:
         """Give the lease's slot back and take in what its request saw (None: nothing was
@@ -263,10 +277,13 @@ class Politeness:
         if state is None:
             return None
         state.in_flight -= 1
-        if attempt is None:
+        if attempt is None:  # nothing was written: its start is free again, if still its own
+            before, after = lease.reserved
+            if state.next_start == after:
+                state.next_start = before
             return None
         was_cut_off = state.health.cut_off
-        outcome = outcome_of(attempt.status, no_answer=attempt.no_answer)
+        outcome = outcome_of(attempt.status, failed=attempt.failed)
         paused_until = state.health.paused_until
         state.health.note(
             outcome, now, self.rules, retry_after=attempt.retry_after, why=attempt.problem

@@ -41,18 +41,17 @@ class Outcome(enum.Enum):
         return self in (Outcome.FAILED, Outcome.OVERLOADED)
 
 
-def outcome_of(status: int | None, *, no_answer: bool) -> Outcome:
+def outcome_of(status: int | None, *, failed: bool) -> Outcome:
     """What an answer says of its host: willing, throttling, or failing.
 
-    ``no_answer`` is a request that got no response for a reason that may pass (refused,
-    reset, timed out); a request refused before it left (a bad certificate, say) is no sign
-    of the host's health either way.
+    ``failed`` is a request that failed in a way a retry may get past: refused, reset or
+    timed out, before or during the body, or answered with a status worth retrying.
     """
     if status == 429:
         return Outcome.THROTTLED
     if status == 503:
         return Outcome.OVERLOADED
-    if (status is not None and status >= 500) or (status is None and no_answer):
+    if (status is not None and status >= 500) or failed:
         return Outcome.FAILED
     return Outcome.ANSWERED
 
