@@ -35,8 +35,9 @@ from urlfleet.distributed import (
     host_group,
 )
 from urlfleet.errors import ClusterError, InputError
-from urlfleet.loopback import LoopbackProcess, RequestRecord, host_loads
+from urlfleet.loopback import LoopbackProcess, RequestRecord, ServerSpec, host_loads
 from urlfleet.records import Result
+from urlfleet.runner import Run
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +51,13 @@ def client() -> Iterator[Client]:
         yield client
     finally:
         close()
+
+
+@pytest.fixture(scope="module")
+def many() -> Iterator[LoopbackProcess]:
+    """21 hosts: more than a shard's worth of groups."""
+    with LoopbackProcess(ServerSpec(hosts=21, latency=0.05)) as process:
+        yield process
 
 
 @pytest.fixture
@@ -263,7 +271,8 @@ def test_stop_lets_requests_in_flight_finish_and_starts_nothing_new(
 
 
 def busy_worker(client: Client) -> str:
-    return next(worker for worker, keys in client.processing().items() if keys)
+    processing = client.processing()
+    return next((worker for worker, keys in processing.items() if keys), next(iter(processing)))
 
 
 def test_the_library_takes_a_client_and_keeps_input_order_and_meta(
@@ -359,3 +368,106 @@ def test_a_worker_that_cannot_import_urlfleet_is_found_before_any_shard(
     with pytest.raises(ClusterError, match="has urlfleet 0.0.1, this machine"):
         fetch(client, urls, shard_size=1)
     assert server.records(contains=urls[0].rsplit("/", 1)[1]) == []
+
+
+# -- every path, cluster-wide ---------------------------------------------------------------
+
+
+def port(base: str) -> int:
+    found = urlsplit(base).port
+    assert found is not None
+    return found
+
+
+def test_a_shared_redirect_target_sees_one_shard_at_a_time(
+    client: Client, many: LoopbackProcess, token: str
+) -> None:
+    # 20 hosts, each URL a redirect to one target: two shards of 10 at once, each following
+    # its hops itself, would send the target up to 4 requests at once. Handed back, the hops
+    # go out in the target's group's shards only, one at a time.
+    *origins, target = many.base_urls
+    urls = [f"{b}/to/{port(target)}/page/{token}/{i}?latency=0.1" for i, b in enumerate(origins)]
+    results = fetch(client, urls, shard_size=10, jobs=8, per_host=2)
+    assert sorted(r.index for r in results) == list(range(20))
+    for result in results:
+        assert (result.ok, result.status, result.redirects, result.attempts) == (True, 200, 1, 1)
+        assert result.url == urls[result.index] and result.requests == 2
+        assert result.final_url == f"{target}/page/{token}/{result.index}?latency=0.1"
+        assert result.elapsed_s >= 0.2  # both requests count, on two workers
+    loads = host_loads(many.records(contains=token))
+    assert loads[key(target)].requests == 20 and loads[key(target)].max_in_flight <= 2
+    assert {loads[key(b)].requests for b in origins} == {1}
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [{"auth": ("user", "secret")}, {"headers": {"Authorization": "Bearer secret"}}],
+    ids=["auth", "header"],
+)
+def test_authorization_does_not_follow_a_handed_back_hop_to_another_host(
+    client: Client, server: LoopbackProcess, token: str, credentials: dict[str, Any]
+) -> None:
+    # requests drops Authorization when a redirect leaves the host, and keeps it on the same
+    # host; a hop that goes back to the client and out in another shard must do the same.
+    origin = server.base_urls[0]
+    other = next(b for b in server.base_urls[1:] if host_group(b) != host_group(origin))
+    urls = [f"{origin}/to/{port(b)}/auth/{token}/{n}" for n, b in enumerate((other, origin))]
+    config = make_config(backoff=0.01, **credentials)
+    results = sorted(fetch_distributed(urls, config, client=client, shard_size=1), key=by_index)
+    assert [(r.ok, r.redirects) for r in results] == [(True, 1), (True, 1)]
+    assert results[0].json() == {"authorization": None}
+    assert results[1].json()["authorization"] is not None
+    on_one_machine = sorted(Run(config).results(urls), key=by_index)
+    assert [r.json() for r in on_one_machine] == [r.json() for r in results]
+    log = server.records(contains=token)
+    sent = {(r.host, r.path.split("/")[1]): r.headers for r in log if r.path.endswith("/0")}
+    assert "authorization" in sent[key(origin), "to"]
+    assert "authorization" not in sent[key(other), "auth"]
+
+
+def by_index(result: Result) -> int:
+    return result.index
+
+
+def test_a_pause_asked_for_at_a_shards_end_holds_for_the_next_shard(
+    client: Client, server: LoopbackProcess, token: str
+) -> None:
+    # One host, one request at a time, 4 URLs a shard: the 4th is answered 429 with
+    # Retry-After: 2 (final: no retries). The host's next request is the next shard's.
+    base = server.base_urls[2]
+    urls = [f"{base}/page/{token}/{i}" for i in range(3)]
+    urls += [f"{base}/retry-after/2/1/{token}"]
+    urls += [f"{base}/page/{token}/{i}" for i in range(4, 8)]
+    results = fetch(client, urls, shard_size=4, jobs=4, per_host=1, retries=0)
+    by_url = {r.url: r for r in results}
+    assert len(results) == 8 and by_url[urls[3]].status == 429
+    assert all(r.ok for r in results if r.url != urls[3])
+    log = sorted(server.records(contains=token), key=lambda r: r.arrived)
+    assert [r.status for r in log[:4]] == [200, 200, 200, 429]
+    assert log[4].arrived - log[3].arrived >= 2.0 - SERVER_SLACK
+
+
+def test_a_worker_retired_gracefully_mid_run_costs_no_request_twice(
+    server: LoopbackProcess, token: str
+) -> None:
+    # dask drops a retiring worker with its shard still running and starts the shard again
+    # elsewhere at once. The copy must fetch nothing, the first must stop and report what
+    # it fetched, and the rest must go to the worker that is left: each URL once.
+    hosts = server.base_urls[4:8]
+    urls = [f"{b}/page/{token}/{i}?latency=0.2" for i in range(16) for b in hosts]
+    config = make_config(keep_content=False, jobs=8, per_host=2)
+    cluster_client, close = client_for("local:2")
+    try:
+        results: list[Result] = []
+        for result in fetch_distributed(urls, config, client=cluster_client, shard_size=12):
+            results.append(result)
+            if len(results) == 6:
+                cluster_client.retire_workers([busy_worker(cluster_client)])
+        assert len(cluster_client.scheduler_info()["workers"]) == 1
+    finally:
+        close()
+    assert sorted(r.index for r in results) == list(range(len(urls)))
+    assert all(r.ok for r in results)
+    log = server.records(contains=token)
+    assert Counter(Counter((r.host, r.path) for r in log).values()) == {1: len(urls)}
+    assert max(load.max_in_flight for load in host_loads(log).values()) <= 2
