@@ -55,8 +55,9 @@ def client() -> Iterator[Client]:
 
 @pytest.fixture(scope="module")
 def many() -> Iterator[LoopbackProcess]:
-    """21 hosts: more than a shard's worth of groups."""
-    with LoopbackProcess(ServerSpec(hosts=21, latency=0.05)) as process:
+    """21 hosts: more than a shard's worth of groups; the first has a robots.txt."""
+    robots = ((0, 200, "User-agent: *\nDisallow: /private\nCrawl-delay: 0.3\n"),)
+    with LoopbackProcess(ServerSpec(hosts=21, latency=0.05, robots=robots)) as process:
         yield process
 
 
@@ -471,3 +472,22 @@ def test_a_worker_retired_gracefully_mid_run_costs_no_request_twice(
     log = server.records(contains=token)
     assert Counter(Counter((r.host, r.path) for r in log).values()) == {1: len(urls)}
     assert max(load.max_in_flight for load in host_loads(log).values()) <= 2
+
+
+def test_robots_txt_and_its_crawl_delay_carry_over_to_the_next_shards(
+    client: Client, many: LoopbackProcess, token: str
+) -> None:
+    # Three shards of one host: robots.txt is asked for once, its Crawl-delay holds between
+    # every two requests, and its Disallow in the later shards too.
+    base = many.base_urls[0]
+    urls = [f"{base}/page/{token}/{i}" for i in range(5)] + [f"{base}/private/{token}"]
+    results = fetch(client, urls, shard_size=2, jobs=4, per_host=2, robots=True)
+    by_url = {r.url: r for r in results}
+    assert all(by_url[url].ok for url in urls[:5])
+    assert by_url[urls[5]].error == "disallowed by robots.txt"
+    log = [r for r in many.records() if r.host == key(base)]
+    asked = [r for r in log if r.path == "/robots.txt"]
+    fetched = [r for r in log if token in r.path]
+    assert len(asked) == 1 and len(fetched) == 5
+    assert all(r.arrived > asked[-1].arrived for r in fetched)  # none unchecked, none again
+    assert host_loads(asked[-1:] + fetched)[key(base)].min_gap >= 0.3 - SERVER_SLACK
