@@ -852,7 +852,7 @@ class _LiveShard:
     def __init__(self, worker: str) -> None:
         self.worker = worker
         self.stopped = threading.Event()
-        self.timeout = 0.0
+        self.timeout = 0.0  # the longest a request of its run may take
         self._run: Run | None = None
         with self._lock:
             self._all.setdefault(worker, set()).add(self)
@@ -860,8 +860,6 @@ class _LiveShard:
     def begin(self, run: Run, timeout: float) -> None:
         with self._lock:
             self._run, self.timeout = run, timeout
-        if self.stopped.is_set():
-            run.stop()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -896,11 +894,12 @@ async def _last_words(self: Any, worker: Any) -> None:
     # replaced by the next run's is torn down too, on a worker that is not closing.
     if getattr(worker.status, "name", "") not in ("closing", "closing_gracefully"):
         return
-    shards = _LiveShard.on(worker.address)
-    for shard in shards:
-        shard.stop()
-    deadline = time.monotonic() + max([0.0, *(s.timeout for s in shards)]) + LAST_WORDS_S
-    while _LiveShard.on(worker.address) and time.monotonic() < deadline:
+    begun = time.monotonic()
+    deadline = begun + LAST_WORDS_S
+    while (shards := _LiveShard.on(worker.address)) and time.monotonic() < deadline:
+        for shard in shards:  # again each time: a run that had not begun may begin meanwhile
+            shard.stop()
+            deadline = max(deadline, begun + shard.timeout + LAST_WORDS_S)
         await asyncio.sleep(POLL_S)
 
 
