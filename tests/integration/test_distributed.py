@@ -30,12 +30,15 @@ from urlfleet.distributed import (
     ClusterRun,
     Shard,
     ShardPlan,
+    _Memories,
     client_for,
     fetch_distributed,
     host_group,
+    key_group,
 )
 from urlfleet.errors import ClusterError, InputError
 from urlfleet.loopback import LoopbackProcess, RequestRecord, ServerSpec, host_loads
+from urlfleet.politeness import HostMemory
 from urlfleet.records import Result
 from urlfleet.runner import Run
 
@@ -119,6 +122,34 @@ def test_a_group_goes_again_one_gap_after_its_shard_came_back() -> None:
     third = plan.next_shard()  # nothing else is left: a.test's, 0.3 s from now
     assert third is not None and third.urls == urls[2:4] and third.wait == pytest.approx(0.3)
     assert plan.next_shard() is None
+
+
+def test_a_remembered_pause_holds_its_group_back_and_idle_groups_go_first() -> None:
+    now = [100.0]
+    urls = [f"http://a.test/{i}" for i in range(4)] + ["http://b.test/1"]
+    plan = ShardPlan(urls, shard_size=2, clock=lambda: now[0])
+    first = plan.next_shard(share=2)
+    assert first is not None and first.urls == urls[:2]
+    plan.release(first, hold={host_group(urls[0]): 5.0, host_group(urls[4]): 9.0})
+    second = plan.next_shard()  # b.test's group was not in that shard: its hold is not its
+    assert second is not None and second.urls == urls[4:] and second.wait == 0
+    now[0] += 1.0
+    third = plan.next_shard()
+    assert third is not None and third.urls == urls[2:4] and third.wait == pytest.approx(4.0)
+
+
+def test_host_memories_age_on_the_client_and_go_once_they_say_nothing() -> None:
+    now = [0.0]
+    memories = _Memories(lambda: now[0])
+    a, b = key_group("a.test"), key_group("b.test")
+    memories.update({"a.test": HostMemory(paused_for=2.0), "b.test": HostMemory(failures=3)})
+    now[0] = 1.5
+    assert memories.of([a]) == {"a.test": HostMemory(paused_for=0.5)}
+    assert memories.hold([a, b]) == {a: 0.5}
+    now[0] = 3.0
+    assert memories.of([a, b]) == {"b.test": HostMemory(failures=3)}
+    memories.update({"b.test": None})  # its last shard left it with nothing to carry
+    assert memories.of([a, b]) == {} and memories.hold([a, b]) == {}
 
 
 def test_the_list_is_read_a_window_ahead_and_lost_urls_go_first() -> None:
