@@ -18,10 +18,32 @@ A worker that dies takes with it only what it had not sent: its requests in flig
 URLs its shard had not started. When its shard ends (dask runs it again elsewhere, and the
 rerun only says so), the client puts those URLs back in their groups' queues, to start once
 the lost requests must have ended. A URL lost with ``MAX_LOSSES`` workers is given up.
+
+What one machine keeps per host holds across shards too:
+
+- **Redirects.** A worker follows a redirect only to a host of its shard's groups. A hop to
+  any other host goes back to the client as a ``Hop`` (the job as it stands: redirect count,
+  attempts, time, and the next request as requests prepared it, so an Authorization that
+  requests dropped stays dropped), which queues it first in the target's group: it goes out
+  in a later shard of that group, under that host's limits, and its record is the one the
+  URL would have had on one machine.
+- **Host state.** A shard ends with a ``ShardEnd`` carrying ``Politeness.memory`` of every
+  host it knew (pause, gap, pace, failure counts, cut-off, robots.txt); the client keeps
+  the latest per host and ships it with the next shard of its group, whose run starts from
+  it. A remembered pause or gap also holds back the group's next shard.
+- **One copy of a shard.** dask may run a task twice at once: a worker retired gracefully
+  (scale-down, ``--lifetime``, ``retire_workers``) leaves the scheduler with its task still
+  running, and the task starts again elsewhere at once. So a shard claims itself on the
+  scheduler before anything else; a copy that finds the claim taken fetches nothing and
+  returns ``DUPLICATE``. The client ends such a shard when the claimant's ``ShardEnd``
+  comes, or once the claimant's connection to the scheduler is gone (then as a loss). A
+  retiring worker waits, before it closes, for its shards to stop and send what they have:
+  their requests in flight finish, and the URLs not started go back to the client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import importlib
@@ -33,17 +55,17 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from urlfleet._version import __version__
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import ClusterError, InputError, SaveError, UrlfleetError
-from urlfleet.politeness import Politeness, host_key
+from urlfleet.politeness import HostMemory, Politeness, host_key
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
-from urlfleet.runner import Run, UrlItem, threads_for
+from urlfleet.runner import Hop, Run, UrlItem, threads_for
 from urlfleet.sources import redact_url
 
 if TYPE_CHECKING:
@@ -58,11 +80,23 @@ MAX_LOSSES = 3
 POLL_S = 0.05  # how often the client looks for Results and ended shards when it saw none
 SEND_EVERY_S = 0.1  # how long a worker gathers Results before it sends them on
 STOP_POLL_S = 0.5  # how long a worker's stop watcher waits on the scheduler per call
-RERUN = -1  # what a shard returns when dask runs it again after its worker died
+DUPLICATE = -1  # what a copy of a shard returns when another copy has claimed it
+CLAIM_CHECK_S = 0.2  # how often the client asks whether a duplicate's claimant is still there
+MAX_MEMORIES = 100_000  # host states the client keeps between shards (the oldest go first)
+LAST_WORDS_S = 5.0  # beyond its requests' timeout, how long a retiring worker waits for shards
+CLOSED_RUNS_KEPT = 1000  # finished runs whose late shard copies the scheduler still refuses
 DASK_HINT = "--dask needs dask.distributed: install urlfleet[dask]"
 NO_PROFILER = {"distributed.worker.profile.enabled": False}  # see client_for
 
-Item = tuple[int, Any, Any]  # (input position, url, meta)
+Item = tuple[int, Any, Any]  # (input position, url or Hop, meta)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardEnd:
+    """A shard's last message: every host it knew, with what the host's next shard must
+    respect (``Politeness.memory``; None: nothing, so forget what was kept)."""
+
+    memories: dict[str, HostMemory | None]
 
 
 def client_for(address: str) -> tuple[Client, Callable[[], None]]:
@@ -205,12 +239,20 @@ class ClusterRun:
 
 
 def host_group(url: Any, groups: int = HOST_GROUPS) -> int:
-    """The group of a URL's host: a stable hash of ``host_key``, the same in every process."""
-    key = _host_of(url).encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % groups
+    """The group of a URL's host: a stable hash of ``host_key``, the same in every process.
+    A Hop is in its target's group."""
+    return key_group(_host_of(url), groups)
+
+
+def key_group(key: str, groups: int = HOST_GROUPS) -> int:
+    """The group of a host by its ``host_key``."""
+    data = key.encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big") % groups
 
 
 def _host_of(url: Any) -> str:
+    if isinstance(url, Hop):
+        url = url.target
     try:
         return host_key(url) if isinstance(url, str) else ""
     except ValueError:  # a bad port: the shard reports such a URL as invalid
@@ -287,16 +329,30 @@ class ShardPlan:
         return Shard([u for _, u, _ in items], [i for i, _, _ in items],
                      [m for _, _, m in items], frozenset(picked), wait, gap)  # fmt: skip
 
-    def release(self, shard: Shard, *, unsent: Iterable[Item] = (), after: float = 0.0) -> None:
+    def release(
+        self,
+        shard: Shard,
+        *,
+        unsent: Iterable[Item] = (),
+        after: float = 0.0,
+        hold: Mapping[int, float] | None = None,
+    ) -> None:
         """The shard has ended: its groups may go into the next one, one gap (plus ``after``)
-        from now; ``unsent`` URLs go back to the front of their groups' queues."""
+        from now, or later where ``hold`` says (seconds by group: a remembered pause or gap);
+        ``unsent`` URLs go back to the front of their groups' queues."""
         for item in reversed(list(unsent)):
-            self._queues.setdefault(host_group(item[1]), deque()).appendleft(item)
-            self.queued += 1
+            self.put_first(item)
         self._held.difference_update(shard.groups)
-        if shard.gap + after > 0:
-            ready_at = self._clock() + shard.gap + after
-            self._ready_at.update((group, ready_at) for group in shard.groups)
+        now, hold = self._clock(), hold or {}
+        for group in shard.groups:
+            wait = max(shard.gap + after, hold.get(group, 0.0))
+            if wait > 0:
+                self._ready_at[group] = now + wait
+
+    def put_first(self, item: Item) -> None:
+        """Queue ``item`` first in its group: a URL sent again, a redirect handed back."""
+        self._queues.setdefault(host_group(item[1]), deque()).appendleft(item)
+        self.queued += 1
 
     @property
     def empty(self) -> bool:
@@ -333,7 +389,8 @@ class _Dispatch:
     cluster; the caller's thread only yields Results.
 
     A finished shard's future is released at once: while the client holds one, dask computes
-    it again if its worker dies, fetching its URLs twice and its hosts from two shards at once.
+    it again if its worker dies. The claim keeps such a copy from fetching anything, and
+    releasing the future keeps it from even starting.
     """
 
     def __init__(
@@ -356,6 +413,8 @@ class _Dispatch:
         self._slots_known, self._slots_checked = 1, float("-inf")
         self._losses: dict[int, int] = {}  # input index: shards it was lost with
         self._slowest = 0.0  # the longest request seen: how long a lost one may still run
+        self._memories = _Memories(clock)
+        self._handed_at: dict[int, float] = {}  # input index of a Hop: when it came back
         self._stopping = threading.Event()
         self._halted = threading.Event()
         self._out: queue.SimpleQueue[list[Result] | BaseException | None] = queue.SimpleQueue()
@@ -384,6 +443,7 @@ class _Dispatch:
             with contextlib.suppress(Exception):  # the scheduler may be gone
                 self._inbox.close()
                 self._stop_flag.clear()
+                self._client.run_on_scheduler(CLAIMS.close, self._channel)
 
     def _halt(self) -> None:
         self._halted.set()
@@ -392,16 +452,18 @@ class _Dispatch:
     def _pump(self) -> None:
         try:
             _check_workers(self._client)
+            _register_last_words(self._client)
             while not self._halted.is_set():
                 self._submit()
                 if not self._running:
                     break
-                ended = [task for task in self._running.values() if task.future.done()]
-                # A shard's Results were all put before it ended: drained after it was seen
-                # to end, nothing of it is still to come.
+                done = {key for key, task in self._running.items() if task.future.done()}
+                # A shard's messages were all put before it ended (or before its claimant's
+                # connection went): drained after that was seen, nothing of it is to come.
                 arrived = self._drain()
                 if arrived:
                     self._out.put(arrived)
+                ended = [t for key, t in self._running.items() if self._over(t, key in done)]
                 for task in ended:
                     self._end(task)
                 if not ended and not arrived:
@@ -417,6 +479,28 @@ class _Dispatch:
                 self._client.cancel([task.future for task in self._running.values()])
             self._out.put(None)
 
+    def _over(self, task: _Task, done: bool) -> bool:
+        """Whether a shard has ended: its ShardEnd came, or its task is done (an error, or a
+        copy that found the claim taken) and whoever claimed it is gone, as of a look taken
+        before the last drain."""
+        if task.end is not None or task.claimant_gone:
+            return True
+        if not done:
+            return False
+        if task.future.status == "error" and not isinstance(
+            task.future.exception(), _dask().KilledWorker
+        ):
+            return True  # _end raises it
+        now = self._clock()
+        if now >= task.checked_at + CLAIM_CHECK_S:
+            task.checked_at = now
+            claimant = self._client.run_on_scheduler(
+                CLAIMS.claimant, self._channel, task.future.key
+            )
+            # Gone now, it sends nothing more: the next drain has the last of it.
+            task.claimant_gone = claimant != "alive"
+        return False
+
     def _submit(self) -> None:
         if self._stopping.is_set():
             return
@@ -425,11 +509,20 @@ class _Dispatch:
             if shard is None:
                 return
             key = next(self._names)
+            urls = [self._resumed(i, url) for i, url in zip(shard.indexes, shard.urls, strict=True)]
             future = self._client.submit(
-                fetch_shard, shard.urls, self._config_blob, channel=self._channel, wait=shard.wait,
+                fetch_shard, urls, self._config_blob, channel=self._channel, wait=shard.wait,
+                groups=shard.groups, memories=self._memories.of(shard.groups),
                 key=key, pure=False,
             )  # fmt: skip
             self._running[key] = _Task(future, shard)
+
+    def _resumed(self, index: int, url: Any) -> Any:
+        # A Hop's time so far goes on while it waits here for its group's turn.
+        since = self._handed_at.pop(index, None)
+        if since is None or not isinstance(url, Hop):
+            return url
+        return replace(url, elapsed_s=url.elapsed_s + max(0.0, self._clock() - since))
 
     def _slots(self) -> int:
         # Workers come and go, but asking the scheduler on every poll is a message per 50 ms.
@@ -445,17 +538,32 @@ class _Dispatch:
             if task is None:
                 continue  # from a shard already ended and sent again: it counts there
             shard = task.shard
-            for result in pickle.loads(payload):
-                task.sent.add(result.index)
-                self._slowest = max(self._slowest, min(result.elapsed_s, self._config.timeout))
-                arrived.append(
-                    replace(
-                        result,
-                        index=shard.indexes[result.index],
-                        meta=shard.metas[result.index],
+            for message in pickle.loads(payload):
+                if isinstance(message, ShardEnd):
+                    task.end = message
+                    self._memories.update(message.memories)
+                elif isinstance(message, Hop):
+                    task.sent.add(message.index)
+                    self._hand_back(shard.items([message.index])[0], message)
+                else:
+                    task.sent.add(message.index)
+                    self._slowest = max(self._slowest, min(message.elapsed_s, self._config.timeout))
+                    arrived.append(
+                        replace(
+                            message,
+                            index=shard.indexes[message.index],
+                            meta=shard.metas[message.index],
+                        )
                     )
-                )
         return arrived
+
+    def _hand_back(self, item: Item, hop: Hop) -> None:
+        # The redirect goes on in a shard of its target's group, first in that group's queue.
+        if self._stopping.is_set():
+            return  # as on one machine: a hop waiting when the run stops is not fetched
+        index, _, meta = item
+        self._handed_at[index] = self._clock()
+        self._plan.put_first((index, replace(hop, index=-1), meta))
 
     def _end(self, task: _Task) -> None:
         del self._running[task.future.key]
@@ -470,9 +578,14 @@ class _Dispatch:
                     "the same urlfleet installed on every worker?)"
                 ) from error
         future.release()
+        hold = self._memories.hold(shard.groups)
         unsent = shard.items(p for p in range(len(shard.urls)) if p not in task.sent)
         if not unsent or self._stopping.is_set():
-            self._plan.release(shard)
+            self._plan.release(shard, hold=hold)
+            return
+        if task.end is not None:
+            # Stopped early (its worker is retiring): nothing of it is still in flight.
+            self._plan.release(shard, unsent=unsent, hold=hold)
             return
         # Lost with a worker (or not run at all): its requests in flight may still be running
         # on their servers; the URLs go again once they must have ended.
@@ -481,9 +594,72 @@ class _Dispatch:
         for item in unsent:
             self._losses[item[0]] = losses = self._losses.get(item[0], 0) + 1
             (given_up if losses >= MAX_LOSSES else again).append(item)
-        self._plan.release(shard, unsent=again, after=self._slowest or self._config.timeout)
+        after = self._slowest or self._config.timeout
+        self._plan.release(shard, unsent=again, after=after, hold=hold)
         if given_up:
             self._out.put(_lost(given_up, f"worker died while fetching ({MAX_LOSSES} times)"))
+
+
+class _Memories:
+    """The latest state of each host that has one, as shards left it; times kept as
+    deadlines on this machine's clock, shipped as seconds from then. Bounded: a state that
+    has run out is dropped when next looked at, and past ``MAX_MEMORIES`` the oldest go."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._kept: dict[str, tuple[float, HostMemory]] = {}  # host: (when received, memory)
+        self._by_group: dict[int, set[str]] = {}
+
+    def update(self, memories: Mapping[str, HostMemory | None]) -> None:
+        now = self._clock()
+        for key, memory in memories.items():
+            self._forget(key)
+            if memory is not None:
+                self._kept[key] = (now, memory)
+                self._by_group.setdefault(key_group(key), set()).add(key)
+        while len(self._kept) > MAX_MEMORIES:
+            self._forget(next(iter(self._kept)))
+
+    def of(self, groups: Iterable[int]) -> dict[str, HostMemory]:
+        """What a shard of ``groups`` starts from, aged to now."""
+        now = self._clock()
+        memories: dict[str, HostMemory] = {}
+        for group in groups:
+            for key in list(self._by_group.get(group, ())):
+                received, memory = self._kept[key]
+                aged = _aged(memory, now - received)
+                if aged is None:
+                    self._forget(key)
+                else:
+                    memories[key] = aged
+        return memories
+
+    def hold(self, groups: Iterable[int]) -> dict[int, float]:
+        """How long each of ``groups`` must wait for a pause or gap its last shard left."""
+        hold: dict[int, float] = {}
+        for key, memory in self.of(groups).items():
+            wait = max(memory.paused_for, memory.gap_for)
+            if wait > 0:
+                group = key_group(key)
+                hold[group] = max(hold.get(group, 0.0), wait)
+        return hold
+
+    def _forget(self, key: str) -> None:
+        if self._kept.pop(key, None) is not None:
+            keys = self._by_group[key_group(key)]
+            keys.discard(key)
+            if not keys:
+                del self._by_group[key_group(key)]
+
+
+def _aged(memory: HostMemory, seconds: float) -> HostMemory | None:
+    # A memory ``seconds`` later: its pause and gap that much shorter; None once it says nothing.
+    aged = replace(
+        memory,
+        paused_for=max(0.0, memory.paused_for - seconds),
+        gap_for=max(0.0, memory.gap_for - seconds),
+    )
+    return None if aged == HostMemory() else aged
 
 
 def _check_workers(client: Any) -> None:
@@ -511,11 +687,15 @@ def _urlfleet_version() -> str:
 
 @dataclass(slots=True)
 class _Task:
-    """A running shard: its future, and the shard positions whose Results came back."""
+    """A running shard: its future, the shard positions whose Results (or Hops) came back,
+    its ShardEnd once it came, and what the client last heard of its claimant."""
 
     future: Any
     shard: Shard
     sent: set[int] = field(default_factory=set)
+    end: ShardEnd | None = None
+    claimant_gone: bool = False
+    checked_at: float = float("-inf")
 
 
 def _slots(client: Any) -> int:
@@ -532,64 +712,215 @@ def _lost(items: list[Item], error: str) -> list[Result]:
             meta=meta,
             index=index,
         )  # fmt: skip
-        for index, url, meta in items
+        for index, url, meta in ((i, _input(u), m) for i, u, m in items)
     ]
+
+
+def _input(url: Any) -> Any:
+    # The URL a record is about: a Hop's is the one it started from.
+    return url.url if isinstance(url, Hop) else url
+
+
+# -- claims, kept on the scheduler ---------------------------------------------------------
+
+
+class _Claims:
+    """Which copy of each shard may fetch: the first to ask. Kept on the scheduler, which
+    runs these functions one at a time on its event loop, so asking is taking. They are
+    made here at run time and so sent by value: the scheduler needs no urlfleet.
+
+    A claim names the worker's connection (client id) to the scheduler: when that goes, its
+    process is gone or has stopped talking, and so has the shard.
+    """
+
+    def __init__(self) -> None:
+        def claim(channel: str, shard: str, holder: str, dask_scheduler: Any) -> bool:
+            store = dask_scheduler.__dict__.setdefault("urlfleet_claims", {})
+            if channel in store.setdefault("closed runs", {}):
+                return False  # a copy that starts after its run ended
+            claims = store.setdefault(channel, {})
+            if shard in claims:
+                return False  # even from the same process: workers in one share a client
+            claims[shard] = holder
+            return True
+
+        def claimant(channel: str, shard: str, dask_scheduler: Any) -> str:
+            store = dask_scheduler.__dict__.get("urlfleet_claims", {})
+            holder = store.get(channel, {}).get(shard)
+            if holder is None:
+                return "none"
+            return "alive" if holder in dask_scheduler.clients else "gone"
+
+        def close(channel: str, dask_scheduler: Any) -> None:
+            store = dask_scheduler.__dict__.setdefault("urlfleet_claims", {})
+            store.pop(channel, None)
+            closed = store.setdefault("closed runs", {})
+            closed[channel] = None
+            while len(closed) > kept:
+                del closed[next(iter(closed))]
+
+        kept = CLOSED_RUNS_KEPT
+        self.claim, self.claimant, self.close = claim, claimant, close
+
+
+CLAIMS = _Claims()
 
 
 # -- on the worker -------------------------------------------------------------------------
 
 
-def fetch_shard(urls: list[Any], config_blob: bytes, *, channel: str, wait: float = 0.0) -> int:
+def fetch_shard(
+    urls: list[Any],
+    config_blob: bytes,
+    *,
+    channel: str,
+    wait: float = 0.0,
+    groups: frozenset[int] = frozenset(),
+    memories: Mapping[str, HostMemory] | None = None,
+) -> int:
     """Fetch one shard on a worker with the usual threaded run, after ``wait`` seconds.
 
     Results go to the client as they come, through the run's queue, with shard positions as
-    ``index``; returns how many. A shard that dask runs again because its worker died returns
-    ``RERUN`` at once: the client knows which URLs it never got, and sends them again.
+    ``index``; so do Hops, redirects to hosts outside ``groups``; last comes a ShardEnd with
+    the hosts' states. The run starts from ``memories``. Returns how many Results, or
+    ``DUPLICATE`` at once when another copy of this shard has claimed it.
     """
     dask = _dask()
-    if _is_rerun():
-        return RERUN
-    client = dask.get_client()
+    started = time.monotonic()
+    client, worker = dask.get_client(), dask.get_worker()
+    key = worker.get_current_task()
+    if not client.run_on_scheduler(CLAIMS.claim, channel, key, client.id):
+        return DUPLICATE
     stop_flag = dask.Event(f"{channel}-stop", client=client)
-    if stop_flag.wait(wait) if wait > 0 else stop_flag.is_set():
-        return 0
-    config: FetchConfig = pickle.loads(config_blob)
-    run = Run(config)
-    outbox = _Outbox(dask.Queue(f"{channel}-results", client=client), dask.get_worker())
-    finished = threading.Event()
-    watcher = threading.Thread(target=_stop_when_told, args=(stop_flag, run, finished), daemon=True)
-    watcher.start()
-    sent = 0
-    results = run.results(urls)
+    live = _LiveShard(worker.address)
+    outbox = _Outbox(dask.Queue(f"{channel}-results", client=client), key)
     try:
-        for result in results:
-            outbox.send(result if config.keep_content else replace(result, content=b""))
-            sent += 1
+        if _told_to_stop(stop_flag, live, wait):
+            outbox.send(ShardEnd({}))
+            return 0
+        config: FetchConfig = pickle.loads(config_blob)
+        waited = time.monotonic() - started  # the memories' times count from the client's send
+        inherited = {host: _aged(memory, waited) for host, memory in (memories or {}).items()}
+        run = Run(
+            config,
+            keeps_host=lambda host: key_group(host) in groups,
+            hand_back=outbox.send,
+            memories={host: memory for host, memory in inherited.items() if memory is not None},
+        )
+        live.begin(run, config.timeout)
+        finished = threading.Event()
+        watcher = threading.Thread(
+            target=_stop_when_told, args=(stop_flag, run, finished), daemon=True
+        )
+        watcher.start()
+        sent = 0
+        results = run.results(urls)
+        try:
+            for result in results:
+                outbox.send(result if config.keep_content else replace(result, content=b""))
+                sent += 1
+            outbox.send(ShardEnd(run.host_memories()))
+        finally:
+            finished.set()
+            run.stop()  # on an error here: the run's threads must not go on fetching unseen
+            getattr(results, "close", lambda: None)()
+        return sent
     finally:
-        finished.set()
-        run.stop()  # on an error here: the run's threads must not go on fetching unseen
-        getattr(results, "close", lambda: None)()
-        outbox.close()  # every Result is on the scheduler before the shard ends
-    return sent
+        live.end()
+        outbox.close()  # every message is on the scheduler before the shard ends
+
+
+def _told_to_stop(stop_flag: Any, live: _LiveShard, wait: float) -> bool:
+    # The shard's start gap, cut short by a stop of the run or of this worker.
+    deadline = time.monotonic() + wait
+    while True:
+        if live.stopped.is_set():
+            return True
+        left = deadline - time.monotonic()
+        if stop_flag.wait(min(left, STOP_POLL_S)) if left > 0 else stop_flag.is_set():
+            return True
+        if left <= 0:
+            return False
+
+
+class _LiveShard:
+    """A shard running in this process, for its worker to stop when it retires."""
+
+    _all: ClassVar[dict[str, set[_LiveShard]]] = {}  # by worker address
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self.stopped = threading.Event()
+        self.timeout = 0.0  # the longest a request of its run may take
+        self._run: Run | None = None
+        with self._lock:
+            self._all.setdefault(worker, set()).add(self)
+
+    def begin(self, run: Run, timeout: float) -> None:
+        with self._lock:
+            self._run, self.timeout = run, timeout
+
+    def stop(self) -> None:
+        self.stopped.set()
+        with self._lock:
+            run = self._run
+        if run is not None:
+            run.stop()
+
+    def end(self) -> None:
+        with self._lock:
+            shards = self._all.get(self.worker, set())
+            shards.discard(self)
+            if not shards:
+                self._all.pop(self.worker, None)
+
+    @classmethod
+    def on(cls, worker: str) -> list[_LiveShard]:
+        with cls._lock:
+            return list(cls._all.get(worker, ()))
+
+
+def _register_last_words(client: Any) -> None:
+    # On every worker, now and later: when it closes, its shards stop and send what they have
+    # before its connection to the scheduler goes. Registered again by each run, harmlessly.
+    dask = _dask()
+    plugin = type("UrlfleetLastWords", (dask.WorkerPlugin,), {"teardown": _last_words})
+    client.register_plugin(plugin(), name="urlfleet-last-words")
+
+
+async def _last_words(self: Any, worker: Any) -> None:
+    # A worker plugin's teardown: awaited by Worker.close before its client closes. A plugin
+    # replaced by the next run's is torn down too, on a worker that is not closing.
+    if getattr(worker.status, "name", "") not in ("closing", "closing_gracefully"):
+        return
+    begun = time.monotonic()
+    deadline = begun + LAST_WORDS_S
+    while (shards := _LiveShard.on(worker.address)) and time.monotonic() < deadline:
+        for shard in shards:  # again each time: a run that had not begun may begin meanwhile
+            shard.stop()
+            deadline = max(deadline, begun + shard.timeout + LAST_WORDS_S)
+        await asyncio.sleep(POLL_S)
 
 
 class _Outbox:
-    """Results on their way to the client: a thread puts them on the run's queue in batches
+    """Messages on their way to the client: a thread puts them on the run's queue in batches
     of what came within ``SEND_EVERY_S`` of the first (the last one at once), so the
-    scheduler gets a few puts a second per shard however fast the URLs go."""
+    scheduler gets a few puts a second per shard however fast the URLs go. ``send`` may be
+    called from any thread."""
 
-    def __init__(self, inbox: Any, worker: Any) -> None:
+    def __init__(self, inbox: Any, key: str) -> None:
         self._inbox = inbox
-        self._key = worker.get_current_task()
-        self._pending: queue.SimpleQueue[Result | None] = queue.SimpleQueue()
+        self._key = key
+        self._pending: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._send_all, daemon=True)
         self._thread.start()
 
-    def send(self, result: Result) -> None:
+    def send(self, message: object) -> None:
         if self._error is not None:
             raise self._error
-        self._pending.put(result)
+        self._pending.put(message)
 
     def close(self) -> None:
         self._pending.put(None)
@@ -616,7 +947,7 @@ class _Outbox:
             if item is not None:  # it is in the batch just sent
                 item = self._pending.get()
 
-    def _put(self, batch: list[Result]) -> None:
+    def _put(self, batch: list[object]) -> None:
         if self._error is None:
             try:
                 self._inbox.put([self._key, pickle.dumps(batch)])
@@ -633,20 +964,6 @@ def _stop_when_told(stop_flag: Any, run: Run, finished: threading.Event) -> None
             return
         while told and not finished.wait(0.1):
             run.stop()  # again until it takes: the run may not have begun
-
-
-def _is_rerun() -> bool:
-    dask = _dask()
-    try:
-        key = dask.get_worker().get_current_task()
-        return bool(dask.get_client().run_on_scheduler(_deaths_while_running, key))
-    except Exception:  # no worker, or a scheduler that will not say: assume the worst
-        return True
-
-
-def _deaths_while_running(key: str, dask_scheduler: Any) -> int:
-    task = dask_scheduler.tasks.get(key)
-    return int(task.suspicious) if task is not None else 0
 
 
 # -- dask, imported only when used ----------------------------------------------------------

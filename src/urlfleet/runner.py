@@ -11,7 +11,8 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
@@ -21,11 +22,33 @@ from urlfleet.errors import SaveError
 from urlfleet.fetcher import Fetcher, SessionFactory, Step
 from urlfleet.frontier import Frontier
 from urlfleet.job import Job
-from urlfleet.politeness import Lease, Politeness
+from urlfleet.politeness import HostMemory, Lease, Politeness, host_key
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
 
 UrlItem = str | tuple[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """A job handed on at a redirect to a host its run does not keep (``keeps_host``), to go
+    on in another run: that run's ``results()`` takes it in place of a URL, and the job
+    carries on as if it had never left (its redirect count, attempts and time so far).
+
+    ``request`` is the next request as requests prepared it from the redirect: cookies as
+    for the new host, and Authorization already dropped if the redirect left the host.
+    """
+
+    index: int  # the job's index in the run that handed it on
+    url: str  # the input URL, as given
+    target: str  # where the next request goes
+    request: Any  # a requests.PreparedRequest
+    hops: int
+    attempts: int
+    requests: int
+    busy_s: float
+    throttled: int
+    elapsed_s: float  # since the job's first request
 
 
 def threads_for(jobs: int) -> int:
@@ -59,9 +82,20 @@ class Run:
         compare_serial: int = 0,
         session_factory: SessionFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
+        keeps_host: Callable[[str], bool] | None = None,
+        hand_back: Callable[[Hop], None] | None = None,
+        memories: Mapping[str, HostMemory] | None = None,
     ) -> None:
+        """``keeps_host`` (with ``hand_back``): a redirect to a host it says no to is not
+        followed here but handed to ``hand_back`` as a Hop, from the fetching thread, before
+        its job ends. ``memories``: host states to start from (``Politeness.remember``)."""
+        if (keeps_host is None) != (hand_back is None):
+            raise ValueError("keeps_host and hand_back go together")
         self.config = config
         self.compare_serial = compare_serial
+        self._keeps_host = keeps_host
+        self._hand_back = hand_back
+        self._memories = dict(memories or {})
         self.threads = threads_for(config.jobs)
         self.phases: list[Phase] = []
         self._session_factory = session_factory
@@ -82,14 +116,16 @@ class Run:
         if self._frontier is not None:
             self._frontier.close()
 
-    def results(self, urls: Iterable[UrlItem]) -> Iterator[Result]:
+    def results(self, urls: Iterable[UrlItem | Hop]) -> Iterator[Result]:
         """Fetch every URL, yielding each Result as it completes (not in input order)."""
         config = self.config
         self.politeness = Politeness(config, clock=self._clock)
+        for key, memory in self._memories.items():
+            self.politeness.remember(key, memory)
         frontier = Frontier(self.politeness, window=config.window, clock=self._clock)
         self._frontier = frontier
         with Fetcher(config, session_factory=self._session_factory, clock=self._clock) as fetcher:
-            jobs: Iterator[Job] = (fetcher.new_job(i, *_split(it)) for i, it in enumerate(urls))
+            jobs: Iterator[Job] = (self._job(fetcher, i, item) for i, item in enumerate(urls))
             if self.compare_serial > 0:
                 sample, jobs = take_sample(jobs, self.compare_serial, config.window)
                 yield from self._phase("serial", frontier, fetcher, iter(sample), 1)
@@ -98,12 +134,56 @@ class Run:
         if error is not None:
             raise error
 
+    def host_memories(self) -> dict[str, HostMemory | None]:
+        """What each host the run knows must carry into its next requests elsewhere (None:
+        nothing), from ``Politeness.memory``; empty before ``results()`` starts."""
+        frontier, politeness = self._frontier, self.politeness
+        if frontier is None or politeness is None:
+            return {}
+        now = self._clock()
+        return {state.key: politeness.memory(state, now) for state in frontier.host_states()}
+
+    def _job(self, fetcher: Fetcher, index: int, item: UrlItem | Hop) -> Job:
+        if not isinstance(item, Hop):
+            return fetcher.new_job(index, *_split(item))
+        job = fetcher.new_job(index, item.url)
+        job.target, job.host, job.request = item.target, host_key(item.target), item.request
+        job.hops, job.requests, job.busy_s = item.hops, item.requests, item.busy_s
+        job.throttled = item.throttled
+        job.first_start = self._clock() - item.elapsed_s
+        if job.attempts is not None:
+            job.attempts.attempt_number = item.attempts
+        return job
+
+    def _handed_on(self, lease: Lease, step: Step) -> Hop | None:
+        # A redirect (a re-queue to another host) that this run does not keep.
+        job = lease.job
+        keeps = self._keeps_host
+        if keeps is None or step.again_at is None or step.result is not None:
+            return None
+        if job.robots_for is not None or lease.host is None or job.host == lease.host.key:
+            return None
+        if keeps(job.host):
+            return None
+        elapsed = self._clock() - (job.first_start or self._clock())
+        attempts = job.attempts.attempt_number if job.attempts is not None else 1
+        return Hop(job.index, job.url, job.target, job.request, job.hops, attempts,
+                   job.requests, job.busy_s, job.throttled, elapsed)  # fmt: skip
+
     def _phase(
         self, name: str, frontier: Frontier, fetcher: Fetcher, jobs: Iterator[Job], n_jobs: int
     ) -> Iterator[Result]:
         def work() -> Result | None:
             while (lease := frontier.take()) is not None:  # politeness decides who is ready
                 step = _step_safely(fetcher, lease)  # one request, no scheduling inside
+                hop = self._handed_on(lease, step)
+                if hop is not None:
+                    try:  # handed on while the job is still in flight: the run cannot end first
+                        assert self._hand_back is not None
+                        self._hand_back(hop)
+                    finally:  # the 3xx is observed like any answer; the job ends here
+                        frontier.release(lease, step.attempt, robots=step.robots)
+                    continue
                 frontier.release(lease, step.attempt, again_at=step.again_at, robots=step.robots)
                 if step.result is not None:
                     return step.result  # the main thread writes it

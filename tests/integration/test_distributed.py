@@ -30,13 +30,17 @@ from urlfleet.distributed import (
     ClusterRun,
     Shard,
     ShardPlan,
+    _Memories,
     client_for,
     fetch_distributed,
     host_group,
+    key_group,
 )
 from urlfleet.errors import ClusterError, InputError
-from urlfleet.loopback import LoopbackProcess, RequestRecord, host_loads
+from urlfleet.loopback import LoopbackProcess, RequestRecord, ServerSpec, host_loads
+from urlfleet.politeness import HostMemory
 from urlfleet.records import Result
+from urlfleet.runner import Run
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +54,14 @@ def client() -> Iterator[Client]:
         yield client
     finally:
         close()
+
+
+@pytest.fixture(scope="module")
+def many() -> Iterator[LoopbackProcess]:
+    """21 hosts: more than a shard's worth of groups; the first has a robots.txt."""
+    robots = ((0, 200, "User-agent: *\nDisallow: /private\nCrawl-delay: 0.3\n"),)
+    with LoopbackProcess(ServerSpec(hosts=21, latency=0.05, robots=robots)) as process:
+        yield process
 
 
 @pytest.fixture
@@ -110,6 +122,34 @@ def test_a_group_goes_again_one_gap_after_its_shard_came_back() -> None:
     third = plan.next_shard()  # nothing else is left: a.test's, 0.3 s from now
     assert third is not None and third.urls == urls[2:4] and third.wait == pytest.approx(0.3)
     assert plan.next_shard() is None
+
+
+def test_a_remembered_pause_holds_its_group_back_and_idle_groups_go_first() -> None:
+    now = [100.0]
+    urls = [f"http://a.test/{i}" for i in range(4)] + ["http://b.test/1"]
+    plan = ShardPlan(urls, shard_size=2, clock=lambda: now[0])
+    first = plan.next_shard(share=2)
+    assert first is not None and first.urls == urls[:2]
+    plan.release(first, hold={host_group(urls[0]): 5.0, host_group(urls[4]): 9.0})
+    second = plan.next_shard()  # b.test's group was not in that shard: its hold is not its
+    assert second is not None and second.urls == urls[4:] and second.wait == 0
+    now[0] += 1.0
+    third = plan.next_shard()
+    assert third is not None and third.urls == urls[2:4] and third.wait == pytest.approx(4.0)
+
+
+def test_host_memories_age_on_the_client_and_go_once_they_say_nothing() -> None:
+    now = [0.0]
+    memories = _Memories(lambda: now[0])
+    a, b = key_group("a.test"), key_group("b.test")
+    memories.update({"a.test": HostMemory(paused_for=2.0), "b.test": HostMemory(failures=3)})
+    now[0] = 1.5
+    assert memories.of([a]) == {"a.test": HostMemory(paused_for=0.5)}
+    assert memories.hold([a, b]) == {a: 0.5}
+    now[0] = 3.0
+    assert memories.of([a, b]) == {"b.test": HostMemory(failures=3)}
+    memories.update({"b.test": None})  # its last shard left it with nothing to carry
+    assert memories.of([a, b]) == {} and memories.hold([a, b]) == {}
 
 
 def test_the_list_is_read_a_window_ahead_and_lost_urls_go_first() -> None:
@@ -263,7 +303,8 @@ def test_stop_lets_requests_in_flight_finish_and_starts_nothing_new(
 
 
 def busy_worker(client: Client) -> str:
-    return next(worker for worker, keys in client.processing().items() if keys)
+    processing = client.processing()
+    return next((worker for worker, keys in processing.items() if keys), next(iter(processing)))
 
 
 def test_the_library_takes_a_client_and_keeps_input_order_and_meta(
@@ -359,3 +400,125 @@ def test_a_worker_that_cannot_import_urlfleet_is_found_before_any_shard(
     with pytest.raises(ClusterError, match="has urlfleet 0.0.1, this machine"):
         fetch(client, urls, shard_size=1)
     assert server.records(contains=urls[0].rsplit("/", 1)[1]) == []
+
+
+# -- every path, cluster-wide ---------------------------------------------------------------
+
+
+def port(base: str) -> int:
+    found = urlsplit(base).port
+    assert found is not None
+    return found
+
+
+def test_a_shared_redirect_target_sees_one_shard_at_a_time(
+    client: Client, many: LoopbackProcess, token: str
+) -> None:
+    # 20 hosts, each URL a redirect to one target: two shards of 10 at once, each following
+    # its hops itself, would send the target up to 4 requests at once. Handed back, the hops
+    # go out in the target's group's shards only, one at a time.
+    *origins, target = many.base_urls
+    urls = [f"{b}/to/{port(target)}/page/{token}/{i}?latency=0.1" for i, b in enumerate(origins)]
+    results = fetch(client, urls, shard_size=10, jobs=8, per_host=2)
+    assert sorted(r.index for r in results) == list(range(20))
+    for result in results:
+        assert (result.ok, result.status, result.redirects, result.attempts) == (True, 200, 1, 1)
+        assert result.url == urls[result.index] and result.requests == 2
+        assert result.final_url == f"{target}/page/{token}/{result.index}?latency=0.1"
+        assert result.elapsed_s >= 0.2  # both requests count, on two workers
+    loads = host_loads(many.records(contains=token))
+    assert loads[key(target)].requests == 20 and loads[key(target)].max_in_flight <= 2
+    assert {loads[key(b)].requests for b in origins} == {1}
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [{"auth": ("user", "secret")}, {"headers": {"Authorization": "Bearer secret"}}],
+    ids=["auth", "header"],
+)
+def test_authorization_does_not_follow_a_handed_back_hop_to_another_host(
+    client: Client, server: LoopbackProcess, token: str, credentials: dict[str, Any]
+) -> None:
+    # requests drops Authorization when a redirect leaves the host, and keeps it on the same
+    # host; a hop that goes back to the client and out in another shard must do the same.
+    origin = server.base_urls[0]
+    other = next(b for b in server.base_urls[1:] if host_group(b) != host_group(origin))
+    urls = [f"{origin}/to/{port(b)}/auth/{token}/{n}" for n, b in enumerate((other, origin))]
+    config = make_config(backoff=0.01, **credentials)
+    results = sorted(fetch_distributed(urls, config, client=client, shard_size=1), key=by_index)
+    assert [(r.ok, r.redirects) for r in results] == [(True, 1), (True, 1)]
+    assert results[0].json() == {"authorization": None}
+    assert results[1].json()["authorization"] is not None
+    on_one_machine = sorted(Run(config).results(urls), key=by_index)
+    assert [r.json() for r in on_one_machine] == [r.json() for r in results]
+    log = server.records(contains=token)
+    sent = {(r.host, r.path.split("/")[1]): r.headers for r in log if r.path.endswith("/0")}
+    assert "authorization" in sent[key(origin), "to"]
+    assert "authorization" not in sent[key(other), "auth"]
+
+
+def by_index(result: Result) -> int:
+    return result.index
+
+
+def test_a_pause_asked_for_at_a_shards_end_holds_for_the_next_shard(
+    client: Client, server: LoopbackProcess, token: str
+) -> None:
+    # One host, one request at a time, 4 URLs a shard: the 4th is answered 429 with
+    # Retry-After: 2 (final: no retries). The host's next request is the next shard's.
+    base = server.base_urls[2]
+    urls = [f"{base}/page/{token}/{i}" for i in range(3)]
+    urls += [f"{base}/retry-after/2/1/{token}"]
+    urls += [f"{base}/page/{token}/{i}" for i in range(4, 8)]
+    results = fetch(client, urls, shard_size=4, jobs=4, per_host=1, retries=0)
+    by_url = {r.url: r for r in results}
+    assert len(results) == 8 and by_url[urls[3]].status == 429
+    assert all(r.ok for r in results if r.url != urls[3])
+    log = sorted(server.records(contains=token), key=lambda r: r.arrived)
+    assert [r.status for r in log[:4]] == [200, 200, 200, 429]
+    assert log[4].arrived - log[3].arrived >= 2.0 - SERVER_SLACK
+
+
+def test_a_worker_retired_gracefully_mid_run_costs_no_request_twice(
+    server: LoopbackProcess, token: str
+) -> None:
+    # dask drops a retiring worker with its shard still running and starts the shard again
+    # elsewhere at once. The copy must fetch nothing, the first must stop and report what
+    # it fetched, and the rest must go to the worker that is left: each URL once.
+    hosts = server.base_urls[4:8]
+    urls = [f"{b}/page/{token}/{i}?latency=0.2" for i in range(16) for b in hosts]
+    config = make_config(keep_content=False, jobs=8, per_host=2)
+    cluster_client, close = client_for("local:2")
+    try:
+        results: list[Result] = []
+        for result in fetch_distributed(urls, config, client=cluster_client, shard_size=12):
+            results.append(result)
+            if len(results) == 6:
+                cluster_client.retire_workers([busy_worker(cluster_client)])
+        assert len(cluster_client.scheduler_info()["workers"]) == 1
+    finally:
+        close()
+    assert sorted(r.index for r in results) == list(range(len(urls)))
+    assert all(r.ok for r in results)
+    log = server.records(contains=token)
+    assert Counter(Counter((r.host, r.path) for r in log).values()) == {1: len(urls)}
+    assert max(load.max_in_flight for load in host_loads(log).values()) <= 2
+
+
+def test_robots_txt_and_its_crawl_delay_carry_over_to_the_next_shards(
+    client: Client, many: LoopbackProcess, token: str
+) -> None:
+    # Three shards of one host: robots.txt is asked for once, its Crawl-delay holds between
+    # every two requests, and its Disallow in the later shards too.
+    base = many.base_urls[0]
+    urls = [f"{base}/page/{token}/{i}" for i in range(5)] + [f"{base}/private/{token}"]
+    results = fetch(client, urls, shard_size=2, jobs=4, per_host=2, robots=True)
+    by_url = {r.url: r for r in results}
+    assert all(by_url[url].ok for url in urls[:5])
+    assert by_url[urls[5]].error == "disallowed by robots.txt"
+    log = [r for r in many.records() if r.host == key(base)]
+    asked = [r for r in log if r.path == "/robots.txt"]
+    fetched = [r for r in log if token in r.path]
+    assert len(asked) == 1 and len(fetched) == 5
+    assert all(r.arrived > asked[-1].arrived for r in fetched)  # none unchecked, none again
+    assert host_loads(asked[-1:] + fetched)[key(base)].min_gap >= 0.3 - SERVER_SLACK
