@@ -1,0 +1,103 @@
+"""Hostile inputs at the unit level: streams read once, long lines, long URLs."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from urlfleet.sources import (
+    MAX_LINE_BYTES,
+    MAX_URL_LENGTH,
+    InputProblem,
+    UrlReader,
+    bounded_lines,
+    is_stream,
+    url_problem,
+)
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+
+
+def test_regular_files_and_directories_are_not_streams(tmp_path: Path) -> None:
+    listed = tmp_path / "urls.txt"
+    listed.write_text("http://a.test/\n", encoding="utf-8")
+    assert not is_stream(str(listed)) and not is_stream(str(tmp_path))
+    assert not is_stream(str(tmp_path / "missing.txt"))
+    assert is_stream("-") and is_stream(os.devnull)
+
+
+@needs_fifo
+def test_a_fifo_is_neither_opened_by_check_nor_counted_by_estimate(tmp_path: Path) -> None:
+    # Opening a FIFO for reading waits for a writer: if check() or estimate() opened it, this
+    # test would hang (the timeout below turns that into a failure).
+    fifo = tmp_path / "urls.fifo"
+    os.mkfifo(fifo)
+    reader = UrlReader([fifo])
+    done = threading.Event()
+
+    def probe() -> None:
+        reader.check()
+        assert reader.estimate() is None
+        done.set()
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert done.is_set(), "check() or estimate() opened the FIFO"
+
+    def write() -> None:
+        with open(fifo, "wb") as pipe:
+            pipe.write(b"http://a.test/1\nhttp://a.test/2\n")
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    assert list(reader) == ["http://a.test/1", "http://a.test/2"]  # the one and only read
+    writer.join(5)
+
+
+def test_estimate_is_none_when_any_input_is_a_stream(tmp_path: Path) -> None:
+    listed = tmp_path / "urls.txt"
+    listed.write_text("http://a.test/\n", encoding="utf-8")
+    assert UrlReader([listed]).estimate() == 1
+    assert UrlReader([listed, os.devnull]).estimate() is None
+
+
+def test_files_are_listed_once_so_a_new_file_in_the_directory_is_not_read(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("http://a.test/\n", encoding="utf-8")
+    reader = UrlReader([tmp_path])
+    reader.check()
+    (tmp_path / "b.txt").write_text("http://b.test/\n", encoding="utf-8")
+    assert list(reader) == ["http://a.test/"]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"", []),
+        (b"a\nb", [b"a\n", b"b"]),
+        (b"x" * 10 + b"\n", [b"x" * 10 + b"\n"]),
+        (b"x" * 11 + b"\nok\n", [None, b"ok\n"]),
+        (b"x" * 50, [None]),
+        (b"x" * 10, [b"x" * 10]),
+    ],
+)
+def test_bounded_lines(data: bytes, expected: list[bytes | None]) -> None:
+    assert list(bounded_lines(io.BytesIO(data), 10)) == expected
+
+
+def test_an_endless_line_is_skipped_without_being_held(tmp_path: Path) -> None:
+    data = io.BytesIO(b"\0" * (3 * MAX_LINE_BYTES) + b"\nhttp://a.test/\n")
+    problems: list[InputProblem] = []
+    assert list(UrlReader(["-"], stdin=data, on_problem=problems.append)) == ["http://a.test/"]
+    assert [str(p) for p in problems] == [f"-:1: line longer than {MAX_LINE_BYTES} bytes"]
+
+
+def test_urls_of_8000_characters_are_accepted_and_absurd_ones_refused() -> None:
+    assert url_problem("http://a.test/" + "p" * 8000) is None
+    assert url_problem("http://a.test/?q=" + "é" * 20_000) is None
+    problem = url_problem("http://a.test/" + "p" * MAX_URL_LENGTH)
+    assert problem == f"URL longer than {MAX_URL_LENGTH} characters ({MAX_URL_LENGTH + 14})"
