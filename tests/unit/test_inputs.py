@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from urlfleet.cli import EXIT_USAGE, main
+from urlfleet.cli.options import MAX_JOBS
 from urlfleet.sources import (
     MAX_LINE_BYTES,
     MAX_URL_LENGTH,
@@ -19,6 +21,7 @@ from urlfleet.sources import (
     url_problem,
 )
 
+Capsys = pytest.CaptureFixture[str]
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 
 
@@ -101,3 +104,46 @@ def test_urls_of_8000_characters_are_accepted_and_absurd_ones_refused() -> None:
     assert url_problem("http://a.test/?q=" + "é" * 20_000) is None
     problem = url_problem("http://a.test/" + "p" * MAX_URL_LENGTH)
     assert problem == f"URL longer than {MAX_URL_LENGTH} characters ({MAX_URL_LENGTH + 14})"
+
+
+def empty_list(tmp_path: Path) -> str:
+    listed = tmp_path / "urls.txt"
+    listed.write_text("", encoding="utf-8")
+    return str(listed)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--timeout", "inf"], "--timeout must be a finite number of seconds, got inf"),
+        (["--timeout", "nan"], "--timeout must be a finite number of seconds, got nan"),
+        (["--timeout", "1e999"], "--timeout must be a finite number of seconds, got inf"),
+        (["--timeout", "0"], "--timeout must be > 0 seconds, got 0"),
+        (["--timeout", "1e300"], "--timeout must be at most 604800 seconds (a week), got 1e+300"),
+        (["--delay", "inf"], "--delay must be a finite number of seconds, got inf"),
+        (["--delay", "-1"], "--delay must be >= 0 seconds, got -1"),
+        (["--jitter=-inf"], "--jitter must be a finite number of seconds, got -inf"),
+        (["--grace", "inf"], "--grace must be a finite number of seconds, got inf"),
+        (["--grace", "-0.5"], "--grace must be >= 0 seconds, got -0.5"),
+        (["--max-wait", "inf"], "--max-wait must be a finite number of seconds, got inf"),
+        (["--backoff", "nan"], "--backoff must be a finite number of seconds, got nan"),
+        (["--host-backoff", "-2"], "--host-backoff must be >= 0 seconds, got -2"),
+        (["--max-crawl-delay", "inf"], "--max-crawl-delay must be a finite number of seconds"),
+        (["--retries", "-1"], "--retries must be >= 0, got -1"),
+        (["--max-bytes", "-1"], "--max-bytes must be >= 0, got -1"),
+        (["--max-redirects", "-3"], "--max-redirects must be >= 0, got -3"),
+        (["--host-max-failures", "-1"], "--host-max-failures must be >= 0, got -1"),
+        (["-j", "10000000"], f"-j/--jobs 10000000 is beyond the {MAX_JOBS} threads"),
+        (["-j", "-10000000"], f"-j/--jobs -10000000 is beyond the {MAX_JOBS} threads"),
+    ],
+)
+def test_numbers_no_run_can_use_are_exit_2_in_one_line_naming_the_option(
+    capsys: Capsys, tmp_path: Path, options: list[str], message: str
+) -> None:
+    assert main(["fetch", empty_list(tmp_path), "--no-progress", *options]) == EXIT_USAGE
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: bad option: " + message), err
+
+
+def test_the_jobs_ceiling_itself_is_allowed(capsys: Capsys, tmp_path: Path) -> None:
+    assert main(["fetch", empty_list(tmp_path), "--no-progress", "-j", str(MAX_JOBS)]) == 0
