@@ -114,3 +114,133 @@ def test_long_urls_are_fetched(server: LoopbackProcess, tmp_path: Path) -> None:
     absurd = f"{server.base_urls[0]}/" + "p" * 70_000
     done = urlfleet("fetch", "-", "-o", str(tmp_path / "out.jsonl"), stdin=absurd + "\n")
     assert f"-:1: URL longer than 65536 characters ({len(absurd)})" in done.stderr
+
+
+# --- outputs that would overwrite an input or each other ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["-o", "urls.txt"], "error: -o urls.txt is the input urls.txt: refusing to write over it"),
+        (["-o", "./link.txt"], "error: -o link.txt is the input urls.txt: refusing to write over"),
+        (["-o", "lists/../urls.txt"], "error: -o lists/../urls.txt is the input urls.txt"),
+        (["-o", "out.jsonl", "--report", "urls.txt"], "error: --report urls.txt is the input"),
+        (["-o", "same.json", "--report", "same.json"],
+         "error: -o and --report are the same file (same.json)"),
+        (["--save-dir", "urls.txt"], "error: --save-dir urls.txt is the input urls.txt"),
+        (["-o", "bodies/out.jsonl", "--save-dir", "bodies"],
+         "error: --save-dir bodies holds -o bodies/out.jsonl: bodies and records would mix"),
+        (["-o", "out.jsonl", "--report", "r.json", "--save-dir", "."],
+         "error: --save-dir . holds -o out.jsonl"),
+        (["-o", "bodies", "--save-dir", "bodies"], "error: --save-dir bodies holds -o bodies"),
+    ],
+)  # fmt: skip
+def test_an_output_that_names_an_input_or_another_output_is_refused(
+    urls: list[str], tmp_path: Path, options: list[str], message: str
+) -> None:
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "link.txt").symlink_to("urls.txt")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    listed = (tmp_path / "urls.txt").read_bytes()
+    done = subprocess.run(
+        [*URLFLEET, "fetch", "urls.txt", *options], cwd=tmp_path, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert one_error_line(done).startswith(message), done.stderr
+    assert (tmp_path / "urls.txt").read_bytes() == listed  # the list is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing was written
+
+
+def test_an_output_inside_an_input_directory_is_not_read_as_a_list(
+    urls: list[str], tmp_path: Path
+) -> None:
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (tmp_path / "urls.txt").rename(lists / "urls.txt")
+    done = urlfleet("fetch", str(lists), "-o", str(lists / "results.txt"))
+    assert done.returncode == 0, done.stderr
+    assert len(records(lists / "results.txt")) == len(urls)
+    done = urlfleet("fetch", str(lists), "-o", str(lists / "results.txt"))  # now it is in there
+    assert done.returncode == 2
+    assert "is the input" in one_error_line(done)
+    assert len(records(lists / "results.txt")) == len(urls)
+
+
+def test_dev_null_may_be_both_input_and_output(tmp_path: Path) -> None:
+    done = urlfleet("fetch", os.devnull, "-o", os.devnull, "--report", os.devnull)
+    assert done.returncode == 0, done.stderr
+
+
+# --- the report: checked before the run, written whole ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("report", "reason"),
+    [
+        ("missing/dir/report.json", "No such file or directory"),
+        ("urls.txt/report.json", "Not a directory"),
+        (".", "Is a directory"),
+    ],
+)
+def test_an_unwritable_report_is_refused_before_the_run(
+    urls: list[str], tmp_path: Path, report: str, reason: str
+) -> None:
+    done = subprocess.run(
+        [*URLFLEET, "fetch", "urls.txt", "-o", "out.jsonl", "--report", report], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert one_error_line(done) == f"error: {report}: cannot write report ({reason})"
+    assert not (tmp_path / "out.jsonl").exists()  # refused before a URL was fetched
+
+
+def test_the_report_replaces_the_old_one_whole(urls: list[str], tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("old", encoding="utf-8")
+    keep = tmp_path / "keep.json"
+    os.link(report, keep)  # a second name for the old file: replacing must not write into it
+    done = urlfleet("fetch", str(tmp_path / "urls.txt"), "-o", str(tmp_path / "out.jsonl"),
+                    "--report", str(report))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(report.read_text(encoding="utf-8"))["urls"] == len(urls)
+    assert keep.read_text(encoding="utf-8") == "old"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# --- one run per output file -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_second_run_on_the_same_output_is_refused_at_once(
+    server: LoopbackProcess, tmp_path: Path, resume: bool
+) -> None:
+    token = uuid.uuid4().hex[:8]
+    slow = [f"{server.base_urls[0]}/delay/1.5/{token}/{i}" for i in range(2)]
+    (tmp_path / "slow.txt").write_text("\n".join(slow) + "\n", encoding="utf-8")
+    (tmp_path / "other.txt").write_text(f"{server.base_urls[1]}/page/{token}\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    first = subprocess.Popen(
+        [*URLFLEET, "fetch", str(tmp_path / "slow.txt"), "-o", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = 20.0
+        while not out.exists() and deadline > 0:  # the first run has opened (and locked) it
+            threading.Event().wait(0.05)
+            deadline -= 0.05
+        extra = ["--resume"] if resume else []
+        second = urlfleet("fetch", str(tmp_path / "other.txt"), "-o", str(out), *extra)
+        assert second.returncode == 2
+        assert one_error_line(second) == (
+            f"error: {out}: another urlfleet run is writing to it (the file is locked); wait "
+            "for that run to end or choose another -o"
+        )
+    finally:
+        _, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert sorted(r["url"] for r in records(out)) == sorted(slow)  # whole, not interleaved
+    again = urlfleet("fetch", str(tmp_path / "other.txt"), "-o", str(out), "--resume")
+    assert again.returncode == 0, again.stderr  # the lock went with the first run
+    assert len(records(out)) == 3

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import responses
 
 from urlfleet.cli import EXIT_USAGE, main
 from urlfleet.cli.options import MAX_JOBS
@@ -147,3 +148,22 @@ def test_numbers_no_run_can_use_are_exit_2_in_one_line_naming_the_option(
 
 def test_the_jobs_ceiling_itself_is_allowed(capsys: Capsys, tmp_path: Path) -> None:
     assert main(["fetch", empty_list(tmp_path), "--no-progress", "-j", str(MAX_JOBS)]) == 0
+
+
+@responses.activate
+def test_threads_the_machine_cannot_start_are_exit_2_in_one_line(
+    capsys: Capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    responses.get("http://a.test/", body="x")
+    listed = tmp_path / "urls.txt"
+    listed.write_text("http://a.test/\n", encoding="utf-8")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading, "_start_new_thread", refuse)
+    out = tmp_path / "out.jsonl"
+    assert main(["fetch", str(listed), "-o", str(out), "--no-progress", "-j", "8"]) == EXIT_USAGE
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: cannot start 8 threads on this machine (its limit on threads or "
+                   "memory); records so far are kept; try a smaller -j"]  # fmt: skip

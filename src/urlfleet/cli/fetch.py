@@ -1,8 +1,9 @@
 """``urlfleet fetch``: every URL in the given lists, one JSON line each, on stdout or ``-o``.
 
-The handler turns the Namespace into a FetchConfig and SessionOptions, checks the input,
-opens the output (appending when resuming), picks the run (threads here, or a dask cluster),
-and hands them all to ``fetch_to``.
+The handler turns the Namespace into a FetchConfig and SessionOptions, checks the input and
+that no output would overwrite it or another output, opens and locks the output (appending
+when resuming), picks the run (threads here, or a dask cluster), and hands them all to
+``fetch_to``. Every refusal comes before the first byte is written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from urlfleet.cli.options import add_fetch_options, config_from, session_from
+from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked
 from urlfleet.cli.session import fetch_to, say
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import InputError
@@ -69,13 +71,29 @@ def run_fetch(args: argparse.Namespace) -> int:
     options = session_from(args)
     reader = UrlReader(args.files, on_problem=_report_problem)
     reader.check()
+    check_outputs([*reader.sources, *reader.files()], out=options.out, report=options.report,
+                  save_dir=config.save_dir)  # fmt: skip
+    if options.report is not None:
+        check_report_path(options.report)
+    if options.resume and options.out is None:
+        raise InputError("--resume needs -o/--out FILE: the results file to resume")
     if args.insecure:
         say("warning: --insecure: TLS certificates are not verified")
-    done = _resume_from(options.out) if options.resume else DoneUrls(())
-    run_for = _run_for(config, compare_serial=args.compare_serial, dask=args.dask,
-                       shard_size=args.shard_size)  # fmt: skip
-    with _open_output(options.out, append=options.resume) as stream, run_for as run:
-        return fetch_to(reader, stream, config, options, done=done, run=run)
+    with _open_output(options.out, append=options.resume) as stream:
+        # Read what to skip only now: the lock is ours, so no other run is writing it.
+        done = _resume_from(options.out) if options.resume else DoneUrls(())
+        run_for = _run_for(config, compare_serial=args.compare_serial, dask=args.dask,
+                           shard_size=args.shard_size)  # fmt: skip
+        with run_for as run:
+            try:
+                return fetch_to(reader, stream, config, options, done=done, run=run)
+            except RuntimeError as exc:
+                if "can't start new thread" not in str(exc):
+                    raise
+                raise InputError(
+                    f"cannot start {config.jobs} threads on this machine (its limit on "
+                    "threads or memory); records so far are kept; try a smaller -j"
+                ) from exc
 
 
 @contextmanager
@@ -119,10 +137,7 @@ class _open_output:  # noqa: N801 - reads as a function at the call site
     def __enter__(self) -> IO[str]:
         if self._path is None:
             return sys.stdout
-        try:
-            self._stream = open(self._path, self._mode, encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            raise InputError(f"{self._path}: cannot write ({exc.strerror or exc})") from exc
+        self._stream = open_locked(self._path, append=self._mode == "a")
         return self._stream
 
     def __exit__(self, *exc_info: object) -> None:
