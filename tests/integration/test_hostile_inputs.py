@@ -244,3 +244,64 @@ def test_a_second_run_on_the_same_output_is_refused_at_once(
     again = urlfleet("fetch", str(tmp_path / "other.txt"), "-o", str(out), "--resume")
     assert again.returncode == 0, again.stderr  # the lock went with the first run
     assert len(records(out)) == 3
+
+
+# --- --resume on damaged or foreign files ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        bytes(range(256)) * 12,
+        b'{"url": 5, "ok": "yes"}\n',
+        b"[1, 2, 3]\n",
+        b"3.14\n",
+        b"http://a.test/\nhttp://b.test/\n",  # a URL list given as -o by mistake
+    ],
+)
+def test_resume_refuses_a_file_that_is_not_urlfleet_results(
+    urls: list[str], tmp_path: Path, content: bytes
+) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(content)
+    done = urlfleet("fetch", str(tmp_path / "urls.txt"), "-o", str(out), "--resume")
+    assert done.returncode == 2
+    assert one_error_line(done) == (
+        f"error: {out}: not a urlfleet results file (line 1 is not a record); refusing to "
+        "resume into it"
+    )
+    assert out.read_bytes() == content  # not appended to, not "repaired"
+
+
+def test_resume_skips_bad_lines_reports_them_once_and_keeps_every_record(
+    urls: list[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    listed = tmp_path / "urls.txt"
+    first = urlfleet("fetch", str(listed), "-o", str(out))
+    assert first.returncode == 0, first.stderr
+    good = out.read_bytes().splitlines(keepends=True)
+    damaged = b"".join([
+        *good[:3],
+        b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        b'{"url": 5, "ok": "yes"}\n', b"[1]\n", b"7\n", b"\xff\xfe\x00 not utf-8\n",
+        b'{"url": "\\ud800", "ok": true}\n',
+        b'{"url": "http://a.test/", "ok": true, "pad": "' + b"p" * 3_000_000 + b'"}\n',
+        *good[3:6],
+        b'{"url": "http://torn.te',
+    ])  # fmt: skip
+    out.write_bytes(damaged)
+    done = urlfleet("fetch", str(listed), "-o", str(out), "--resume")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"{out}: 7 lines could not be read (the first is line 4); ignored" in done.stderr
+    assert done.stderr.count("could not be read") == 1
+    assert f"{out}: removed a half-written last line" in done.stderr
+    assert f"resuming: 6 URLs in {out} are done and will be skipped" in done.stderr
+    after = out.read_bytes()
+    assert after.startswith(damaged[: damaged.rindex(b"\n") + 1])  # nothing before was lost
+    new = [json.loads(line) for line in after[damaged.rindex(b"\n") + 1 :].splitlines()]
+    assert sorted(r["url"] for r in new) == sorted(
+        set(urls) - {json.loads(g)["url"] for g in good[:6]}
+    )

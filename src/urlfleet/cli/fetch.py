@@ -9,6 +9,7 @@ when resuming), picks the run (threads here, or a dask cluster), and hands them 
 from __future__ import annotations
 
 import argparse
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked
 from urlfleet.cli.session import fetch_to, say
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import InputError
-from urlfleet.resume import DoneUrls, repair_torn_tail
+from urlfleet.resume import DoneUrls, check_results_file, repair_torn_tail
 from urlfleet.runner import Run
 from urlfleet.sources import InputProblem, UrlReader
 
@@ -116,14 +117,27 @@ def _run_for(
 def _resume_from(out: Path | None) -> DoneUrls:
     if out is None:
         raise InputError("--resume needs -o/--out FILE: the results file to resume")
-    if not out.exists():
-        return DoneUrls(())
+    bad = [0, 0]  # lines that are not records, and the first of them
+
+    def count(number: int) -> None:
+        bad[0] += 1
+        bad[1] = bad[1] or number
+
     try:
+        info = out.stat()
+        if not info.st_size:
+            return DoneUrls(())  # new (just made by opening it) or empty: nothing done yet
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{out}: not a regular file; --resume needs the -o of an earlier run")
+        check_results_file(out)  # before the repair below, which would cut a foreign file
         if repair_torn_tail(out):
             say(f"{out}: removed a half-written last line (from an interrupted run)")
-        done = DoneUrls.read(out, on_bad_line=lambda n: say(f"{out}:{n}: not a record, ignored"))
+        done = DoneUrls.read(out, on_bad_line=count)
     except OSError as exc:
         raise InputError(f"{out}: cannot resume ({exc.strerror or exc})") from exc
+    if bad[0]:
+        lines = "1 line" if bad[0] == 1 else f"{bad[0]} lines"
+        say(f"{out}: {lines} could not be read (the first is line {bad[1]}); ignored")
     say(f"resuming: {len(done)} URLs in {out} are done and will be skipped")
     return done
 
