@@ -47,7 +47,12 @@ def record_of(line: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(record, dict):
         return None
-    if not isinstance(record.get("url"), str) or not isinstance(record.get("ok"), bool):
+    url = record.get("url")
+    if not isinstance(url, str) or not isinstance(record.get("ok"), bool):
+        return None
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape: no URL urlfleet wrote
         return None
     return record
 
@@ -58,15 +63,18 @@ def check_results_file(path: Path) -> None:
     The first non-blank line decides: it must be a record. A lone unfinished first line (a run
     killed while writing its first record) passes when it starts like one.
     """
+    limit = MAX_RECORD_BYTES
     with open(path, "rb") as handle:
-        for number, line in enumerate(bounded_lines(handle, MAX_RECORD_BYTES), start=1):
-            if line is not None and not line.strip():
+        for number, line in enumerate(iter(lambda: handle.readline(limit + 1), b""), start=1):
+            if not line.strip():
                 continue
-            if line is not None and record_of(line) is not None:
+            if (len(line) <= limit or line.endswith(b"\n")) and record_of(line) is not None:
                 return
-            if line is not None and not line.endswith(b"\n"):  # the torn tail
-                if line.lstrip().startswith(b'{"url": '):
-                    return
+            if not line.endswith(b"\n") and line.lstrip().startswith(b'{"url": '):
+                while line and not line.endswith(b"\n"):
+                    line = handle.readline(limit + 1)
+                if not line:
+                    return  # no newline to the end: the torn tail repair_torn_tail cuts off
             raise InputError(
                 f"{path}: not a urlfleet results file (line {number} is not a record); "
                 "refusing to resume into it"
@@ -145,17 +153,8 @@ def _done_digests(path: Path, on_bad_line: Callable[[int], None] | None) -> Iter
             if line is not None and not line.strip():
                 continue
             record = None if line is None else record_of(line)
-            digest = None if record is None else _digest_of(record)
-            if record is None or digest is None:
+            if record is None:
                 if on_bad_line is not None:
                     on_bad_line(number)
-                continue
-            if is_done(record):
-                yield digest
-
-
-def _digest_of(record: dict[str, Any]) -> int | None:
-    try:
-        return url_digest(record["url"])
-    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape: no URL of ours
-        return None
+            elif is_done(record):
+                yield url_digest(record["url"])

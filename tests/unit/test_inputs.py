@@ -12,6 +12,9 @@ import responses
 
 from urlfleet.cli import EXIT_USAGE, main
 from urlfleet.cli.options import MAX_JOBS
+from urlfleet.cli.outputs import check_report_path, open_locked
+from urlfleet.errors import InputError
+from urlfleet.report import write_atomically
 from urlfleet.sources import (
     MAX_LINE_BYTES,
     MAX_URL_LENGTH,
@@ -167,3 +170,38 @@ def test_threads_the_machine_cannot_start_are_exit_2_in_one_line(
     err = capsys.readouterr().err.splitlines()
     assert err == ["error: cannot start 8 threads on this machine (its limit on threads or "
                    "memory); records so far are kept; try a smaller -j"]  # fmt: skip
+
+
+def test_a_report_that_fails_to_replace_leaves_the_old_one_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("old", encoding="utf-8")
+
+    def fail(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="No space left"):
+        write_atomically(report, b"new")
+    assert report.read_text(encoding="utf-8") == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_a_report_path_that_is_a_device_is_written_in_place(tmp_path: Path) -> None:
+    check_report_path(Path(os.devnull))
+    write_atomically(Path(os.devnull), b"{}")
+    assert Path(os.devnull).is_char_device()
+
+
+def test_opening_a_locked_output_leaves_it_whole(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"url": "http://a.test/", "ok": true}\n', encoding="utf-8")
+    with open_locked(out, append=True) as first:
+        with pytest.raises(InputError, match="another urlfleet run is writing to it"):
+            open_locked(out, append=False)  # would have emptied it, had it not been locked
+        first.write('{"url": "http://b.test/", "ok": true}\n')
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2
+    with open_locked(out, append=False):  # the lock went with the first
+        pass
+    assert out.read_text(encoding="utf-8") == ""
