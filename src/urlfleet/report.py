@@ -8,6 +8,9 @@ from the same run.
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import stat
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -129,7 +132,8 @@ class Report:
         return json.dumps(asdict(self), indent=2) + "\n"
 
     def write(self, path: Path) -> None:
-        path.write_text(self.to_json(), encoding="utf-8")
+        """Write the report to ``path`` whole or not at all (a temp file, then a rename)."""
+        write_atomically(path, self.to_json().encode("utf-8"))
 
     def summary(self) -> str:
         """The report in words, a few lines for stderr."""
@@ -160,6 +164,42 @@ class Report:
         if len(self.hosts) > 1 or any(row.throttled or row.paused_s for row in self.hosts):
             lines.append("busiest hosts:\n" + host_table(self.hosts[:SUMMARY_HOSTS]))
         return "\n".join(lines)
+
+
+def temp_name(path: Path) -> Path:
+    """A fresh hidden name beside ``path``, for writing it atomically."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """``data`` into ``path``: readers see the old file or the new one, never a part.
+
+    The temp file sits in the same directory (``os.replace`` is atomic only within one file
+    system) and is created with the usual permissions (0666 less the umask). A path that exists
+    and is not a regular file (``/dev/stdout``) is written directly: it cannot be replaced.
+    """
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        regular = True
+    if not regular:
+        with open(path, "wb") as handle:
+            handle.write(data)
+        return
+    temp = temp_name(path)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
 
 
 def speedup_of(serial_s_per_url: float | None, threaded_s_per_url: float | None) -> float | None:

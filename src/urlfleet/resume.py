@@ -4,6 +4,11 @@ A URL is *done* when it has a record that is ok, or a failure that retrying cann
 4xx other than 408, 425 and 429: the server's final word). Anything else (connection errors,
 timeouts, 5xx, 429, URLs never reached) is fetched again. Done URLs are remembered as sorted
 8-byte digests, so a million of them take 8 MB, not the hundreds a set of strings would.
+
+The file may have been damaged or may not be urlfleet's at all. A line that is not a record
+(garbage, nesting deep enough to exhaust the parser, the wrong types, a line of megabytes, bytes
+that are not UTF-8) is skipped and counted; a file whose first line is not a record is refused
+by :func:`check_results_file` before anything appends to it.
 """
 
 from __future__ import annotations
@@ -17,13 +22,63 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from urlfleet.errors import InputError
 from urlfleet.retrying import RETRY_STATUSES
-from urlfleet.sources import redact_url
+from urlfleet.sources import MAX_LINE_BYTES, bounded_lines, redact_url
+
+# A record holds a URL and a final URL (each at most MAX_URL_LENGTH characters, up to four
+# UTF-8 bytes each) and an error message that may quote them: a longer line is not a record.
+MAX_RECORD_BYTES = 4 * MAX_LINE_BYTES
 
 
 def url_digest(url: str) -> int:
     """A 64-bit digest of the URL as records show it (passwords masked)."""
     return int.from_bytes(hashlib.blake2b(redact_url(url).encode(), digest_size=8).digest(), "big")
+
+
+def record_of(line: bytes) -> dict[str, Any] | None:
+    """The record a line holds: a JSON object with a string ``url`` and a boolean ``ok``.
+
+    None for anything else, whatever the bytes are; never raises.
+    """
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not isinstance(record, dict):
+        return None
+    url = record.get("url")
+    if not isinstance(url, str) or not isinstance(record.get("ok"), bool):
+        return None
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape: no URL urlfleet wrote
+        return None
+    return record
+
+
+def check_results_file(path: Path) -> None:
+    """Raise InputError unless ``path`` looks like a urlfleet results file (or is empty).
+
+    The first non-blank line decides: it must be a record. A lone unfinished first line (a run
+    killed while writing its first record) passes when it starts like one.
+    """
+    limit = MAX_RECORD_BYTES
+    with open(path, "rb") as handle:
+        for number, line in enumerate(iter(lambda: handle.readline(limit + 1), b""), start=1):
+            if not line.strip():
+                continue
+            if (len(line) <= limit or line.endswith(b"\n")) and record_of(line) is not None:
+                return
+            if not line.endswith(b"\n") and line.lstrip().startswith(b'{"url": '):
+                while line and not line.endswith(b"\n"):
+                    line = handle.readline(limit + 1)
+                if not line:
+                    return  # no newline to the end: the torn tail repair_torn_tail cuts off
+            raise InputError(
+                f"{path}: not a urlfleet results file (line {number} is not a record); "
+                "refusing to resume into it"
+            )
 
 
 def is_done(record: dict[str, Any]) -> bool:
@@ -94,13 +149,12 @@ class DoneUrls:
 
 def _done_digests(path: Path, on_bad_line: Callable[[int], None] | None) -> Iterator[int]:
     with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                record = json.loads(line)
-                url = record["url"]
-            except (ValueError, KeyError, TypeError):
-                if on_bad_line is not None and line.strip():
-                    on_bad_line(number)
+        for number, line in enumerate(bounded_lines(handle, MAX_RECORD_BYTES), start=1):
+            if line is not None and not line.strip():
                 continue
-            if isinstance(url, str) and is_done(record):
-                yield url_digest(url)
+            record = None if line is None else record_of(line)
+            if record is None:
+                if on_bad_line is not None:
+                    on_bad_line(number)
+            elif is_done(record):
+                yield url_digest(record["url"])

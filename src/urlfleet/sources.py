@@ -3,12 +3,17 @@
 Lines are read lazily, so a list of millions of URLs never sits in memory. Blank lines and
 '#' comments are skipped, exact duplicates dropped (remembered as 8-byte digests, not strings),
 and every malformed line is reported as ``FILE:LINE: reason`` while reading goes on.
+
+Anything that is not a regular file (a pipe, ``<(grep shop urls.txt)`` as ``/dev/fd/63``, a
+named FIFO, ``/dev/stdin``, a terminal) is a *stream*: like ``-``, it is opened once and read
+once, with no check beforehand that would consume it and no size estimate.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,7 +25,12 @@ import requests
 
 from urlfleet.errors import InputError
 
-MAX_URL_LENGTH = 2048  # what most servers and browsers accept; longer is almost always garbage
+# RFC 9110 (section 4.1) asks clients to support URIs of at least 8,000 octets; sites do use
+# long query strings. Far beyond that a "URL" is a pasted blob, not an address.
+MAX_URL_LENGTH = 65_536
+# A line this long (in bytes) is skipped without being held in memory: no URL is that long,
+# and /dev/zero or a binary file may hold no newline at all.
+MAX_LINE_BYTES = 4 * MAX_URL_LENGTH + 1024
 STDIN = "-"
 
 
@@ -70,6 +80,39 @@ def _requests_problem(url: str) -> str | None:
     return None
 
 
+def is_stream(path: str) -> bool:
+    """True for ``-`` and for anything that exists but is not a regular file or a directory.
+
+    A stream can be read only once (a pipe, a FIFO, a terminal), so it is never opened to be
+    checked or counted: only to be read, once. ``stat`` opens nothing, so this consumes nothing.
+    """
+    if path == STDIN:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False  # missing or unreadable: the check says so, naming the file
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def bounded_lines(handle: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """The lines of ``handle`` with their newlines, or None for each line longer than ``limit``.
+
+    An overlong line is skipped in ``limit``-sized pieces, so memory stays bounded whatever
+    the input holds.
+    """
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # drain the rest of the overlong line
+            line = handle.readline(limit + 1)
+        yield None
+
+
 def redact_url(url: str) -> str:
     """The URL with any password in it replaced by ``***``, fit for records and messages.
 
@@ -117,43 +160,71 @@ class UrlReader:
         self._stdin = stdin
         self.duplicates = 0
         self.malformed = 0
+        self._files: list[str] | None = None
+
+    @property
+    def sources(self) -> list[str]:
+        """The sources as given (``-`` when none was), directories not expanded."""
+        return list(self._sources)
 
     def files(self) -> list[str]:
-        """The files to read, directories expanded to their *.txt files (sorted)."""
-        expanded: list[str] = []
-        for source in self._sources:
-            if source != STDIN and os.path.isdir(source):
-                expanded.extend(sorted(str(p) for p in Path(source).glob("*.txt") if p.is_file()))
-            else:
-                expanded.append(source)
-        return expanded
+        """The files to read, directories expanded to their *.txt files (sorted).
+
+        Listed once: a file that appears in a directory later (say, an output written there)
+        is not read by this run.
+        """
+        if self._files is None:
+            expanded: list[str] = []
+            for source in self._sources:
+                if source != STDIN and os.path.isdir(source):
+                    txt = (str(p) for p in Path(source).glob("*.txt") if p.is_file())
+                    expanded.extend(sorted(txt))
+                else:
+                    expanded.append(source)
+            self._files = expanded
+        return list(self._files)
 
     def check(self) -> None:
-        """Raise InputError, naming the file, if any input cannot be opened for reading."""
+        """Raise InputError, naming the file, if any input cannot be opened for reading.
+
+        Streams are not opened (that could consume them, or wait for a writer): only checked
+        for read permission.
+        """
         for source in self._sources:
             if source != STDIN and os.path.isdir(source) and not self._has_txt(source):
                 raise InputError(f"{source}: directory holds no *.txt files")
         for path in self.files():
-            if path != STDIN:
-                try:
-                    with open(path, "rb") as handle:
-                        handle.read(1)
-                except OSError as exc:
-                    raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+            if path == STDIN:
+                continue
+            if is_stream(path):
+                if not os.access(path, os.R_OK):
+                    raise InputError(f"{path}: cannot read (Permission denied)")
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    handle.read(1)
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
     def estimate(self) -> int | None:
         """How many URLs the files hold at most (lines that are not blank or comments).
 
-        None when reading stdin, which can only be read once. Cheap: no URL is parsed.
+        None when any input is a stream, which can only be read once. Cheap: no URL is parsed.
         """
+        paths = self.files()
+        if any(is_stream(path) for path in paths):
+            return None
         total = 0
-        for path in self.files():
-            if path == STDIN:
-                return None
-            with open(path, "rb") as handle:
-                total += sum(
-                    1 for raw in handle if raw.strip() and not raw.lstrip().startswith(b"#")
-                )
+        for path in paths:
+            try:
+                with open(path, "rb") as handle:
+                    total += sum(
+                        1
+                        for raw in bounded_lines(handle, MAX_LINE_BYTES)
+                        if raw is None or (raw.strip() and not raw.lstrip().startswith(b"#"))
+                    )
+            except OSError:
+                return None  # reading it for real will say what is wrong, naming the file
         return total
 
     @staticmethod
@@ -182,7 +253,10 @@ class UrlReader:
             raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
     def _lines(self, name: str, handle: BinaryIO) -> Iterator[str]:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(bounded_lines(handle, MAX_LINE_BYTES), start=1):
+            if raw is None:
+                self._report(name, number, f"line longer than {MAX_LINE_BYTES} bytes")
+                continue
             try:
                 line = raw.decode("utf-8").strip()
             except UnicodeDecodeError:

@@ -24,7 +24,9 @@ from urlfleet.sources import InputProblem, UrlReader, redact_url, url_problem
         ("http://example.com/\x00", "control characters"),
         ("http://example.com:99999/", "malformed URL"),
         ("http://example.com:0/", "port 0"),
-        ("http://" + "a" * 2100 + ".com/", "longer than 2048"),
+        ("http://example.com/" + "a" * 8000, None),  # RFC 9110: at least 8,000 octets
+        ("http://example.com/?q=" + "a" * 65_000, None),
+        ("http://example.com/" + "a" * 65_536, "longer than 65536"),
     ],
 )
 def test_url_problem(url: str, problem: str | None) -> None:

@@ -9,7 +9,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from urlfleet.sources import InputProblem, UrlReader
+from urlfleet.sources import MAX_URL_LENGTH, InputProblem, UrlReader
 
 PIECES = st.sampled_from([
     "http://", "https://", "ftp://", "HTTP://", "//", "example.com", "bücher.example",
@@ -37,7 +37,7 @@ def test_reader_never_raises_and_accepts_only_fetchable_urls(lines: list[bytes])
     for url in urls:
         parts = urlsplit(url)
         assert parts.scheme.lower() in ("http", "https") and parts.hostname
-        assert len(url) <= 2048 and not any(ch.isspace() or ord(ch) < 32 for ch in url)
+        assert len(url) <= MAX_URL_LENGTH and not any(ch.isspace() or ord(ch) < 32 for ch in url)
         requests.PreparedRequest().prepare_url(url, None)  # what requests would reject raises
     assert len(urls) == len(set(urls))
     assert all(problem.line >= 1 and problem.reason for problem in problems)

@@ -1,13 +1,15 @@
 """``urlfleet fetch``: every URL in the given lists, one JSON line each, on stdout or ``-o``.
 
-The handler turns the Namespace into a FetchConfig and SessionOptions, checks the input,
-opens the output (appending when resuming), picks the run (threads here, or a dask cluster),
-and hands them all to ``fetch_to``.
+The handler turns the Namespace into a FetchConfig and SessionOptions, checks the input and
+that no output would overwrite it or another output, opens and locks the output (appending
+when resuming), picks the run (threads here, or a dask cluster), and hands them all to
+``fetch_to``. Every refusal comes before the first byte is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import stat
 import sys
 import warnings
 from collections.abc import Iterator
@@ -18,10 +20,11 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib3.exceptions import InsecureRequestWarning
 
 from urlfleet.cli.options import add_fetch_options, config_from, session_from
+from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked
 from urlfleet.cli.session import fetch_to, say
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import InputError
-from urlfleet.resume import DoneUrls, repair_torn_tail
+from urlfleet.resume import DoneUrls, check_results_file, repair_torn_tail
 from urlfleet.runner import Run
 from urlfleet.sources import InputProblem, UrlReader
 
@@ -72,15 +75,31 @@ def run_fetch(args: argparse.Namespace) -> int:
     options = session_from(args)
     reader = UrlReader(args.files, on_problem=_report_problem)
     reader.check()
+    check_outputs([*reader.sources, *reader.files()], out=options.out, report=options.report,
+                  save_dir=config.save_dir)  # fmt: skip
+    if options.report is not None:
+        check_report_path(options.report)
+    if options.resume and options.out is None:
+        raise InputError("--resume needs -o/--out FILE: the results file to resume")
     if args.insecure:
         say("warning: --insecure: TLS certificates are not verified")
         # Said once, here; urllib3 would repeat it for every host, with a file path.
         warnings.filterwarnings("ignore", category=InsecureRequestWarning)
-    done = _resume_from(options.out) if options.resume else DoneUrls(())
-    run_for = _run_for(config, compare_serial=args.compare_serial, dask=args.dask,
-                       shard_size=args.shard_size)  # fmt: skip
-    with _open_output(options.out, append=options.resume) as stream, run_for as run:
-        return fetch_to(reader, stream, config, options, done=done, run=run)
+    with _open_output(options.out, append=options.resume) as stream:
+        # Read what to skip only now: the lock is ours, so no other run is writing it.
+        done = _resume_from(options.out) if options.resume else DoneUrls(())
+        run_for = _run_for(config, compare_serial=args.compare_serial, dask=args.dask,
+                           shard_size=args.shard_size)  # fmt: skip
+        with run_for as run:
+            try:
+                return fetch_to(reader, stream, config, options, done=done, run=run)
+            except RuntimeError as exc:
+                if "can't start new thread" not in str(exc):
+                    raise
+                raise InputError(
+                    f"cannot start {config.jobs} threads on this machine (its limit on "
+                    "threads or memory); records so far are kept; try a smaller -j"
+                ) from exc
 
 
 @contextmanager
@@ -103,14 +122,27 @@ def _run_for(
 def _resume_from(out: Path | None) -> DoneUrls:
     if out is None:
         raise InputError("--resume needs -o/--out FILE: the results file to resume")
-    if not out.exists():
-        return DoneUrls(())
+    bad = [0, 0]  # lines that are not records, and the first of them
+
+    def count(number: int) -> None:
+        bad[0] += 1
+        bad[1] = bad[1] or number
+
     try:
+        info = out.stat()
+        if not info.st_size:
+            return DoneUrls(())  # new (just made by opening it) or empty: nothing done yet
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{out}: not a regular file; --resume needs the -o of an earlier run")
+        check_results_file(out)  # before the repair below, which would cut a foreign file
         if repair_torn_tail(out):
             say(f"{out}: removed a half-written last line (from an interrupted run)")
-        done = DoneUrls.read(out, on_bad_line=lambda n: say(f"{out}:{n}: not a record, ignored"))
+        done = DoneUrls.read(out, on_bad_line=count)
     except OSError as exc:
         raise InputError(f"{out}: cannot resume ({exc.strerror or exc})") from exc
+    if bad[0]:
+        lines = "1 line" if bad[0] == 1 else f"{bad[0]} lines"
+        say(f"{out}: {lines} could not be read (the first is line {bad[1]}); ignored")
     say(f"resuming: {len(done)} URLs in {out} are done and will be skipped")
     return done
 
@@ -124,10 +156,7 @@ class _open_output:  # noqa: N801 - reads as a function at the call site
     def __enter__(self) -> IO[str]:
         if self._path is None:
             return sys.stdout
-        try:
-            self._stream = open(self._path, self._mode, encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            raise InputError(f"{self._path}: cannot write ({exc.strerror or exc})") from exc
+        self._stream = open_locked(self._path, append=self._mode == "a")
         return self._stream
 
     def __exit__(self, *exc_info: object) -> None:

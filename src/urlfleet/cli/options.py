@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,7 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
 
 def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
     """The FetchConfig the options describe; a bad value is an InputError (exit 2)."""
+    check_numbers(args)
     ca_bundle, headers = _ca_bundle(args.ca_bundle), _headers(args.header)
     try:
         return FetchConfig(
@@ -242,3 +244,44 @@ def session_from(args: argparse.Namespace) -> SessionOptions:
         progress=not args.no_progress,
         grace=args.grace,
     )
+
+
+# Numeric options, checked once parsed so each message names the option as the user typed it.
+MAX_JOBS = 10_000  # threads; measured fine on Linux, and far past any host's politeness
+MAX_SECONDS = 7 * 24 * 3600.0  # a week: past this a wait is a typo (and near timer limits)
+_SECONDS = ("delay", "jitter", "backoff", "max_wait", "host_backoff", "max_crawl_delay",
+            "grace", "timeout", "max_time")  # fmt: skip
+_MORE_THAN_ZERO = frozenset({"timeout", "max_time"})  # the others may be 0
+# (--jobs 0 and --per-host 0 are refused by FetchConfig itself.)
+_COUNTS = {"retries": 0, "max_bytes": 0, "max_redirects": 0, "host_max_failures": 0}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Raise InputError, naming the option, for a number no run can use (inf, nan, -1 ...)."""
+    for dest in _SECONDS:
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        name = "--" + dest.replace("_", "-")
+        if not math.isfinite(value):
+            raise InputError(f"bad option: {name} must be a finite number of seconds, got {value}")
+        if dest in _MORE_THAN_ZERO and value <= 0:
+            raise InputError(f"bad option: {name} must be > 0 seconds, got {value:g}")
+        if value < 0:
+            raise InputError(f"bad option: {name} must be >= 0 seconds, got {value:g}")
+        if value > MAX_SECONDS:
+            raise InputError(
+                f"bad option: {name} must be at most {MAX_SECONDS:g} seconds (a week), "
+                f"got {value:g}"
+            )
+    for dest, least in _COUNTS.items():
+        value = getattr(args, dest, None)
+        if value is not None and value < least:
+            raise InputError(f"bad option: --{dest.replace('_', '-')} must be >= {least}, "
+                             f"got {value}")  # fmt: skip
+    jobs = getattr(args, "jobs", None)
+    if jobs is not None and abs(jobs) > MAX_JOBS:
+        raise InputError(
+            f"bad option: -j/--jobs {jobs} is beyond the {MAX_JOBS} threads urlfleet runs at "
+            "most on one machine (negative values count back from the CPUs)"
+        )
