@@ -51,15 +51,16 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" and "١٢" are digits to str.isdigit
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        stamp = when.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
     if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive one is read as such
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return max(0.0, stamp - (time.time() if now is None else now))
 
 
 class wait_retry_after(wait_base):  # noqa: N801 - tenacity's waits are lower-case by design

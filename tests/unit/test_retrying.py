@@ -5,6 +5,8 @@ import time
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from urlfleet.config import FetchConfig
 from urlfleet.errors import RetryableStatus, SaveError
@@ -80,3 +82,22 @@ def test_attempt_number_tracks_attempts() -> None:
     assert state.attempt_number == 4
     assert next_wait(retrying, state, requests.ConnectionError("x")) is None
     assert state.attempt_number == 4
+
+
+@given(st.one_of(st.text(max_size=60), st.from_regex(r"\s*\d{1,400}\s*", fullmatch=True),
+                 st.builds(lambda d: email.utils.formatdate(d, usegmt=True),
+                           st.floats(min_value=-6e10, max_value=2.5e11))))  # fmt: skip
+@settings(max_examples=300, deadline=None)
+def test_any_retry_after_value_is_a_wait_or_none(value: str) -> None:
+    # A header is the server's to write: nothing in it may raise.
+    wait = parse_retry_after(value, now=1e9)
+    assert wait is None or wait >= 0
+
+
+@given(st.text(max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_a_retry_after_of_any_text_never_exceeds_max_wait(value: str) -> None:
+    retrying = build_retrying(FetchConfig(retries=2, max_wait=5.0, backoff=0.01))
+    state = new_attempts(retrying)
+    wait = next_wait(retrying, state, RetryableStatus(429, parse_retry_after(value, now=0.0)))
+    assert wait is not None and 0 <= wait <= 5.0
