@@ -26,9 +26,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 from requests.utils import get_environ_proxies, get_netrc_auth, select_proxy
-from urllib3 import PoolManager
+from urllib3 import PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -211,20 +211,22 @@ def _gate_manager(manager: PoolManager) -> bool:
 class GatedAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections pass this thread's gate before each request.
 
-    ``proxy_pool_maxsize``: plain-HTTP requests through a proxy share one pool of
-    connections to it, whatever host they are for, so it is sized for every thread.
+    Plain-HTTP requests through a proxy get one pool of proxy connections per origin host
+    (``_OriginKeyedProxyManager``), as direct ones do.
     """
 
     def __init__(
         self,
-        *args: Any,
-        proxy_pool_maxsize: int = 10,
+        *,
         proxy_authorization: str | None = None,
+        pool_connections: int = DEFAULT_POOLSIZE,
+        pool_maxsize: int = DEFAULT_POOLSIZE,
         **kwargs: Any,
     ) -> None:
-        self.proxy_pool_maxsize = proxy_pool_maxsize
         self.proxy_authorization = proxy_authorization
-        super().__init__(*args, **kwargs)
+        self._pool_sizes = (pool_connections, pool_maxsize)
+        self._proxy_lock = threading.Lock()
+        super().__init__(pool_connections=pool_connections, pool_maxsize=pool_maxsize, **kwargs)
 
     def proxy_headers(self, proxy: str) -> dict[str, str]:
         # A Proxy-Authorization the user gave goes to the proxy alone: on CONNECT, and on
@@ -239,11 +241,42 @@ class GatedAdapter(HTTPAdapter):
         _gate_manager(self.poolmanager)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
-        fresh = proxy not in self.proxy_manager
-        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if fresh and _gate_manager(manager):
-            manager.connection_pool_kw["maxsize"] = self.proxy_pool_maxsize
-        return manager
+        with self._proxy_lock:  # threads meet here on their first proxied request
+            if proxy not in self.proxy_manager and not proxy.lower().startswith("socks"):
+                manager = _OriginKeyedProxyManager(
+                    proxy_url=proxy,
+                    proxy_headers=self.proxy_headers(proxy),
+                    num_pools=self._pool_sizes[0],
+                    maxsize=self._pool_sizes[1],
+                    **proxy_kwargs,
+                )
+                _gate_manager(manager)
+                self.proxy_manager[proxy] = manager
+            found: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+            return found
+
+
+class _OriginKeyedProxyManager(ProxyManager):
+    """A ProxyManager whose plain-HTTP connections to the proxy each serve one origin.
+
+    urllib3 shares one pool of proxy connections between every origin, which is valid HTTP,
+    but some proxies (proxy.py among them) forward every request of a keep-alive connection
+    to the first request's host: a page of one host would come back as another's, and that
+    host would get requests it never should. One pool per origin also keeps the proxy's
+    connections to an origin within its --per-host, as direct ones are.
+    """
+
+    def connection_from_host(
+        self,
+        host: str | None,
+        port: int | None = None,
+        scheme: str | None = "http",
+        pool_kwargs: dict[str, Any] | None = None,
+    ) -> HTTPConnectionPool:
+        if scheme != "https" and self.proxy is not None and self.proxy.scheme == "http":
+            # server_hostname keys the pool and is dropped before an http pool is made.
+            pool_kwargs = {**(pool_kwargs or {}), "server_hostname": f"{host}:{port}"}
+        return super().connection_from_host(host, port, scheme, pool_kwargs=pool_kwargs)
 
 
 def install_gate(session: requests.Session) -> None:
@@ -299,13 +332,11 @@ def shared_adapter(config: FetchConfig) -> GatedAdapter:
     size never overflows ("Connection pool is full").
     """
     largest = max([config.per_host, *(limits.per_host for limits in config.host_limits.values())])
-    threads = config.jobs if config.jobs > 0 else os.cpu_count() or 1
     # Retries are tenacity's job, never urllib3's as well.
     return GatedAdapter(
         pool_connections=POOLED_HOSTS,
         pool_maxsize=largest,
         max_retries=0,
-        proxy_pool_maxsize=max(largest, threads),
         proxy_authorization=_header(config.headers, "Proxy-Authorization"),
     )
 

@@ -67,6 +67,20 @@ def test_through_a_forward_proxy_every_request_keeps_the_rules(
     check_polite(origin.records(token), per_host=2, delay=0.15)
 
 
+def test_a_proxy_that_keeps_one_origin_per_connection_gets_one(
+    origin: LoopbackProcess, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # proxy.py forwards every request of a keep-alive connection to the first request's host.
+    # The proxy here answers such a request with a 502 rather than another host's page.
+    urls = [f"{base}/page/{token}/{i}" for i in range(10) for base in origin.base_urls]
+    with ForwardProxy(keep_alive=True) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        results = urlfleet.fetch_all(urls, jobs=8, per_host=2)
+    assert all(r.ok and r.attempts == 1 for r in results), [r.error for r in results][:3]
+    arrived = {(r.host, r.path) for r in origin.records(token)}
+    assert all((r.host, r.url.split(r.host, 1)[1]) in arrived for r in results)
+
+
 def test_robots_txt_goes_through_the_proxy_too(token: str, monkeypatch: pytest.MonkeyPatch) -> None:
     robots = "User-agent: *\nDisallow: /private\n"
     with (

@@ -238,6 +238,8 @@ def test_robots_txt_goes_first_as_a_job_of_its_own(clock: FakeClock) -> None:
     assert robots.job.robots_for == "a.test" and robots.job.target == "http://a.test/robots.txt"
     answer = RobotsAnswer(200, b"User-agent: *\nDisallow: /private\nCrawl-delay: 2\n")
     front.release(robots, OK, robots=answer)
+    assert drain(front) == []  # the Crawl-delay counts from the robots.txt request too
+    clock.advance(2.0 + GAP_MARGIN)
     refused, allowed = drain(front)
     assert refused.host is None and refused.job.problem == "disallowed by robots.txt"
     assert allowed.job.index == 1

@@ -103,6 +103,7 @@ class HostPoliteness:
     next_start: float = 0.0  # earliest hand-out of the next request (start gap)
     send_after: float = 0.0  # earliest write of the next request
     last_send: float = -math.inf
+    last_start: float = -math.inf  # when the latest lease was taken
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     robots_asked: bool = False  # a robots.txt request is queued or in flight
 
@@ -266,7 +267,7 @@ class Politeness:
         """Take one of the host's slots for ``job`` and reserve its start."""
         state.in_flight += 1
         gap = self.gap(state.limits)
-        before, state.next_start = state.next_start, now + gap
+        before, state.next_start, state.last_start = state.next_start, now + gap, now
         reserved = (before, state.next_start)
         return Lease(job, state, gap, reserved, clock=self._clock, sleep=self._sleep)
 
@@ -309,11 +310,12 @@ class Politeness:
             self._set_delay(state, delay)
 
     def _set_delay(self, state: HostPoliteness, delay: float) -> None:
-        # The new gap counts from the host's last request, and holds for its next one.
+        # The new gap counts from the host's last request, and holds for its next one, longer
+        # or shorter than the one reserved then.
         state.limits = HostLimits(state.limits.per_host, delay)
         gap = self.gap(state.limits)
-        state.next_start = max(state.next_start, state.last_send + gap)
-        state.send_after = max(state.send_after, state.last_send + gap)
+        state.next_start = max(state.last_start, state.last_send) + gap
+        state.send_after = state.last_send + gap
 
     def learn_robots(self, state: HostPoliteness, answer: RobotsAnswer) -> str | None:
         """Take in a host's robots.txt; returns the reason when the host is cut off for it.
