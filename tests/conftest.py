@@ -20,6 +20,12 @@ def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
+# Seconds by which a loopback server's arrival stamps may shorten a gap the client kept: the
+# server process can be descheduled for a few milliseconds on a busy machine, and stamps a
+# request late. Politeness assertions from the server's side allow this much, no more.
+SERVER_SLACK = 0.03
+
+
 class FakeClock:
     """A clock that moves only when told to."""
 

@@ -25,6 +25,7 @@ from distributed import Client
 
 import urlfleet
 import urlfleet.distributed
+from tests.conftest import SERVER_SLACK
 from urlfleet.api import make_config
 from urlfleet.distributed import (
     ClusterRun,
@@ -43,8 +44,6 @@ from urlfleet.records import Result
 from urlfleet.runner import Run
 
 pytestmark = pytest.mark.integration
-
-SERVER_SLACK = 0.03  # seconds by which the server's arrival stamps may shorten a gap
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,11 @@ import pytest
 import requests
 
 import urlfleet
+from tests.conftest import SERVER_SLACK
 from tests.realparts import ForwardProxy, HostsMapping, TlsFiles
 from urlfleet.loopback import LoopbackProcess, RequestRecord, ServerSpec, host_loads
 
 pytestmark = pytest.mark.integration
-
-SERVER_SLACK = 0.03  # seconds by which the server's arrival stamps may shorten a gap
 
 
 @pytest.fixture
