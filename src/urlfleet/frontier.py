@@ -371,7 +371,7 @@ class Frontier:
             if not host.queue
             and host.robots is None
             and not host.scheduled
-            and self.politeness.idle(host.rules, now)
+            and self.politeness.forget(host.rules, now)
         ]
         for key in idle:
             del self._hosts[key]
