@@ -1,8 +1,9 @@
 """Reading URL lists: files, '-' for stdin, directories of *.txt.
 
 Lines are read lazily, so a list of millions of URLs never sits in memory. Blank lines and
-'#' comments are skipped, exact duplicates dropped (remembered as 8-byte digests, not strings),
-and every malformed line is reported as ``FILE:LINE: reason`` while reading goes on.
+'#' comments are skipped, exact duplicates dropped (remembered as 64-bit digests in a compact
+table, about 16 bytes a URL, not strings), and every malformed line is reported as
+``FILE:LINE: reason`` while reading goes on.
 
 Anything that is not a regular file (a pipe, ``<(grep shop urls.txt)`` as ``/dev/fd/63``, a
 named FIFO, ``/dev/stdin``, a terminal) is a *stream*: like ``-``, it is opened once and read
@@ -15,6 +16,7 @@ import hashlib
 import os
 import stat
 import sys
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +144,77 @@ def scrub(text: str, url: str) -> str:
     return text.replace(f":{password}@", ":***@") if password else text
 
 
+class DigestSet:
+    """A set of 64-bit digests in one ``array("Q")``: about 16 bytes an entry, O(1) a lookup.
+
+    CPython's ``set`` of 8-byte ``bytes`` costs over 80 bytes an entry (the object and its
+    slot). Here each entry is its 8 bytes in an open-addressing table of 2**k slots kept at
+    most 3/4 full and doubled when it would be fuller: 10.7 to 21 bytes an entry (16.8 at a
+    million), and for a moment half as much again while it doubles.
+
+    0 marks an empty slot, so a digest of 0 is kept as 1 (one more chance in 2**64 of taking
+    two URLs for one). Probing is double hashing: the first slot from the low bits, the step
+    from the high ones, made odd so that it visits every slot of a power-of-two table.
+
+    >>> seen = DigestSet(); seen.add(d)  # True: new; a second seen.add(d) is False
+    """
+
+    __slots__ = ("_table", "_size")
+
+    def __init__(self, slots: int = 1024) -> None:
+        assert slots > 0 and slots & (slots - 1) == 0, "a power of two"
+        self._table = array("Q", bytes(8 * slots))
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def nbytes(self) -> int:
+        """The table's size in bytes."""
+        return len(self._table) * self._table.itemsize
+
+    def __contains__(self, digest: object) -> bool:
+        if not isinstance(digest, int):
+            return False
+        digest = digest or 1
+        return self._table[self._slot(self._table, digest)] == digest
+
+    def add(self, digest: int) -> bool:
+        """Add ``digest``; False when it was there already."""
+        digest = digest or 1
+        table = self._table
+        slot = self._slot(table, digest)
+        if table[slot] == digest:
+            return False
+        table[slot] = digest
+        self._size += 1
+        if 4 * self._size > 3 * len(table):
+            self._grow()
+        return True
+
+    @staticmethod
+    def _slot(table: array[int], digest: int) -> int:
+        # The digest's slot, or the empty one where it would go.
+        mask = len(table) - 1
+        slot, step = digest & mask, (digest >> 32) | 1
+        while (held := table[slot]) and held != digest:
+            slot = (slot + step) & mask
+        return slot
+
+    def _grow(self) -> None:
+        old, table = self._table, array("Q", bytes(16 * len(self._table)))
+        for digest in old:
+            if digest:
+                table[self._slot(table, digest)] = digest
+        self._table = table
+
+
+def url_digest(url: str) -> int:
+    """A 64-bit digest of a URL string, for remembering it in 8 bytes."""
+    return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "big")
+
+
 class UrlReader:
     """The URLs of some list files, in order, each valid URL once.
 
@@ -232,14 +305,12 @@ class UrlReader:
         return any(p.is_file() for p in Path(directory).glob("*.txt"))
 
     def __iter__(self) -> Iterator[str]:
-        seen: set[bytes] = set()
+        seen = DigestSet()
         for path in self.files():
             for url in self._read_one(path):
-                digest = hashlib.blake2b(url.encode(), digest_size=8).digest()
-                if digest in seen:
+                if not seen.add(url_digest(url)):
                     self.duplicates += 1
                     continue
-                seen.add(digest)
                 yield url
 
     def _read_one(self, path: str) -> Iterator[str]:
