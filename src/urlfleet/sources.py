@@ -145,25 +145,28 @@ def scrub(text: str, url: str) -> str:
 
 
 class DigestSet:
-    """A set of 64-bit digests in one ``array("Q")``: about 16 bytes an entry, O(1) a lookup.
+    """A set of 64-bit digests in arrays of ``"Q"``: about 16 bytes an entry, O(1) a lookup.
 
     CPython's ``set`` of 8-byte ``bytes`` costs over 80 bytes an entry (the object and its
     slot). Here each entry is its 8 bytes in an open-addressing table of 2**k slots kept at
-    most 3/4 full and doubled when it would be fuller: 10.7 to 21 bytes an entry (16.8 at a
-    million), and for a moment half as much again while it doubles.
+    most 3/4 full and doubled when it would be fuller: 10.7 to 21 bytes an entry, 16.8 at a
+    million. The digests are spread over ``PARTS`` such tables by their top bits, so that a
+    table doubling (old and new side by side) adds a sliver to the peak, not half the set.
 
     0 marks an empty slot, so a digest of 0 is kept as 1 (one more chance in 2**64 of taking
     two URLs for one). Probing is double hashing: the first slot from the low bits, the step
-    from the high ones, made odd so that it visits every slot of a power-of-two table.
+    from the middle ones, made odd so that it visits every slot of a power-of-two table.
 
     >>> seen = DigestSet(); seen.add(d)  # True: new; a second seen.add(d) is False
     """
 
-    __slots__ = ("_table", "_size")
+    PARTS = 64  # a power of two; the top 6 bits of a digest pick its table
+    __slots__ = ("_tables", "_counts", "_size")
 
-    def __init__(self, slots: int = 1024) -> None:
+    def __init__(self, slots: int = 16) -> None:
         assert slots > 0 and slots & (slots - 1) == 0, "a power of two"
-        self._table = array("Q", bytes(8 * slots))
+        self._tables = [array("Q", [0]) * slots for _ in range(self.PARTS)]
+        self._counts = [0] * self.PARTS
         self._size = 0
 
     def __len__(self) -> int:
@@ -171,43 +174,43 @@ class DigestSet:
 
     @property
     def nbytes(self) -> int:
-        """The table's size in bytes."""
-        return len(self._table) * self._table.itemsize
+        """The tables' size in bytes."""
+        return sum(len(table) * table.itemsize for table in self._tables)
 
     def __contains__(self, digest: object) -> bool:
         if not isinstance(digest, int):
             return False
         digest = digest or 1
-        return self._table[self._slot(self._table, digest)] == digest
+        table = self._tables[digest >> 58]
+        return table[_slot(table, digest)] == digest
 
     def add(self, digest: int) -> bool:
         """Add ``digest``; False when it was there already."""
         digest = digest or 1
-        table = self._table
-        slot = self._slot(table, digest)
+        part = digest >> 58
+        table = self._tables[part]
+        slot = _slot(table, digest)
         if table[slot] == digest:
             return False
         table[slot] = digest
         self._size += 1
-        if 4 * self._size > 3 * len(table):
-            self._grow()
+        self._counts[part] = count = self._counts[part] + 1
+        if 4 * count > 3 * len(table):
+            grown = array("Q", [0]) * (2 * len(table))
+            for held in table:
+                if held:
+                    grown[_slot(grown, held)] = held
+            self._tables[part] = grown
         return True
 
-    @staticmethod
-    def _slot(table: array[int], digest: int) -> int:
-        # The digest's slot, or the empty one where it would go.
-        mask = len(table) - 1
-        slot, step = digest & mask, (digest >> 32) | 1
-        while (held := table[slot]) and held != digest:
-            slot = (slot + step) & mask
-        return slot
 
-    def _grow(self) -> None:
-        old, table = self._table, array("Q", bytes(16 * len(self._table)))
-        for digest in old:
-            if digest:
-                table[self._slot(table, digest)] = digest
-        self._table = table
+def _slot(table: array[int], digest: int) -> int:
+    # The digest's slot in the table, or the empty one where it would go.
+    mask = len(table) - 1
+    slot, step = digest & mask, (digest >> 29) | 1
+    while (held := table[slot]) and held != digest:
+        slot = (slot + step) & mask
+    return slot
 
 
 def url_digest(url: str) -> int:
