@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import random
 import subprocess
 import sys
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import urlfleet
+from urlfleet import Result
 from urlfleet.loopback import LoopbackProcess, ServerSpec
 
 pytestmark = pytest.mark.integration
@@ -59,3 +63,22 @@ def test_the_soft_limit_is_raised_to_the_hard_one() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "4096"
+
+
+def die_at(url: str, result: Result) -> int:
+    if result.url == url:
+        os._exit(1)  # as a segfault would: no exception, no goodbye
+    return len(result.content)
+
+
+def test_a_parser_process_that_dies_costs_one_url_its_parse(server: LoopbackProcess) -> None:
+    token = uuid.uuid4().hex[:8]
+    urls = [f"{base}/page/{token}/{i}" for base in server.base_urls for i in range(6)]
+    fatal = urls[9]
+    results = urlfleet.fetch_all(urls, jobs=8, parse=functools.partial(die_at, fatal),
+                                 parse_jobs=2)  # fmt: skip
+    assert len(results) == len(urls) and all(r.ok for r in results)
+    assert [r.url for r in results if r.parse_error] == [fatal]
+    died = next(r for r in results if r.parse_error)
+    assert died.parse_error is not None and "the parser process died" in died.parse_error
+    assert all(r.parsed == len(r.content) > 0 for r in results if r is not died)
