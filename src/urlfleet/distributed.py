@@ -65,8 +65,9 @@ from urlfleet.errors import ClusterError, InputError, SaveError, UrlfleetError
 from urlfleet.politeness import HostMemory, Politeness, host_key
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
-from urlfleet.runner import Hop, Run, UrlItem, threads_for
+from urlfleet.runner import Hop, Run, UrlItem
 from urlfleet.sources import redact_url
+from urlfleet.transport import threads_for
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -89,6 +90,7 @@ DASK_HINT = "--dask needs dask.distributed: install urlfleet[dask]"
 NO_PROFILER = {"distributed.worker.profile.enabled": False}  # see client_for
 
 Item = tuple[int, Any, Any]  # (input position, url or Hop, meta)
+_NO_MORE = object()  # the list's end: a None in it is an item (an invalid URL), not the end
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,8 +366,8 @@ class ShardPlan:
         # The list is read as shards are cut, so it may be longer than memory; a bad line in
         # it raises here, in the client's dispatching thread, which hands the error on.
         while self._urls is not None and self.queued < self.window:
-            item = next(self._urls, None)
-            if item is None:
+            item = next(self._urls, _NO_MORE)
+            if item is _NO_MORE:
                 self._urls = None
                 return
             url, meta = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
@@ -418,6 +420,11 @@ class _Dispatch:
         self._stopping = threading.Event()
         self._halted = threading.Event()
         self._out: queue.SimpleQueue[list[Result] | BaseException | None] = queue.SimpleQueue()
+        # Results in ``_out`` the caller has not taken yet. Past ``plan.window`` of them no
+        # new shard starts, so a slow consumer holds back the cluster, not fills memory: the
+        # client then holds at most that, the running shards' URLs and the plan's window.
+        self._held = 0
+        self._held_lock = threading.Lock()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -431,6 +438,8 @@ class _Dispatch:
             while (batch := self._out.get()) is not None:
                 if isinstance(batch, BaseException):
                     raise batch
+                with self._held_lock:
+                    self._held -= len(batch)
                 for result in batch:
                     if result.index >= len(seen):
                         seen.extend(bytes(max(result.index + 1, 2 * len(seen)) - len(seen)))
@@ -445,6 +454,15 @@ class _Dispatch:
                 self._stop_flag.clear()
                 self._client.run_on_scheduler(CLAIMS.close, self._channel)
 
+    def _hand_over(self, batch: list[Result]) -> None:
+        with self._held_lock:
+            self._held += len(batch)
+        self._out.put(batch)
+
+    def _backlogged(self) -> bool:
+        with self._held_lock:
+            return self._held >= self._plan.window
+
     def _halt(self) -> None:
         self._halted.set()
         self.stop()
@@ -456,13 +474,16 @@ class _Dispatch:
             while not self._halted.is_set():
                 self._submit()
                 if not self._running:
+                    if self._backlogged() and not self._stopping.is_set():
+                        time.sleep(POLL_S)  # the caller is behind: more comes once it catches up
+                        continue
                     break
                 done = {key for key, task in self._running.items() if task.future.done()}
                 # A shard's messages were all put before it ended (or before its claimant's
                 # connection went): drained after that was seen, nothing of it is to come.
                 arrived = self._drain()
                 if arrived:
-                    self._out.put(arrived)
+                    self._hand_over(arrived)
                 ended = [t for key, t in self._running.items() if self._over(t, key in done)]
                 for task in ended:
                     self._end(task)
@@ -502,7 +523,7 @@ class _Dispatch:
         return False
 
     def _submit(self) -> None:
-        if self._stopping.is_set():
+        if self._stopping.is_set() or self._backlogged():
             return
         for share in range(self._slots() - len(self._running), 0, -1):
             shard = self._plan.next_shard(share)
@@ -597,7 +618,7 @@ class _Dispatch:
         after = self._slowest or self._config.timeout
         self._plan.release(shard, unsent=again, after=after, hold=hold)
         if given_up:
-            self._out.put(_lost(given_up, f"worker died while fetching ({MAX_LOSSES} times)"))
+            self._hand_over(_lost(given_up, f"worker died while fetching ({MAX_LOSSES} times)"))
 
 
 class _Memories:

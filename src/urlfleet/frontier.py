@@ -28,7 +28,8 @@ from urlfleet.politeness import Attempt, HostPoliteness, Lease, Politeness, Robo
 
 ADMIT_PER_TAKE = 64  # read ahead in small steps so no thread holds the lock for long
 LONGEST_WAIT = 1.0  # a waiting thread looks again at least this often, whatever happens
-SWEEP_HOSTS_AT = 10_000  # forget idle hosts once this many are known
+SWEEP_HOSTS_AT = 1_000  # forget idle hosts once this many are known...
+SWEEP_GROWTH = 4  # ...and again once a quarter more than the last sweep kept have come
 FEED_AHEAD = 256  # URLs the feeder may read past what the frontier has taken in (at most)
 _END = object()  # the feeder's last word
 
@@ -371,8 +372,11 @@ class Frontier:
             if not host.queue
             and host.robots is None
             and not host.scheduled
-            and self.politeness.idle(host.rules, now)
+            and self.politeness.forget(host.rules, now)
         ]
         for key in idle:
             del self._hosts[key]
-        self._sweep_at = max(SWEEP_HOSTS_AT, 2 * len(self._hosts))
+        # The window bounds the hosts with work; a sweep after each quarter more bounds the
+        # idle ones beside them, for a sweep's cost (a look at each host) of 5 per new host.
+        kept = len(self._hosts)
+        self._sweep_at = max(SWEEP_HOSTS_AT, kept + kept // SWEEP_GROWTH)

@@ -3,14 +3,16 @@
 Threads are right for waiting on the network and wrong for parsing: the GIL lets one thread
 parse at a time. So results go to a pool of worker processes (loky, joblib's process
 backend), a bounded number at a time, and come back with ``parsed`` (or ``parse_error``).
-A parse that raises costs that one URL its parsed value, never the run.
+A parse that raises, or kills its process, costs that one URL its parsed value, never the run.
 """
 
 from __future__ import annotations
 
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Any
 
@@ -38,18 +40,40 @@ def parse_in_processes(
 
     ``parse`` must be picklable by cloudpickle (a module-level function, a lambda, a
     functools.partial). Results come back as their parses finish.
+
+    A parser process that dies (a segfault, ``os._exit``, the OOM killer) breaks the pool
+    and fails every parse in it, not just its own: the pool is made anew and those results
+    are parsed again one at a time, so that the one whose parse kills its process alone gets
+    ``parse_error`` ("the parser process died ...") and the others their ``parsed``.
     """
     workers = max(1, jobs or cpu_count())
-    executor = get_reusable_executor(max_workers=workers)
     pending: dict[Future[tuple[Any, str | None]], Result] = {}
+    suspects: deque[Result] = deque()  # in a pool that died: to be parsed again, alone
+
+    def settle() -> Iterator[Result]:
+        # Once nothing else runs, each suspect alone: if it dies now, it was the one.
+        while pending:
+            yield from _finished(pending, suspects, block=True)
+        while suspects:
+            result = suspects.popleft()
+            future = _executor(workers).submit(_parse_one, parse, result)
+            try:
+                parsed, error = future.result()
+            except BrokenProcessPool as exc:
+                parsed, error = None, f"the parser process died ({_last_line(exc)})"
+            except Exception as exc:  # the parser could not be pickled, say
+                parsed, error = None, f"{type(exc).__name__}: {exc}"
+            yield replace(result, parsed=parsed, parse_error=error)
+
     try:
         for result in results:
-            pending[executor.submit(_parse_one, parse, result)] = result
+            pending[_executor(workers).submit(_parse_one, parse, result)] = result
             if len(pending) >= 2 * workers:  # enough queued to keep every process busy
-                yield from _finished(pending, block=True)
-            yield from _finished(pending, block=False)
-        while pending:
-            yield from _finished(pending, block=True)
+                yield from _finished(pending, suspects, block=True)
+            yield from _finished(pending, suspects, block=False)
+            if suspects:
+                yield from settle()
+        yield from settle()
     finally:
         for future in pending:
             future.cancel()
@@ -58,8 +82,16 @@ def parse_in_processes(
             close()
 
 
+def _executor(workers: int) -> Any:
+    # The same pool while it lives; a new one once a process of it has died.
+    return get_reusable_executor(max_workers=workers)
+
+
 def _finished(
-    pending: dict[Future[tuple[Any, str | None]], Result], *, block: bool
+    pending: dict[Future[tuple[Any, str | None]], Result],
+    suspects: deque[Result],
+    *,
+    block: bool,
 ) -> Iterator[Result]:
     if block:
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -69,6 +101,15 @@ def _finished(
         result = pending.pop(future)
         try:
             parsed, error = future.result()
-        except Exception as exc:  # the process died, or the parser could not be pickled
+        except BrokenProcessPool:  # a process of the pool died: whose parse killed it?
+            suspects.append(result)
+            continue
+        except Exception as exc:  # the parser could not be pickled, say
             parsed, error = None, f"{type(exc).__name__}: {exc}"
         yield replace(result, parsed=parsed, parse_error=error)
+
+
+def _last_line(exc: BaseException) -> str:
+    # loky's message ends with the exit codes: "The exit codes of the workers are {EXIT(1)}".
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__

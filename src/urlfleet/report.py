@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from urlfleet.config import FetchConfig
-from urlfleet.hoststats import HostRow, HostTally, host_rows, host_table
+from urlfleet.hoststats import HostRow, HostTallies, host_rows, host_table
 from urlfleet.records import Result
 
 # The contract's report keys, in order; the rest follow.
@@ -38,7 +38,7 @@ class Tally:
     requests: int = 0
     busy_s: float = 0.0
     failures: Counter[str] = field(default_factory=Counter)
-    hosts: dict[str, HostTally] = field(default_factory=dict)
+    hosts: HostTallies = field(default_factory=HostTallies)  # the busiest, exactly
 
     def add(self, result: Result) -> None:
         self.urls += 1
@@ -48,10 +48,7 @@ class Tally:
             self.failures[failure_kind(result)] += 1
         self.requests += result.requests
         self.busy_s += result.busy_s
-        host = self.hosts.get(result.host)
-        if host is None:
-            host = self.hosts[result.host] = HostTally()
-        host.add(result)
+        self.hosts.add(result)
 
 
 def failure_kind(result: Result) -> str:
@@ -262,17 +259,13 @@ def build_report(
     )
 
 
-def _all_hosts(phases: list[Phase]) -> dict[str, HostTally]:
+def _all_hosts(phases: list[Phase]) -> HostTallies:
     if len(phases) == 1:
         return phases[0].tally.hosts
-    merged: dict[str, HostTally] = {}
+    merged = HostTallies()
     for phase in phases:
         for host, tally in phase.tally.hosts.items():
-            into = merged.setdefault(host, HostTally())
-            for name in ("urls", "ok", "requests", "throttled", "busy_s"):
-                setattr(into, name, getattr(into, name) + getattr(tally, name))
-            into.first, into.last = min(into.first, tally.first), max(into.last, tally.last)
-            into.latencies.extend(tally.latencies)
+            merged.tally(host).merge(tally)
     return merged
 
 

@@ -13,7 +13,7 @@ by :func:`check_results_file` before anything appends to it.
 
 from __future__ import annotations
 
-import hashlib
+import heapq
 import json
 import os
 from array import array
@@ -25,6 +25,7 @@ from typing import Any
 from urlfleet.errors import InputError
 from urlfleet.retrying import RETRY_STATUSES
 from urlfleet.sources import MAX_LINE_BYTES, bounded_lines, redact_url
+from urlfleet.sources import url_digest as digest_of
 
 # A record holds a URL and a final URL (each at most MAX_URL_LENGTH characters, up to four
 # UTF-8 bytes each) and an error message that may quote them: a longer line is not a record.
@@ -33,7 +34,7 @@ MAX_RECORD_BYTES = 4 * MAX_LINE_BYTES
 
 def url_digest(url: str) -> int:
     """A 64-bit digest of the URL as records show it (passwords masked)."""
-    return int.from_bytes(hashlib.blake2b(redact_url(url).encode(), digest_size=8).digest(), "big")
+    return digest_of(redact_url(url))
 
 
 def record_of(line: bytes) -> dict[str, Any] | None:
@@ -119,7 +120,7 @@ class DoneUrls:
     """
 
     def __init__(self, digests: Iterable[int]) -> None:
-        self._digests = array("Q", sorted(digests))
+        self._digests = _sorted_array(digests)
 
     @classmethod
     def read(cls, path: Path, *, on_bad_line: Callable[[int], None] | None = None) -> DoneUrls:
@@ -145,6 +146,25 @@ class DoneUrls:
                 skipped[0] += 1
             else:
                 yield url
+
+
+def _sorted_array(digests: Iterable[int], run: int = 65_536) -> array[int]:
+    """The digests sorted, in an array: 8 bytes each, and 16 for a moment while merging.
+
+    ``sorted`` of them all would hold a list of int objects first, 40 bytes a digest: so they
+    are sorted in runs of ``run`` and the runs merged into the array.
+    """
+    runs: list[array[int]] = []
+    chunk: array[int] = array("Q")
+    for digest in digests:
+        chunk.append(digest)
+        if len(chunk) >= run:
+            runs.append(array("Q", sorted(chunk)))
+            chunk = array("Q")
+    runs.append(array("Q", sorted(chunk)))
+    if len(runs) == 1:
+        return runs[0]
+    return array("Q", heapq.merge(*runs))
 
 
 def _done_digests(path: Path, on_bad_line: Callable[[int], None] | None) -> Iterator[int]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from joblib import Parallel, delayed, effective_n_jobs, parallel_config
+from joblib import Parallel, delayed
 
 from urlfleet.config import FetchConfig
 from urlfleet.errors import SaveError
@@ -25,6 +25,7 @@ from urlfleet.job import Job
 from urlfleet.politeness import HostMemory, Lease, Politeness, host_key
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
+from urlfleet.transport import threads_for
 
 UrlItem = str | tuple[str, Any]
 
@@ -49,12 +50,6 @@ class Hop:
     busy_s: float
     throttled: int
     elapsed_s: float  # since the job's first request
-
-
-def threads_for(jobs: int) -> int:
-    """How many threads ``jobs`` means, with joblib's rules (-1: one per CPU, -2: all but one)."""
-    with parallel_config(backend="threading"):
-        return int(effective_n_jobs(jobs))
 
 
 class RunLike(Protocol):

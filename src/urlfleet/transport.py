@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
+from joblib import effective_n_jobs, parallel_config
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 from requests.utils import get_environ_proxies, get_netrc_auth, select_proxy
 from urllib3 import PoolManager, ProxyManager
@@ -33,11 +35,18 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from urlfleet.config import FetchConfig
+from urlfleet.errors import InputError
 from urlfleet.politeness import NotDue
 
 # Hosts whose idle keep-alive connections are kept; with requests' default of 10, a list that
 # cycles over more hosts opens a new connection for almost every request.
 POOLED_HOSTS = 256
+# File descriptors left for the process itself (stdio, the list and records files, joblib's and
+# loky's pipes, a DNS lookup's socket) when the pools are sized to the open-files limit...
+RESERVED_FDS = 64
+# ...and the fewest it can truly run with: below this, a run would die of EMFILE.
+MIN_RESERVED_FDS = 16
+ENVIRONMENTS_KEPT = 4096  # hosts whose proxy, CA bundle and .netrc settings are kept
 
 _waiting = threading.local()  # this thread's gate and deadline for the request it sends
 
@@ -321,6 +330,54 @@ def is_gated(session: requests.Session, url: str, proxies: Mapping[str, str] | N
     return bool(manager.pool_classes_by_scheme == _GATED_POOLS)
 
 
+def open_files_limit() -> int | None:
+    """Raise the soft limit on open files to the hard one where allowed; the soft limit now.
+
+    None when there is no limit to speak of (unlimited, or no ``resource`` module).
+    """
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard and soft != resource.RLIM_INFINITY:
+            with contextlib.suppress(OSError, ValueError):  # macOS refuses an unlimited soft
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+                soft = hard
+    except (OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def pooled_hosts(config: FetchConfig, pool_size: int, limit: int | None) -> int:
+    """How many hosts may keep idle connections, so the open sockets stay under ``limit``.
+
+    A run holds at most one socket per thread in flight (and one file being saved, with
+    ``save_dir``), plus ``pool_size`` idle ones per pooled host, plus what the process has.
+    A limit too low for even the threads is an InputError; otherwise the pools shrink.
+    """
+    if limit is None:
+        return POOLED_HOSTS
+    threads = threads_for(config.jobs)
+    in_flight = threads * (2 if config.save_dir is not None else 1)
+    if limit < in_flight + MIN_RESERVED_FDS:
+        fit = max(1, (limit - MIN_RESERVED_FDS) // (in_flight // threads))
+        raise InputError(
+            f"too few file descriptors: {threads} threads need at least "
+            f"{in_flight + MIN_RESERVED_FDS} open files and the limit is {limit} (ulimit -n); "
+            f"raise it, or use -j {fit} or fewer"
+        )
+    room = limit - in_flight - RESERVED_FDS
+    return max(1, min(POOLED_HOSTS, room // max(1, pool_size)))
+
+
+def threads_for(jobs: int) -> int:
+    """How many threads ``jobs`` means, with joblib's rules (-1: one per CPU, -2: all but one)."""
+    with parallel_config(backend="threading"):
+        return int(effective_n_jobs(jobs))
+
+
 def shared_adapter(config: FetchConfig) -> GatedAdapter:
     """The connection pools every thread's Session shares: one pool per host.
 
@@ -329,12 +386,14 @@ def shared_adapter(config: FetchConfig) -> GatedAdapter:
     connections as it has requests in flight (--per-host), not one per thread, and a
     thread never waits on a handshake another thread's connection could have spared it.
     The frontier never has more than per_host requests out to a host, so a pool of that
-    size never overflows ("Connection pool is full").
+    size never overflows ("Connection pool is full"). Fewer hosts keep idle connections
+    when the open-files limit (raised to the hard limit first) could not hold them all.
     """
     largest = max([config.per_host, *(limits.per_host for limits in config.host_limits.values())])
+    hosts = pooled_hosts(config, largest, open_files_limit())
     # Retries are tenacity's job, never urllib3's as well.
     return GatedAdapter(
-        pool_connections=POOLED_HOSTS,
+        pool_connections=hosts,
         pool_maxsize=largest,
         max_retries=0,
         proxy_authorization=_header(config.headers, "Proxy-Authorization"),
@@ -378,19 +437,30 @@ class Environment:
 
     requests looks these up again for every request (``trust_env``), scanning os.environ and
     reading ~/.netrc: about a fifth of its CPU per request. The answers do not change during
-    a run, so they are looked up once per scheme, host and port and kept.
+    a run, so they are looked up once per scheme, host and port and kept: for the
+    ``ENVIRONMENTS_KEPT`` hosts used last, so a list of a million hosts stays in flat memory
+    (a host that comes back after that is looked up again, for the same answer).
     """
 
     def __init__(self, config: FetchConfig) -> None:
         self._config = config
-        self._known: dict[tuple[str, str, int | None], Settings] = {}
+        self._known: OrderedDict[tuple[str, str, int | None], Settings] = OrderedDict()
+        self._lock = threading.Lock()
 
     def settings(self, url: str) -> Settings:
         parts = urlsplit(url)
         key = (parts.scheme, parts.hostname or "", parts.port)
-        known = self._known.get(key)
-        if known is None:  # two threads may both look it up: the same answer either way
-            known = self._known[key] = self._look_up(url, parts.username is not None)
+        with self._lock:
+            known = self._known.get(key)
+            if known is not None:
+                self._known.move_to_end(key)
+                return known
+        # Outside the lock (it reads ~/.netrc): two threads may both look it up, for one answer.
+        known = self._look_up(url, parts.username is not None)
+        with self._lock:
+            self._known[key] = known
+            if len(self._known) > ENVIRONMENTS_KEPT:
+                self._known.popitem(last=False)
         return known
 
     def _look_up(self, url: str, has_userinfo: bool) -> Settings:

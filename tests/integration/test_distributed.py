@@ -521,3 +521,41 @@ def test_robots_txt_and_its_crawl_delay_carry_over_to_the_next_shards(
     assert len(asked) == 1 and len(fetched) == 5
     assert all(r.arrived > asked[-1].arrived for r in fetched)  # none unchecked, none again
     assert host_loads(asked[-1:] + fetched)[key(base)].min_gap >= 0.3 - SERVER_SLACK
+
+
+def test_a_none_among_the_urls_is_an_invalid_url_not_the_end_of_the_list(
+    client: Client, server: LoopbackProcess, token: str
+) -> None:
+    good = [f"{base}/page/{token}/{i}" for base in server.base_urls for i in range(3)]
+    urls: list[Any] = [good[0], None, 42, *good[1:]]
+    results = fetch(client, urls, shard_size=4)
+    assert len(results) == len(urls)
+    assert sorted(r.url for r in results if r.ok) == sorted(good)
+    bad = sorted((r for r in results if not r.ok), key=lambda r: r.index)
+    assert [(r.index, r.error) for r in bad] == [
+        (1, "invalid URL: not a URL string: None"),
+        (2, "invalid URL: not a URL string: 42"),
+    ]
+    one_machine = {r.index: r.error for r in urlfleet.fetch_all(urls) if not r.ok}
+    assert one_machine == {r.index: r.error for r in bad}
+
+
+def test_a_slow_consumer_holds_back_the_cluster_not_fills_memory(
+    client: Client, server: LoopbackProcess, token: str
+) -> None:
+    read = [0]
+
+    def listing() -> Iterator[str]:
+        for i in range(400):
+            read[0] += 1
+            yield f"{server.base_urls[i % 4]}/page/{token}/{i}?latency=0"
+
+    config = make_config(keep_content=False, window=20)
+    results = fetch_distributed(listing(), config, client=client, shard_size=10)
+    first = next(results)
+    time.sleep(2.0)  # long enough to fetch all 400 on loopback, were nothing holding it back
+    # The window is 40 (2 shards of 10 for each of 2 workers). At most: a window held for the
+    # caller, and the shards started just before it filled; those running; a window ahead.
+    assert read[0] <= 40 + 2 * 10 + 2 * 10 + 40, read[0]
+    rest = list(results)
+    assert len(rest) + 1 == 400 and first.ok and all(r.ok for r in rest)

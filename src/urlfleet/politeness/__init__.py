@@ -61,6 +61,11 @@ GAP_MARGIN = 0.005
 # took; anything longer (a Crawl-delay learned meanwhile, a pause) goes back to the frontier
 # rather than sit on a connection the server may close (Apache drops idle ones after 5 s).
 HOLD_AT_WRITE = 1.0
+# robots.txt verdicts kept for hosts the frontier has forgotten (the oldest go first: such a
+# host that comes back has its robots.txt fetched again), and hosts whose pause is counted.
+ROBOTS_KEPT = 100_000
+PAUSES_KEPT = 100_000
+PACES_KEPT = 100_000  # adaptive paces of forgotten hosts (--auto-throttle), likewise
 
 
 class NotDue(Exception):  # noqa: N818 - a signal, not an error: the request was not written
@@ -191,9 +196,14 @@ class Politeness:
         )
         self._clock, self._sleep, self._rng = clock, sleep, rng
         self._host_limits = {key_of(key): limits for key, limits in config.host_limits.items()}
-        self._robots: dict[str, Robots] = {}  # kept when an idle host's state is forgotten
+        # Kept when an idle host's state is forgotten, at most ROBOTS_KEPT of them.
+        self._robots: dict[str, Robots] = {}
+        # What a host's next state starts from, taken when it is built: a shard's inheritance
+        # (``remember``: no more than the client sent, itself bounded), and the paces of
+        # forgotten hosts (``forget``: past PACES_KEPT, the oldest entries go).
         self._memories: dict[str, HostMemory] = {}
-        self.paused_s: dict[str, float] = {}  # host -> seconds it was paused, for the report
+        # host -> seconds it was paused, for the report: the longest PAUSES_KEPT pauses.
+        self.paused_s: dict[str, float] = {}
 
     # -- limits ------------------------------------------------------------------------------
 
@@ -211,12 +221,19 @@ class Politeness:
         jitter = self._rng() * self.config.jitter if self.config.jitter else 0.0
         return _with_margin(limits.delay + jitter)
 
-    def _floor(self, key: str) -> float:
-        return max(self.base_limits(key).delay, self._crawl_delay(key))
+    def _floor(self, key: str, robots: Robots | None = None) -> float:
+        return max(self.base_limits(key).delay, self._crawl_delay(key, robots))
 
-    def _crawl_delay(self, key: str) -> float:
-        known = self._robots.get(key)
+    def _crawl_delay(self, key: str, robots: Robots | None = None) -> float:
+        # A state's own verdict first: the kept one may have been dropped meanwhile.
+        known = robots if robots is not None else self._robots.get(key)
         return known.crawl_delay if known is not None else 0.0
+
+    def _keep_robots(self, key: str, robots: Robots) -> None:
+        self._robots.pop(key, None)  # the newest go last, so the oldest go first
+        self._robots[key] = robots
+        while len(self._robots) > ROBOTS_KEPT:
+            del self._robots[next(iter(self._robots))]
 
     # -- hosts -------------------------------------------------------------------------------
 
@@ -232,12 +249,28 @@ class Politeness:
 
     def idle(self, state: HostPoliteness, now: float) -> bool:
         """True when forgetting this state loses nothing (it is rebuilt the same)."""
+        return self._resting(state, now) and state.limits.delay == self._floor(
+            state.key, state.robots
+        )
+
+    def forget(self, state: HostPoliteness, now: float) -> bool:
+        """Whether the frontier may drop this state now: it is idle, or idle but for its
+        adaptive pace, which is then kept (the ``PACES_KEPT`` latest) for its next state."""
+        if not self._resting(state, now):
+            return False
+        if state.limits.delay != self._floor(state.key, state.robots):
+            self._memories.pop(state.key, None)
+            self._memories[state.key] = HostMemory(delay=state.limits.delay)
+            while len(self._memories) > PACES_KEPT:
+                del self._memories[next(iter(self._memories))]
+        return True
+
+    def _resting(self, state: HostPoliteness, now: float) -> bool:
         return (
             not state.in_flight
             and not state.health.cut_off
             and not state.robots_asked
             and max(state.due(), state.send_after) <= now
-            and state.limits.delay == self._floor(state.key)
         )
 
     def can_start(self, state: HostPoliteness, job: Job) -> bool:
@@ -291,10 +324,17 @@ class Politeness:
         )
         if state.health.paused_until > max(paused_until, now):  # newly paused, counted once
             added = state.health.paused_until - max(paused_until, now)
-            self.paused_s[state.key] = self.paused_s.get(state.key, 0.0) + added
+            self._count_pause(state.key, added)
         if self.config.auto_throttle:
             self._adapt_pace(state, attempt, outcome)
         return state.health.cut_off if not was_cut_off else None
+
+    def _count_pause(self, key: str, seconds: float) -> None:
+        paused = self.paused_s
+        paused[key] = paused.get(key, 0.0) + seconds
+        if len(paused) > 2 * PAUSES_KEPT:  # now and then, in bulk: the shortest go
+            kept = sorted(paused.items(), key=lambda item: item[1], reverse=True)[:PAUSES_KEPT]
+            self.paused_s = dict(kept)
 
     def _adapt_pace(self, state: HostPoliteness, attempt: Attempt, outcome: Outcome) -> None:
         delay = next_delay(
@@ -303,7 +343,7 @@ class Politeness:
             status=attempt.status,
             outcome=outcome,
             per_host=state.limits.per_host,
-            floor=self._floor(state.key),
+            floor=self._floor(state.key, state.robots),
             ceiling=self.config.max_wait,
         )
         if delay != state.limits.delay:
@@ -333,7 +373,8 @@ class Politeness:
             return why
         config = self.config
         robots = understand(status, answer.body, config.user_agent, config.max_crawl_delay)
-        self._robots[state.key] = state.robots = robots
+        state.robots = robots
+        self._keep_robots(state.key, robots)
         if robots.crawl_delay > state.limits.delay:
             self._set_delay(state, robots.crawl_delay)
         return None
@@ -345,7 +386,7 @@ class Politeness:
 
     def memory(self, state: HostPoliteness, now: float) -> HostMemory | None:
         """What the host's next requests elsewhere must respect; None when nothing."""
-        base = self._floor(state.key)
+        base = self._floor(state.key, state.robots)
         memory = HostMemory(
             paused_for=max(0.0, state.health.paused_until - now),
             gap_for=max(0.0, max(state.next_start, state.send_after) - now),
@@ -353,14 +394,17 @@ class Politeness:
             failures=state.health.failures,
             throttles=state.health.throttles,
             cut_off=state.health.cut_off,
-            robots=self._robots.get(state.key) if self.config.robots else None,
+            robots=self._robots_of(state) if self.config.robots else None,
         )
         return None if memory == HostMemory() else memory
+
+    def _robots_of(self, state: HostPoliteness) -> Robots | None:
+        return state.robots if state.robots is not None else self._robots.get(state.key)
 
     def remember(self, key: str, memory: HostMemory) -> None:
         """Start from ``memory`` when this host is first seen (a shard's inheritance)."""
         if memory.robots is not None:
-            self._robots[key] = memory.robots
+            self._keep_robots(key, memory.robots)
         self._memories[key] = memory
 
     def _recall(self, state: HostPoliteness, memory: HostMemory) -> None:

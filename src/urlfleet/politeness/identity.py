@@ -55,7 +55,7 @@ def key_of(host: str) -> str:
     return f"{name}:{port}" if port else name
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4096)  # the hosts seen last: a list of a million hosts keeps flat memory
 def canonical_host(host: str) -> str:
     """A host name or IP literal as it goes on the wire; IPv6 literals keep their brackets."""
     host = host.strip("[]")
