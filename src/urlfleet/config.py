@@ -146,26 +146,26 @@ _BAD_IN_COOKIE = re.compile(r"[\s;,\\\"\x00-\x1f\x7f]")
 
 
 def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    checked = {}
-    for name, value in headers.items():
-        _require(isinstance(name, str) and bool(_TOKEN.match(name)), f"bad header name {name!r}")
-        _require(isinstance(value, str), f"header {name!r}: the value must be a string")
-        value = value.strip(" \t\r\n")
-        # The value is never shown: headers carry tokens and passwords.
-        _require(not _BAD_IN_VALUE.search(value), f"header {name!r}: the value holds a line "
-                 "break or NUL (value not shown)")  # fmt: skip
-        checked[name] = value
-    return checked
+    return _checked("header", headers, _BAD_IN_VALUE, "a line break or NUL")
 
 
 def _checked_cookies(cookies: Mapping[str, str]) -> dict[str, str]:
+    return _checked("cookie", cookies, _BAD_IN_COOKIE, "a space, ';', ',', a quote or a control "
+                    "character")  # fmt: skip
+
+
+def _checked(
+    what: str, fields: Mapping[str, str], bad: re.Pattern[str], says: str
+) -> dict[str, str]:
     checked = {}
-    for name, value in cookies.items():
-        _require(isinstance(name, str) and bool(_TOKEN.match(name)), f"bad cookie name {name!r}")
-        _require(isinstance(value, str), f"cookie {name!r}: the value must be a string")
+    for name, value in fields.items():
+        _require(isinstance(name, str) and bool(_TOKEN.match(name)), f"bad {what} name {name!r}")
+        _require(isinstance(value, str), f"{what} {name!r}: the value must be a string")
         value = value.strip(" \t\r\n")
-        _require(not _BAD_IN_COOKIE.search(value), f"cookie {name!r}: the value holds a space, "
-                 "';', ',', a quote or a control character (value not shown)")  # fmt: skip
+        # The value is never shown: headers and cookies carry tokens and passwords.
+        _require(
+            not bad.search(value), f"{what} {name!r}: the value holds {says} (value not shown)"
+        )
         checked[name] = value
     return checked
 

@@ -114,26 +114,25 @@ class Frontier:
     def _read(self, jobs: Iterator[Job], feed: queue.Queue[object]) -> None:
         try:
             for job in jobs:
-                while not self._closed:
-                    try:
-                        feed.put(job, timeout=LONGEST_WAIT)
-                        break
-                    except queue.Full:
-                        continue
-                if self._closed:
+                if not self._put(feed, job):
                     return
                 with self._cond:
                     self._cond.notify()  # a job came in: a waiting thread may take it
         except Exception as exc:  # a list file that fails mid-read ends the input, not the run
             self._input_error = exc
-        while not self._closed:
-            try:
-                feed.put(_END, timeout=LONGEST_WAIT)
-                break
-            except queue.Full:
-                continue
+        self._put(feed, _END)
         with self._cond:
             self._cond.notify_all()
+
+    def _put(self, feed: queue.Queue[object], item: object) -> bool:
+        # A full feed waits for the frontier to take some in, but never past a close.
+        while not self._closed:
+            try:
+                feed.put(item, timeout=LONGEST_WAIT)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def input_error(self) -> BaseException | None:
         """The exception that stopped reading the input early, if any."""
