@@ -63,6 +63,9 @@ CHUNK_SIZE = 64 * 1024  # requests' default of 10 KiB costs CPU on large bodies
 # A redirect's body is read only to keep its connection for the next request; a longer one
 # costs the connection, never memory: requests would read and decode any size, bombs too.
 REDIRECT_BODY_MAX = 64 * 1024
+# A request goes back unwritten when its host is paused or its gap is far off, a few times at
+# most; this many in a row means something is wrong, and the URL fails rather than spin.
+MAX_SENT_BACK = 1000
 SessionFactory = Callable[[], requests.Session]
 
 
@@ -166,7 +169,12 @@ class Fetcher:
         except NotDue as not_due:  # nothing was written: the frontier keeps it for later
             job.requests -= 1
             job.first_start = first_start
+            job.sent_back += 1
+            if job.sent_back >= MAX_SENT_BACK:  # a bug, never a reason to spin for ever
+                return self.failed(job, f"internal error: request sent back {job.sent_back} "
+                                   "times unwritten")  # fmt: skip
             return Step(again_at=not_due.until)
+        job.sent_back = 0
         if watch is not None and watch.expired:  # cut by the watchdog, whatever it looked like
             assert self.config.max_time is not None
             error, body = DeadlineExceeded(self.config.max_time), Body()

@@ -30,3 +30,4 @@ class Job:
     problem: str | None = None  # set when the URL cannot be fetched at all
     throttled: int = 0  # 429 and 503 answers so far
     robots_for: str | None = None  # a robots.txt request on behalf of this host, not a record
+    sent_back: int = 0  # times in a row its request went back unwritten (NotDue)

@@ -52,13 +52,16 @@ class Tally:
 
 
 def failure_kind(result: Result) -> str:
-    """What sort of failure, for counting: ``HTTP 404``, ``ConnectTimeout``, ..."""
-    error = result.error or "unknown"
+    """What sort of failure, for counting: ``HTTP 404``, ``timeout``, ``cut-off``, ...: the
+    record's error_kind, with the status for HTTP answers."""
     if result.truncated:
         return "body larger than --max-bytes"
-    if result.status is not None:
+    kind = result.error_kind
+    if kind == "http" and result.status is not None:
         return f"HTTP {result.status}"
-    return error.split(":", 1)[0]
+    if kind is not None:
+        return kind
+    return f"HTTP {result.status}" if result.status is not None else "unknown"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ once, with no check beforehand that would consume it and no size estimate.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import sys
@@ -318,7 +319,7 @@ class UrlReader:
 
     def _read_one(self, path: str) -> Iterator[str]:
         if path == STDIN:
-            yield from self._lines(STDIN, self._stdin or sys.stdin.buffer)
+            yield from self._lines(STDIN, self._stdin or _own_stdin())
             return
         try:
             with open(path, "rb") as handle:
@@ -350,3 +351,10 @@ class UrlReader:
         self.malformed += 1
         if self._on_problem is not None:
             self._on_problem(InputProblem(name, number, reason))
+
+
+def _own_stdin() -> BinaryIO:
+    # A buffer of our own on file descriptor 0, not sys.stdin's: the reading thread may still
+    # be blocked in a read when the process exits, and the interpreter's shutdown takes the
+    # lock of sys.stdin's buffer; held by that thread, it aborts the process (exit 134).
+    return io.BufferedReader(io.FileIO(sys.stdin.fileno(), "rb", closefd=False))

@@ -78,8 +78,8 @@ def _held(connection: HTTPConnection) -> Iterator[None]:
         yield
         return
     _waiting.gate = None
-    reused = connection.sock is not None
-    if not reused:
+    reused = bool(getattr(connection, "served", False))
+    if connection.sock is None:
         lease.check()  # a request that cannot go now costs no connection
         connection.connect()  # first (TCP, TLS, CONNECT): setup must not eat into the gap
     watch: Watch | None = getattr(_waiting, "watch", None)
@@ -88,8 +88,8 @@ def _held(connection: HTTPConnection) -> Iterator[None]:
     with lease.hold():
         # A pooled connection the server closed while the request waited for its gap: the
         # request goes back, unwritten, and urllib3 sets up a fresh connection for it (its
-        # proxy tunnel included). Only a reused one is asked: a fresh TLS 1.3 connection is
-        # readable (session tickets) without being closed.
+        # proxy tunnel included). Only one that has served a request is asked: a fresh TLS
+        # 1.3 connection is readable (session tickets) without being closed.
         if reused and not connection.is_connected:
             raise NotDue(0.0)
         yield
@@ -181,16 +181,28 @@ class Deadlines:
                 self._wake.wait(wait)
 
 
-class _GatedHTTPConnection(HTTPConnection):
+class _Served:
+    """Whether a connection has carried a request since it was (re)connected: urllib3
+    connects HTTPS connections before their first request, so a socket alone says nothing."""
+
+    served = False
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self.served = False
+
     def request(self, *args: Any, **kwargs: Any) -> None:
-        with _held(self):
-            super().request(*args, **kwargs)
+        with _held(self):  # type: ignore[arg-type]
+            super().request(*args, **kwargs)  # type: ignore[misc]
+        self.served = True
 
 
-class _GatedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        with _held(self):
-            super().request(*args, **kwargs)
+class _GatedHTTPConnection(_Served, HTTPConnection):
+    pass
+
+
+class _GatedHTTPSConnection(_Served, HTTPSConnection):
+    pass
 
 
 class _GatedHTTPPool(HTTPConnectionPool):

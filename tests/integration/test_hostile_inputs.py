@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -305,3 +307,42 @@ def test_resume_skips_bad_lines_reports_them_once_and_keeps_every_record(
     assert sorted(r["url"] for r in new) == sorted(
         set(urls) - {json.loads(g)["url"] for g in good[:6]}
     )
+
+
+def test_stdin_redirected_from_the_output_is_refused(tmp_path: Path) -> None:
+    listing = tmp_path / "list.txt"
+    listing.write_text("http://127.0.0.1:9/a\n")
+    with listing.open("rb") as stdin:
+        done = subprocess.run([sys.executable, "-m", "urlfleet", "fetch", "-o", str(listing)],
+                              stdin=stdin, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and listing.read_text() == "http://127.0.0.1:9/a\n"
+    assert done.stderr.strip().endswith("is the file on stdin: refusing to write over it")
+
+
+def test_ctrl_c_with_a_slow_stdin_exits_130_cleanly(
+    server: LoopbackProcess, tmp_path: Path
+) -> None:
+    # The reading thread is blocked on stdin when the run ends: the exit must stay clean.
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "urlfleet", "fetch", "-", "-o", str(out), "--no-progress"]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdin is not None and child.stderr is not None
+        child.stdin.write(f"{server.base_urls[0]}/page/slow-stdin\n".encode())
+        child.stdin.flush()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (out.exists() and out.read_text()):
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        code = child.wait(timeout=20)
+        stderr = child.stderr.read().decode()
+        child.stdin.close()
+    assert code == 130, stderr
+    assert "Fatal Python error" not in stderr and len(out.read_text().splitlines()) == 1
+
+
+def test_a_huge_per_host_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text("")
+    command = [sys.executable, "-m", "urlfleet", "fetch", "--per-host", "1000000000",
+               str(tmp_path / "list.txt")]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--per-host must be at most" in done.stderr

@@ -252,6 +252,28 @@ def test_https_keeps_the_gap_from_the_write_not_the_handshake(
     assert opened <= 2  # no connection set up and dropped unused
 
 
+def test_https_on_fresh_connections_after_a_wait_goes_out(
+    tls_origin: LoopbackProcess, tls_files: TlsFiles, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every request on a new TLS 1.3 connection (the server closes each one), each waiting for
+    # its gap: the server's session tickets make a fresh connection readable, which must not
+    # pass for one the server closed.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_files.ca_path)
+    urls = [f"{tls_origin.base_urls[1]}/page/{token}/{i}" for i in range(3)]
+    done: list[urlfleet.Result] = []
+    worker = threading.Thread(
+        target=lambda: done.extend(
+            urlfleet.fetch_all(urls, delay=0.2, headers={"Connection": "close"}, retries=0)
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "never sent"
+    assert [r.ok for r in done] == [True] * 3, [r.error for r in done]
+    check_polite(tls_origin.records(token), per_host=2, delay=0.2)
+
+
 def test_https_without_the_ca_fails_verification_in_plain_words(
     tls_origin: LoopbackProcess, token: str
 ) -> None:

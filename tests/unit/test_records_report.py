@@ -125,3 +125,21 @@ def test_public_names_are_exactly_all() -> None:
     }
     assert set(urlfleet.__all__) - {"__version__"} == public
     assert urlfleet.__all__ == sorted(urlfleet.__all__)
+
+
+def test_failures_are_counted_by_their_kind() -> None:
+    from urlfleet.report import failure_kind
+
+    def failed(**fields: object) -> Result:
+        base: dict[str, object] = {"url": "http://a.test/", "ok": False, "status": None,
+                                   "error": "x", "attempts": 1, "elapsed_s": 0.0, "bytes": 0,
+                                   "host": "a.test"}  # fmt: skip
+        return Result(**{**base, **fields})  # type: ignore[arg-type]
+
+    deadline = failed(status=200, error="no complete response within --max-time 1 s",
+                      error_kind="deadline")  # fmt: skip
+    cut = failed(error="host cut off after 10 failures in a row (ConnectionError: x)",
+                 error_kind="cut-off")  # fmt: skip
+    assert failure_kind(deadline) == "deadline"  # not "HTTP 200"
+    assert failure_kind(cut) == "cut-off"
+    assert failure_kind(failed(status=404, error="HTTP 404", error_kind="http")) == "HTTP 404"

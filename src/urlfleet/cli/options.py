@@ -279,6 +279,9 @@ def check_numbers(args: argparse.Namespace) -> None:
         if value is not None and value < least:
             raise InputError(f"bad option: --{dest.replace('_', '-')} must be >= {least}, "
                              f"got {value}")  # fmt: skip
+    per_host = getattr(args, "per_host", None)
+    if per_host is not None and per_host > MAX_JOBS:  # each slot is a pooled connection
+        raise InputError(f"bad option: --per-host must be at most {MAX_JOBS}, got {per_host}")
     jobs = getattr(args, "jobs", None)
     if jobs is not None and abs(jobs) > MAX_JOBS:
         raise InputError(

@@ -65,6 +65,8 @@ def check_outputs(
                 raise InputError(
                     f"{option} {path} is the input {source}: refusing to write over it"
                 )
+        if STDIN in inputs and _is_stdin(path):  # urlfleet fetch - -o list.txt < list.txt
+            raise InputError(f"{option} {path} is the file on stdin: refusing to write over it")
     if len(files) == 2 and same_path(files[0][1], files[1][1]):
         raise InputError(f"-o and --report are the same file ({out}): give them different names")
     if save_dir is None:
@@ -133,3 +135,14 @@ def _lock(fd: int, path: Path) -> None:
         ) from None
     except OSError:
         pass  # a file system without locks (some network mounts): write unlocked, as before
+
+
+def _is_stdin(path: Path) -> bool:
+    try:
+        given, stdin = os.stat(path), os.fstat(0)
+    except OSError:
+        return False
+    return stat.S_ISREG(stdin.st_mode) and (given.st_dev, given.st_ino) == (
+        stdin.st_dev,
+        stdin.st_ino,
+    )
