@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import urlfleet
+from tests.realparts import child_env
 from urlfleet import Result
 from urlfleet.loopback import LoopbackProcess, ServerSpec
 
@@ -43,6 +44,27 @@ def test_more_hosts_than_sockets_fit_under_ulimit_256(tmp_path: Path) -> None:
     assert "Too many open files" not in done.stderr
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 2000 and all(r["ok"] for r in records)
+
+
+def test_two_thousand_named_hosts_under_ulimit_256(tmp_path: Path) -> None:
+    # 2,000 host names (one politeness key and one pool each), all served by one loopback
+    # socket through a private hosts mapping, one URL each, under a limit of 256.
+    with LoopbackProcess(ServerSpec(hosts=1, latency=0.01)) as server:
+        port = server.base_urls[0].rsplit(":", 1)[1]
+        names = {f"h{i}.urlfleet.test": "127.0.0.1" for i in range(2000)}
+        urls = [f"http://{name}:{port}/page/{name}" for name in names]
+        listed, out = tmp_path / "urls.txt", tmp_path / "out.jsonl"
+        listed.write_text("\n".join(urls) + "\n", encoding="utf-8")
+        command = 'ulimit -n 256; exec "$0" "$@"'
+        done = subprocess.run(
+            ["bash", "-c", command, sys.executable, "-m", "urlfleet", "fetch", str(listed),
+             "-o", str(out), "-j", "64", "--no-progress"],
+            capture_output=True, text=True, timeout=180, check=False, env=child_env(names),
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 2000 and all(r["ok"] for r in records)
+    assert len({r["host"] for r in records}) == 2000
 
 
 def test_a_limit_too_low_for_the_threads_is_one_line_and_exit_2(tmp_path: Path) -> None:
