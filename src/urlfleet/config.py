@@ -86,7 +86,7 @@ class FetchConfig:
     # Per-host limits that replace per_host and delay for those hosts (keys as host_key()).
     host_limits: Mapping[str, HostLimits] = field(default_factory=dict)
     # What every request carries, as in requests.Session.
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str | None] = field(default_factory=dict)  # None: do not send it
     cookies: Mapping[str, str] = field(default_factory=dict)
     # Headers dropped when a redirect leaves the host, besides those always dropped
     # (Authorization, Proxy-Authorization, and Cookie from `cookies`): e.g. "X-Api-Key".
@@ -145,8 +145,13 @@ _BAD_IN_VALUE = re.compile(r"[\r\n\x00]")
 _BAD_IN_COOKIE = re.compile(r"[\s;,\\\"\x00-\x1f\x7f]")
 
 
-def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return _checked("header", headers, _BAD_IN_VALUE, "a line break or NUL")
+def _checked_headers(headers: Mapping[str, str | None]) -> dict[str, str | None]:
+    # None leaves a header out altogether (User-Agent, Accept...), as in requests.Session.
+    kept = _checked("header", {k: v for k, v in headers.items() if v is not None},
+                    _BAD_IN_VALUE, "a line break or NUL")  # fmt: skip
+    for name in headers:
+        _require(isinstance(name, str) and bool(_TOKEN.match(name)), f"bad header name {name!r}")
+    return {name: kept.get(name) for name in headers}
 
 
 def _checked_cookies(cookies: Mapping[str, str]) -> dict[str, str]:

@@ -33,6 +33,7 @@ from requests.utils import get_environ_proxies, get_netrc_auth, select_proxy
 from urllib3 import PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
 
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
@@ -412,7 +413,7 @@ def shared_adapter(config: FetchConfig) -> GatedAdapter:
     )
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def _header(headers: Mapping[str, str | None], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
 
@@ -424,9 +425,16 @@ def new_session(config: FetchConfig, adapter: HTTPAdapter) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = config.user_agent
-    session.headers.update(
-        {k: v for k, v in config.headers.items() if k.lower() != "proxy-authorization"}
-    )
+    for name, value in config.headers.items():
+        if name.lower() == "proxy-authorization":
+            continue  # the proxy's alone: see GatedAdapter.proxy_headers
+        if value is None:  # left out, requests' and urllib3's defaults too
+            if name.lower() in SKIPPABLE_HEADERS:
+                session.headers[name] = SKIP_HEADER
+            else:
+                session.headers.pop(name, None)
+        else:
+            session.headers[name] = value
     session.cookies.update(dict(config.cookies))
     session.proxies.update(config.proxies)
     session.auth = config.auth

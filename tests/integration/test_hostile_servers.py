@@ -274,3 +274,13 @@ def test_proxy_authorization_reaches_the_proxy_only(
         assert proxied[0].ok
     (seen,) = hostile.records(f"/page/{token}/proxied")
     assert "proxy-authorization" not in seen.headers
+
+
+def test_an_empty_header_on_the_command_line_leaves_it_out(
+    hostile: LoopbackProcess, tmp_path: Path, token: str
+) -> None:
+    url = f"{hostile.base_urls[0]}/page/{token}/quiet"
+    code, records, _ = fetch_cli(tmp_path, [url], "-H", "User-Agent:", "-H", "Accept:")
+    assert code == 0 and records[0]["ok"]
+    (seen,) = hostile.records(f"/page/{token}/quiet")
+    assert "user-agent" not in seen.headers and "accept" not in seen.headers

@@ -156,3 +156,10 @@ def test_a_longer_delay_learned_during_a_write_holds_for_the_next(clock: FakeClo
 
         politeness.learn_robots(lease.host, RobotsAnswer(200, b"User-agent: *\nCrawl-delay: 2\n"))
     assert lease.host.send_after >= clock() + 2.0
+
+
+def test_host_limits_keys_may_be_urls(clock: FakeClock) -> None:
+    politeness = Politeness(
+        FetchConfig(host_limits={"https://A.test:443/x": (1, 2.0)}), clock=clock
+    )
+    assert politeness.base_limits("a.test") == HostLimits(1, 2.0)

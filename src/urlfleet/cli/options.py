@@ -123,7 +123,8 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="'NAME: VALUE'",
-        help="send this header with every request (repeatable), as curl's -H; Authorization, "
+        help="send this header with every request (repeatable), as curl's -H ('Name:' leaves "
+        "a header out, e.g. 'User-Agent:'); Authorization, "
         "Proxy-Authorization, Cookie and --secret-header names are dropped when a redirect "
         "leaves the host",
     )
@@ -213,13 +214,14 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
         raise InputError(f"bad option: {exc}") from exc
 
 
-def _headers(lines: list[str]) -> dict[str, str]:
-    headers: dict[str, str] = {}
+def _headers(lines: list[str]) -> dict[str, str | None]:
+    headers: dict[str, str | None] = {}
     for line in lines:
         name, colon, value = line.partition(":")
         if not colon or not name.strip():  # the line may be a bare token: never shown
             raise InputError("-H wants 'Name: value'; one has no name or no colon (not shown)")
-        headers[name.strip()] = value  # checked (and stripped) by FetchConfig, never echoed
+        # As curl: 'Name:' leaves the header out. Checked (and stripped) by FetchConfig.
+        headers[name.strip()] = value if value.strip() else None
     return headers
 
 

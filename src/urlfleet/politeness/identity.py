@@ -40,11 +40,14 @@ def host_key(url: str) -> str:
 
 
 def key_of(host: str) -> str:
-    """The key of a host as written in ``host_limits``: ``name``, ``name:port`` or ``[v6]:port``.
+    """The key of a host as written in ``host_limits``: ``name``, ``name:port``, ``[v6]:port``,
+    or a URL of it.
 
-    >>> key_of("Bücher.test:8080"), key_of("[0::1]:81")
-    ('xn--bcher-kva.test:8080', '[::1]:81')
+    >>> key_of("Bücher.test:8080"), key_of("[0::1]:81"), key_of("https://a.test:443/x")
+    ('xn--bcher-kva.test:8080', '[::1]:81', 'a.test')
     """
+    if "://" in host:
+        return host_key(host)
     name, port = host, ""
     if host.startswith("["):
         name, _, rest = host.partition("]")
