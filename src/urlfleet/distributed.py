@@ -118,10 +118,13 @@ def client_for(address: str) -> tuple[Client, Callable[[], None]]:
         # its sys._current_frames() every 10 ms can deadlock a busy process on Python 3.11
         # (CPython gh-106883, dask/distributed#8616): seen here as a worker frozen mid-shard.
         with importlib.import_module("dask").config.set(NO_PROFILER):
+            # The config around this call holds for the first processes only: a worker its
+            # nanny restarts (after a crash, a kill) gets the nanny's, so it is given there.
             cluster = dask.LocalCluster(
                 n_workers=_local_workers(address), threads_per_worker=1, processes=True,
                 dashboard_address=None, host="127.0.0.1",
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                config=_without_profiler(),
             )  # fmt: skip
         client = dask.Client(cluster)
         # Ctrl-C reaches every process of the terminal's group: the workers must leave it to
@@ -141,6 +144,12 @@ def client_for(address: str) -> tuple[Client, Callable[[], None]]:
     except OSError as exc:
         raise InputError(f"--dask: no dask scheduler at {address} ({exc})") from exc
     return client, client.close
+
+
+def _without_profiler() -> dict[str, Any]:
+    config = importlib.import_module("dask").config
+    return dict(config.merge(config.config, {"distributed": {"worker": {"profile": {
+        "enabled": False}}}}))  # fmt: skip
 
 
 def _ignore_ctrl_c(self: Any, worker: Any) -> None:

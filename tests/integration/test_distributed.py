@@ -559,3 +559,27 @@ def test_a_slow_consumer_holds_back_the_cluster_not_fills_memory(
     assert read[0] <= 40 + 2 * 10 + 2 * 10 + 40, read[0]
     rest = list(results)
     assert len(rest) + 1 == 400 and first.ok and all(r.ok for r in rest)
+
+
+def _profiles(dask_worker: Any) -> bool:
+    return "profile" in dask_worker.periodic_callbacks
+
+
+def test_a_restarted_worker_runs_without_the_profiler_too(client: Client) -> None:
+    # The profiler's sys._current_frames() can freeze a Python 3.11 worker starting threads
+    # (CPython gh-106883): seen as a shard stuck in Thread.start after its worker was killed
+    # and restarted by its nanny, which had not been told to leave the profiler off.
+    pids = client.run(os.getpid)
+    victim = next(iter(pids.values()))
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            now = client.run(os.getpid)
+        except Exception:  # the dead worker is still listed for a moment
+            continue
+        if len(now) == len(pids) and victim not in now.values():
+            break
+    assert victim not in client.run(os.getpid).values()
+    assert not any(client.run(_profiles).values())
