@@ -133,10 +133,6 @@ class FetchConfig:
             values[name] = dict(values[name])
         return (_rebuild, (values,))
 
-    def limits_for(self, host: str) -> HostLimits:
-        """The limits of one host: its own from host_limits, else per_host and delay."""
-        return self.host_limits.get(host) or HostLimits(self.per_host, self.delay)
-
 
 # RFC 9110 field names are tokens; values may not hold line breaks or NUL, and their leading
 # and trailing whitespace is not part of them (a token read from a file ends in a newline).

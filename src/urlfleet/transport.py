@@ -264,7 +264,7 @@ class GatedAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
         with self._proxy_lock:  # threads meet here on their first proxied request
-            if proxy not in self.proxy_manager and not proxy.lower().startswith("socks"):
+            if proxy not in self.proxy_manager and not _is_socks(proxy):
                 manager = _OriginKeyedProxyManager(
                     proxy_url=proxy,
                     proxy_headers=self.proxy_headers(proxy),
@@ -299,6 +299,11 @@ class _OriginKeyedProxyManager(ProxyManager):
             # server_hostname keys the pool and is dropped before an http pool is made.
             pool_kwargs = {**(pool_kwargs or {}), "server_hostname": f"{host}:{port}"}
         return super().connection_from_host(host, port, scheme, pool_kwargs=pool_kwargs)
+
+
+def _is_socks(proxy: str) -> bool:
+    # SOCKS connections are urllib3's contrib classes, built their own way: never gated.
+    return proxy.lower().startswith("socks")
 
 
 def install_gate(session: requests.Session) -> None:
@@ -337,7 +342,7 @@ def is_gated(session: requests.Session, url: str, proxies: Mapping[str, str] | N
     proxy = select_proxy(url, dict(proxies or {}))
     if proxy is None:
         return bool(adapter.poolmanager.pool_classes_by_scheme == _GATED_POOLS)
-    if proxy.lower().startswith("socks"):
+    if _is_socks(proxy):
         return False
     manager = adapter.proxy_manager_for(proxy)  # made now, or kept from before
     return bool(manager.pool_classes_by_scheme == _GATED_POOLS)
@@ -496,5 +501,5 @@ class Environment:
             )
         netrc = None if config.auth or has_userinfo else get_netrc_auth(url)
         proxy = select_proxy(url, proxies)
-        gated = proxy is None or not proxy.lower().startswith("socks")
+        gated = proxy is None or not _is_socks(proxy)
         return Settings(proxies=proxies, verify=verify, auth=netrc, gated=gated)

@@ -65,7 +65,7 @@ def test_config_is_frozen_and_validated() -> None:
 def test_config_pickles_with_the_standard_library() -> None:
     config = FetchConfig(jobs=8, headers={"X-A": "1"}, host_limits={"a.test": (1, 0.5)})
     copy = pickle.loads(pickle.dumps(config))
-    assert copy == config and copy.limits_for("a.test") == HostLimits(1, 0.5)
+    assert copy == config and copy.host_limits["a.test"] == HostLimits(1, 0.5)
 
 
 def test_make_config_rejects_unknown_options() -> None:
