@@ -21,6 +21,7 @@ from urlfleet._version import __version__
 from urlfleet.api import fetch, fetch_all, make_config
 from urlfleet.config import FetchConfig, HostLimits
 from urlfleet.errors import InputError, UrlfleetError
+from urlfleet.items import UrlRequest
 from urlfleet.records import Result
 from urlfleet.report import Report
 from urlfleet.sources import UrlReader
@@ -32,6 +33,7 @@ __all__ = [
     "Report",
     "Result",
     "UrlReader",
+    "UrlRequest",
     "UrlfleetError",
     "__version__",
     "fetch",

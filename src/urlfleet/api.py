@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.fetcher import SessionFactory
+from urlfleet.items import UrlItem
 from urlfleet.parsing import Parser, parse_in_processes
 from urlfleet.progress import Progress
 from urlfleet.records import Result
-from urlfleet.runner import Run, UrlItem
+from urlfleet.runner import Run
 
 if TYPE_CHECKING:
     from distributed import Client

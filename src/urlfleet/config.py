@@ -87,6 +87,8 @@ class FetchConfig:
     host_limits: Mapping[str, HostLimits] = field(default_factory=dict)
     # What every request carries, as in requests.Session.
     headers: Mapping[str, str | None] = field(default_factory=dict)  # None: do not send it
+    # Headers for one host's requests only (keys as host_limits'), over ``headers``.
+    host_headers: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
     cookies: Mapping[str, str] = field(default_factory=dict)
     # Headers dropped when a redirect leaves the host, besides those always dropped
     # (Authorization, Proxy-Authorization, and Cookie from `cookies`): e.g. "X-Api-Key".
@@ -114,6 +116,10 @@ class FetchConfig:
             object.__setattr__(self, "save_dir", Path(self.save_dir))
         object.__setattr__(self, "headers", _checked_headers(self.headers))
         object.__setattr__(self, "cookies", _checked_cookies(self.cookies))
+        host_headers = {
+            key.lower(): MappingProxyType(_checked_headers(value))
+            for key, value in self.host_headers.items()
+        }
         object.__setattr__(self, "secret_headers", _checked_names(self.secret_headers))
         if self.auth is not None:
             _require(
@@ -123,7 +129,8 @@ class FetchConfig:
             )  # fmt: skip
         limits = {key.lower(): _limits(value) for key, value in self.host_limits.items()}
         for name, value in (("host_limits", limits), ("headers", self.headers),
-                            ("cookies", self.cookies), ("proxies", self.proxies)):  # fmt: skip
+                            ("host_headers", host_headers), ("cookies", self.cookies),
+                            ("proxies", self.proxies)):  # fmt: skip
             object.__setattr__(self, name, MappingProxyType(dict(value)))  # frozen all the way
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -131,6 +138,7 @@ class FetchConfig:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in ("host_limits", "headers", "cookies", "proxies"):
             values[name] = dict(values[name])
+        values["host_headers"] = {k: dict(v) for k, v in values["host_headers"].items()}
         return (_rebuild, (values,))
 
 

@@ -62,10 +62,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urlfleet._version import __version__
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import ClusterError, InputError, SaveError, UrlfleetError
+from urlfleet.items import UrlItem, UrlRequest, split_item
 from urlfleet.politeness import HostMemory, Politeness, host_key
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
-from urlfleet.runner import Hop, Run, UrlItem
+from urlfleet.runner import Hop, Run
 from urlfleet.sources import redact_url
 from urlfleet.transport import threads_for
 
@@ -264,6 +265,8 @@ def key_group(key: str, groups: int = HOST_GROUPS) -> int:
 def _host_of(url: Any) -> str:
     if isinstance(url, Hop):
         url = url.target
+    elif isinstance(url, UrlRequest):
+        url = url.url
     try:
         return host_key(url) if isinstance(url, str) else ""
     except ValueError:  # a bad port: the shard reports such a URL as invalid
@@ -379,8 +382,10 @@ class ShardPlan:
             if item is _NO_MORE:
                 self._urls = None
                 return
-            url, meta = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
-            self._queues.setdefault(host_group(url), deque()).append((self.read, url, meta))
+            url, meta, asked = split_item(item)
+            # A UrlRequest goes to the worker as it is, but its meta stays here.
+            sent: Any = url if asked is None else replace(asked, meta=None)
+            self._queues.setdefault(host_group(sent), deque()).append((self.read, sent, meta))
             self.read += 1
             self.queued += 1
 
@@ -748,7 +753,7 @@ def _lost(items: list[Item], error: str) -> list[Result]:
 
 def _input(url: Any) -> Any:
     # The URL a record is about: a Hop's is the one it started from.
-    return url.url if isinstance(url, Hop) else url
+    return url.url if isinstance(url, (Hop, UrlRequest)) else url
 
 
 # -- claims, kept on the scheduler ---------------------------------------------------------

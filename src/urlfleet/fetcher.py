@@ -34,6 +34,7 @@ from urlfleet.errors import (
     UrlfleetError,
 )
 from urlfleet.failures import describe, kind_of, kind_of_problem
+from urlfleet.items import UrlRequest
 from urlfleet.job import Job
 from urlfleet.politeness import ROBOTS_MAX_BYTES, Attempt, Lease, NotDue, RobotsAnswer, host_key
 from urlfleet.records import Result
@@ -144,11 +145,13 @@ class Fetcher:
     def _default_session(self) -> requests.Session:
         return new_session(self.config, self._adapter)
 
-    def new_job(self, index: int, url: str, meta: Any = None) -> Job:
+    def new_job(
+        self, index: int, url: str, meta: Any = None, asked: UrlRequest | None = None
+    ) -> Job:
         """A job for one input URL; a URL that cannot be fetched carries its problem."""
         problem = url_problem(url) if isinstance(url, str) else f"not a URL string: {url!r}"
         host = host_key(url) if problem is None else ""
-        job = Job(index=index, url=str(url), meta=meta, target=str(url), host=host)
+        job = Job(index=index, url=str(url), meta=meta, asked=asked, target=str(url), host=host)
         job.problem = None if problem is None else f"invalid URL: {problem}"
         job.attempts = new_attempts(self.retrying)
         return job
@@ -256,14 +259,12 @@ class Fetcher:
         session = self.session()
         if self._own_sessions:
             env = self._environment.settings(job.target)
-            request = job.request or session.prepare_request(
-                requests.Request("GET", job.target, auth=env.auth)
-            )
+            request = job.request or session.prepare_request(self._request(job, auth=env.auth))
             settings: dict[str, Any] = {"proxies": env.proxies, "verify": env.verify}
             settings.update(stream=True, cert=None)
             gated = env.gated
         else:  # a caller's own sessions: requests' own lookups, as the caller set them up
-            request = job.request or session.prepare_request(requests.Request("GET", job.target))
+            request = job.request or session.prepare_request(self._request(job))
             settings = dict(session.merge_environment_settings(request.url, {}, True, None, None))
             settings["stream"] = True
             gated = is_gated(session, request.url or "", settings.get("proxies"))
@@ -280,6 +281,19 @@ class Fetcher:
         lease.check()  # not due: back to the frontier before a pooled connection is taken
         with gate(lease):
             return session.send(request, timeout=timeout, allow_redirects=False, **settings)
+
+    def _request(self, job: Job, auth: Any = None) -> requests.Request:
+        """The first request of a job, before the session merges its own headers in."""
+        asked = job.asked
+        if asked is None:
+            return requests.Request("GET", job.target, auth=auth)
+        return requests.Request(
+            asked.method or "GET",
+            job.target,
+            headers=dict(asked.headers),
+            data=asked.data,
+            auth=auth,
+        )
 
     def _redirect(self, job: Job, response: requests.Response, started: float) -> Step:
         latency = self._clock() - started

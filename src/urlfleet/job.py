@@ -11,6 +11,8 @@ from typing import Any
 
 from tenacity import RetryCallState
 
+from urlfleet.items import UrlRequest
+
 
 @dataclass(eq=False, slots=True)
 class Job:
@@ -21,6 +23,7 @@ class Job:
     meta: Any
     target: str  # where the next request goes: the URL itself, or a redirect's Location
     host: str  # host_key(target): the politeness key of the next request
+    asked: UrlRequest | None = None  # what the list item asked for: method, headers, body...
     attempts: RetryCallState | None = None
     request: Any = None  # the next hop's prepared request, once a redirect has been followed
     hops: int = 0

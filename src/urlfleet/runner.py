@@ -21,13 +21,12 @@ from urlfleet.config import FetchConfig
 from urlfleet.errors import SaveError
 from urlfleet.fetcher import Fetcher, SessionFactory, Step
 from urlfleet.frontier import Frontier
+from urlfleet.items import UrlItem, split_item
 from urlfleet.job import Job
 from urlfleet.politeness import HostMemory, Lease, Politeness, host_key
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
 from urlfleet.transport import threads_for
-
-UrlItem = str | tuple[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +139,7 @@ class Run:
 
     def _job(self, fetcher: Fetcher, index: int, item: UrlItem | Hop) -> Job:
         if not isinstance(item, Hop):
-            return fetcher.new_job(index, *_split(item))
+            return fetcher.new_job(index, *split_item(item))
         job = fetcher.new_job(index, item.url)
         job.target, job.host, job.request = item.target, host_key(item.target), item.request
         job.hops, job.requests, job.busy_s = item.hops, item.requests, item.busy_s
@@ -209,12 +208,6 @@ def _step_safely(fetcher: Fetcher, lease: Lease) -> Step:
         raise  # a full disk ends the run: every later body would fail the same way
     except Exception as exc:  # a bug must cost one URL, never the run (and its records)
         return fetcher.failed(lease.job, f"internal error: {type(exc).__name__}: {exc}")
-
-
-def _split(item: UrlItem) -> tuple[str, Any]:
-    if isinstance(item, tuple) and len(item) == 2:
-        return item[0], item[1]
-    return item, None
 
 
 def take_sample(jobs: Iterator[Job], size: int, window: int) -> tuple[list[Job], Iterator[Job]]:
