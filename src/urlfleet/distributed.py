@@ -67,6 +67,7 @@ from urlfleet.politeness import HostMemory, Politeness, host_key
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
 from urlfleet.runner import Hop, Run
+from urlfleet.sitemaps import SitemapItem
 from urlfleet.sources import redact_url
 from urlfleet.transport import threads_for
 
@@ -382,6 +383,9 @@ class ShardPlan:
             if item is _NO_MORE:
                 self._urls = None
                 return
+            if isinstance(item, SitemapItem):  # its pages would have to come back here
+                raise InputError(f"{item.url}: sitemaps are not fetched on a dask cluster "
+                                 "yet; fetch them on one machine")  # fmt: skip
             url, meta, asked = split_item(item)
             # A UrlRequest goes to the worker as it is, but its meta stays here.
             sent: Any = url if asked is None else replace(asked, meta=None)

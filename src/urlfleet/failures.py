@@ -12,6 +12,7 @@ The kinds, as the record's ``error_kind`` (None when the URL is ok):
     body         the body was larger than --max-bytes, cut short, or could not be decoded
     redirect     too many redirects, or a redirect to a URL that cannot be fetched
     robots       disallowed by robots.txt, or robots.txt unavailable
+    sitemap      a sitemap (a URL given as one, or listed by an index) is not a sitemap
     cut-off      the host was cut off after failing too often in a row
     input        the URL itself cannot be fetched (malformed, unsupported scheme)
     interrupted  the run was interrupted before the URL was done
@@ -37,7 +38,7 @@ from urlfleet.errors import DeadlineExceeded, RetryableStatus, RetryRequested
 
 ERROR_KINDS = (
     "dns", "connect", "tls", "timeout", "deadline", "http", "body", "redirect", "robots",
-    "cut-off", "input", "interrupted", "internal",
+    "sitemap", "cut-off", "input", "interrupted", "internal",
 )  # fmt: skip
 
 # The reasons the rest of urlfleet gives a URL that gets no request, and their kinds.

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, TypeVar
 
 import requests
@@ -47,6 +47,8 @@ from urlfleet.retrying import (
     parse_retry_after,
 )
 from urlfleet.saving import SavedBody, body_path
+from urlfleet.sitemaps import MAX_BYTES as SITEMAP_MAX_BYTES
+from urlfleet.sitemaps import Sitemap, SitemapError, parse, unpack
 from urlfleet.sources import redact_url, scrub, url_problem
 from urlfleet.transport import (
     Deadlines,
@@ -87,6 +89,7 @@ class Step:
     again_at: float | None = None  # queue the job again for this moment (a retry, a hop)
     result: Result | None = None  # the job's final record
     robots: RobotsAnswer | None = None  # a robots.txt job's final answer (it has no record)
+    sitemap: Sitemap | None = None  # a sitemap job's parsed answer (a good one has no record)
 
 
 class Fetcher:
@@ -238,6 +241,8 @@ class Fetcher:
     def _final(
         self, job: Job, result: Result, attempt: Attempt | None, body: Body | None = None
     ) -> Step:
+        if job.sitemap is not None:
+            return self._sitemap_step(result, attempt, body)
         if job.robots_for is None:
             return Step(attempt, result=result)
         # A robots.txt job ends in an answer for its host, not in a record. An answer is a
@@ -247,6 +252,21 @@ class Fetcher:
         status = result.status if answered else None
         answer = RobotsAnswer(status, content, "" if answered else result.error or "")
         return Step(attempt, robots=answer)
+
+    def _sitemap_step(self, result: Result, attempt: Attempt | None, body: Body | None) -> Step:
+        # A sitemap job ends in more input when it parses, else in a record saying why.
+        limit = self._sitemap_limit()
+        if result.ok and body is not None:
+            try:
+                return Step(attempt, sitemap=parse(unpack(body.content, limit)))
+            except SitemapError as exc:
+                return Step(attempt, result=_sitemap_failed(result, str(exc)))
+        if result.truncated:
+            return Step(attempt, result=_sitemap_failed(result, f"larger than {limit} bytes"))
+        return Step(attempt, result=replace(result, error=f"sitemap: {result.error}"))
+
+    def _sitemap_limit(self) -> int:
+        return min(SITEMAP_MAX_BYTES, self.config.max_bytes)
 
     def _checks_retry(self, job: Job) -> bool:
         return self.config.retry_if is not None and job.robots_for is None
@@ -329,12 +349,14 @@ class Fetcher:
             hop.prepare_cookies(jar)
 
     def _read_body(self, response: requests.Response, job: Job) -> Body:
-        robots = job.robots_for is not None
+        robots, sitemap = job.robots_for is not None, job.sitemap is not None
         limit = ROBOTS_MAX_BYTES if robots else self.config.max_bytes
-        keep = robots or self.config.keep_content or self.config.retry_if is not None
+        if sitemap:
+            limit = self._sitemap_limit()
+        keep = robots or sitemap or self.config.keep_content or self.config.retry_if is not None
         body, size = bytearray(), 0
         with ExitStack() as stack:
-            saving = nullcontext() if robots else self._saved_body(response, job)
+            saving = nullcontext() if robots or sitemap else self._saved_body(response, job)
             saved = _saving(stack.enter_context, saving)
             # iter_content decodes gzip/deflate, so the cap applies to what a bomb inflates to.
             for chunk in _timed_out_as_read_timeout(response.iter_content(CHUNK_SIZE)):
@@ -402,6 +424,10 @@ class Fetcher:
             host=job.host, meta=job.meta, index=job.index, attempts=attempts,
             kind=kind_of_problem(error),
         )  # fmt: skip
+
+
+def _sitemap_failed(result: Result, why: str) -> Result:
+    return replace(result, ok=False, error=f"sitemap: {why}", error_kind="sitemap", content=b"")
 
 
 def _saving(action: Callable[..., T], *args: Any) -> T:

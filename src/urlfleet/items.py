@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from urlfleet.sitemaps import SitemapItem
+
 
 @dataclass(frozen=True, slots=True)
 class UrlRequest:
@@ -56,7 +58,8 @@ class UrlRequest:
         return self.etag is not None or self.last_modified is not None
 
 
-UrlItem = str | tuple[str, Any] | UrlRequest
+# A SitemapItem is a sitemap to fetch whose URLs join the list (see sitemaps).
+UrlItem = str | tuple[str, Any] | UrlRequest | SitemapItem
 
 
 def split_item(item: Any) -> tuple[str, Any, UrlRequest | None]:

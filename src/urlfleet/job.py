@@ -12,6 +12,7 @@ from typing import Any
 from tenacity import RetryCallState
 
 from urlfleet.items import UrlRequest
+from urlfleet.sitemaps import SitemapItem
 
 
 @dataclass(eq=False, slots=True)
@@ -34,3 +35,4 @@ class Job:
     throttled: int = 0  # 429 and 503 answers so far
     robots_for: str | None = None  # a robots.txt request on behalf of this host, not a record
     sent_back: int = 0  # times in a row its request went back unwritten (NotDue)
+    sitemap: SitemapItem | None = None  # a sitemap: it ends in more input, or a failure

@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import IO, Any
 
-# The contract's keys, in contract order; `truncated`, `redirects` and `error_kind` (one of
-# failures.ERROR_KINDS, None when ok) follow as extras.
+# The contract's keys, in contract order; `truncated`, `redirects`, `error_kind` (one of
+# failures.ERROR_KINDS, None when ok) and `meta` (what the list said of the URL) follow.
 RECORD_FIELDS = (
     "url", "ok", "status", "error", "attempts", "elapsed_s", "bytes", "host", "final_url",
-    "saved_to", "truncated", "redirects", "error_kind",
+    "saved_to", "truncated", "redirects", "error_kind", "meta",
 )  # fmt: skip
 
 
@@ -44,10 +44,10 @@ class Result:
     truncated: bool = False
     redirects: int = 0
     error_kind: str | None = None
+    meta: Any = None  # a row's other keys or columns, a sitemap's lastmod; None: nothing
     # Not part of the record: for library users and the report.
     content: builtins.bytes = field(default=b"", repr=False)  # the field `bytes` shadows it
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    meta: Any = field(default=None, repr=False)
     index: int = field(default=-1, repr=False)
     requests: int = field(default=0, repr=False)  # HTTP requests made: attempts and redirect hops
     busy_s: float = field(default=0.0, repr=False)  # time spent holding a host's slot

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from urlfleet.errors import InputError
+from urlfleet.items import UrlItem, split_item
 from urlfleet.retrying import RETRY_STATUSES
+from urlfleet.sitemaps import SitemapItem
 from urlfleet.sources import MAX_LINE_BYTES, bounded_lines, redact_url
 from urlfleet.sources import url_digest as digest_of
 
@@ -139,13 +141,17 @@ class DoneUrls:
         index = bisect_left(self._digests, digest)
         return index < len(self._digests) and self._digests[index] == digest
 
-    def skip_done(self, urls: Iterable[str], skipped: list[int]) -> Iterator[str]:
-        """The URLs not done yet; counts the others in ``skipped[0]``."""
-        for url in urls:
-            if url in self:
+    def skip_done(self, urls: Iterable[UrlItem], skipped: list[int]) -> Iterator[UrlItem]:
+        """The list items not done yet; counts the others in ``skipped[0]``.
+
+        The key is the URL, for rows too (a record holds no method or body). A sitemap to
+        fetch is never skipped: a good one has no record, and its pages are checked here as
+        they come."""
+        for item in urls:
+            if not isinstance(item, SitemapItem) and split_item(item)[0] in self:
                 skipped[0] += 1
             else:
-                yield url
+                yield item
 
 
 def _sorted_array(digests: Iterable[int], run: int = 65_536) -> array[int]:

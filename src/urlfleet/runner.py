@@ -26,6 +26,7 @@ from urlfleet.job import Job
 from urlfleet.politeness import HostMemory, Lease, Politeness, host_key
 from urlfleet.records import Result
 from urlfleet.report import Phase, Tally
+from urlfleet.sitemaps import SitemapInbox, SitemapItem
 from urlfleet.transport import threads_for
 
 
@@ -96,6 +97,7 @@ class Run:
         self._clock = clock
         self._frontier: Frontier | None = None
         self.politeness: Politeness | None = None
+        self._inboxes: set[SitemapInbox] = set()  # of the sitemap jobs made, told at the end
 
     def paused_seconds(self) -> dict[str, float]:
         """Seconds each host was paused for (429, 503, Retry-After), for the report."""
@@ -120,10 +122,14 @@ class Run:
         self._frontier = frontier
         with Fetcher(config, session_factory=self._session_factory, clock=self._clock) as fetcher:
             jobs: Iterator[Job] = (self._job(fetcher, i, item) for i, item in enumerate(urls))
-            if self.compare_serial > 0:
-                sample, jobs = take_sample(jobs, self.compare_serial, config.window)
-                yield from self._phase("serial", frontier, fetcher, iter(sample), 1)
-            yield from self._phase("threaded", frontier, fetcher, jobs, config.jobs)
+            try:
+                if self.compare_serial > 0:
+                    sample, jobs = take_sample(jobs, self.compare_serial, config.window)
+                    yield from self._phase("serial", frontier, fetcher, iter(sample), 1)
+                yield from self._phase("threaded", frontier, fetcher, jobs, config.jobs)
+            finally:  # a reader still waiting for sitemaps of this run waits no more
+                for inbox in self._inboxes:
+                    inbox.close()
         error = frontier.input_error()
         if error is not None:
             raise error
@@ -138,6 +144,12 @@ class Run:
         return {state.key: politeness.memory(state, now) for state in frontier.host_states()}
 
     def _job(self, fetcher: Fetcher, index: int, item: UrlItem | Hop) -> Job:
+        if isinstance(item, SitemapItem):  # fetched like any URL; its answer is more input
+            job = fetcher.new_job(index, item.url, item.meta)
+            job.sitemap = item
+            item.inbox.expect()  # made in the thread that reads the list: counted in time
+            self._inboxes.add(item.inbox)
+            return job
         if not isinstance(item, Hop):
             return fetcher.new_job(index, *split_item(item))
         job = fetcher.new_job(index, item.url)
@@ -178,6 +190,7 @@ class Run:
                     finally:  # the 3xx is observed like any answer; the job ends here
                         frontier.release(lease, step.attempt, robots=step.robots)
                     continue
+                _answer_sitemap(lease.job, step)  # before the release: the input is not done
                 frontier.release(lease, step.attempt, again_at=step.again_at, robots=step.robots)
                 if step.result is not None:
                     return step.result  # the main thread writes it
@@ -201,6 +214,12 @@ class Run:
             self.phases.append(Phase(name, threads_for(n_jobs), self._clock() - started, tally))
 
 
+def _answer_sitemap(job: Job, step: Step) -> None:
+    # A sitemap job that has ended (parsed, or failed with a record) tells its reader.
+    if job.sitemap is not None and (step.sitemap is not None or step.result is not None):
+        job.sitemap.inbox.deliver(job.sitemap, step.sitemap)
+
+
 def _step_safely(fetcher: Fetcher, lease: Lease) -> Step:
     try:
         return fetcher.step(lease)
@@ -215,10 +234,14 @@ def take_sample(jobs: Iterator[Job], size: int, window: int) -> tuple[list[Job],
 
     Returns the sample and an iterator over every other job, in input order.
     """
-    head = list(itertools.islice(jobs, window))
+    head: list[Job] = []
+    for job in jobs:  # not past a sitemap: the list goes on only once it has been fetched
+        head.append(job)
+        if len(head) >= window or job.sitemap is not None:
+            break
     by_host: dict[str, list[Job]] = {}
     for job in head:
-        if job.problem is None:
+        if job.problem is None and job.sitemap is None:
             by_host.setdefault(job.host, []).append(job)
     sample: list[Job] = []
     for layer in itertools.zip_longest(*by_host.values()):

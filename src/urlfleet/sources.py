@@ -12,8 +12,10 @@ once, with no check beforehand that would consume it and no size estimate.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import json
 import os
 import stat
 import sys
@@ -21,12 +23,25 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from urlfleet.errors import InputError
+from urlfleet.items import UrlItem, UrlRequest, split_item
+from urlfleet.rows import RowError, csv_row, json_row
+from urlfleet.sitemaps import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_URLS,
+    Sitemap,
+    SitemapError,
+    SitemapInbox,
+    SitemapItem,
+    parse,
+    unpack,
+)
 
 # RFC 9110 (section 4.1) asks clients to support URIs of at least 8,000 octets; sites do use
 # long query strings. Far beyond that a "URL" is a pasted blob, not an address.
@@ -35,6 +50,8 @@ MAX_URL_LENGTH = 65_536
 # and /dev/zero or a binary file may hold no newline at all.
 MAX_LINE_BYTES = 4 * MAX_URL_LENGTH + 1024
 STDIN = "-"
+# A JSON Lines or CSV row may carry a request body: rows get more room than URL lines.
+MAX_ROW_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +237,13 @@ def url_digest(url: str) -> int:
 
 
 class UrlReader:
-    """The URLs of some list files, in order, each valid URL once.
+    """The URLs of some lists, in order, each request once: plain lists, JSON Lines or CSV
+    rows, and sitemaps (files, or URLs fetched as the run goes, like any request).
 
-    >>> reader = UrlReader(["urls.txt"]); reader.check(); urls = list(reader)
+    ``input_format`` (one of INPUT_FORMATS) reads every input that way; None picks it by
+    the file's extension (``format_of``). ``url_column`` names a CSV list's URL column.
+
+    >>> reader = UrlReader(["urls.txt", "rows.jsonl"]); reader.check(); urls = list(reader)
     """
 
     def __init__(
@@ -231,13 +252,21 @@ class UrlReader:
         *,
         on_problem: Callable[[InputProblem], None] | None = None,
         stdin: BinaryIO | None = None,
+        input_format: str | None = None,
+        url_column: str = "url",
     ) -> None:
+        if input_format is not None and input_format not in INPUT_FORMATS:
+            raise InputError(f"bad option: --input-format must be one of "
+                             f"{', '.join(INPUT_FORMATS)}, got {input_format!r}")  # fmt: skip
         self._sources = [os.fspath(s) for s in sources] or [STDIN]
         self._on_problem = on_problem
         self._stdin = stdin
+        self._format = input_format
+        self._url_column = url_column
         self.duplicates = 0
         self.malformed = 0
-        self._files: list[str] | None = None
+        self.sitemaps = 0  # sitemaps read (files and fetched ones)
+        self._inputs: list[str] | None = None
 
     @property
     def sources(self) -> list[str]:
@@ -245,29 +274,42 @@ class UrlReader:
         return list(self._sources)
 
     def files(self) -> list[str]:
-        """The files to read, directories expanded to their *.txt files (sorted).
+        """The files to read, directories expanded to their *.txt files (sorted); sitemap
+        URLs are not files and are left out.
 
         Listed once: a file that appears in a directory later (say, an output written there)
-        is not read by this run.
+        is not read by this run. Only *.txt: a directory often holds the results (*.jsonl)
+        of earlier runs, which are not lists.
         """
-        if self._files is None:
+        return [path for path in self._expanded() if not is_url(path)]
+
+    def _expanded(self) -> list[str]:
+        if self._inputs is None:
             expanded: list[str] = []
             for source in self._sources:
-                if source != STDIN and os.path.isdir(source):
+                if source != STDIN and not is_url(source) and os.path.isdir(source):
                     txt = (str(p) for p in Path(source).glob("*.txt") if p.is_file())
                     expanded.extend(sorted(txt))
                 else:
                     expanded.append(source)
-            self._files = expanded
-        return list(self._files)
+            self._inputs = expanded
+        return list(self._inputs)
+
+    def format_for(self, path: str) -> str:
+        """How ``path`` is read: the reader's input format, else by its extension."""
+        return self._format or format_of(path)
 
     def check(self) -> None:
-        """Raise InputError, naming the file, if any input cannot be opened for reading.
+        """Raise InputError, naming the file, if any input cannot be opened for reading, or
+        a CSV list has no URL column.
 
         Streams are not opened (that could consume them, or wait for a writer): only checked
         for read permission.
         """
         for source in self._sources:
+            if is_url(source) and self.format_for(source) != "sitemap":
+                raise InputError(f"{source}: a URL, not a file; to read it as a sitemap, "
+                                 "give --input-format sitemap")  # fmt: skip
             if source != STDIN and os.path.isdir(source) and not self._has_txt(source):
                 raise InputError(f"{source}: directory holds no *.txt files")
         for path in self.files():
@@ -279,66 +321,92 @@ class UrlReader:
                 continue
             try:
                 with open(path, "rb") as handle:
-                    handle.read(1)
+                    if self.format_for(path) in ("csv", "tsv"):
+                        self._header(path, self._csv_reader(path, handle))
+                    else:
+                        handle.read(1)
             except OSError as exc:
                 raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
     def estimate(self) -> int | None:
         """How many URLs the files hold at most (lines that are not blank or comments).
 
-        None when any input is a stream, which can only be read once. Cheap: no URL is parsed.
+        None when any input is a stream, which can only be read once, or a sitemap. Cheap:
+        no URL is parsed.
         """
-        paths = self.files()
-        if any(is_stream(path) for path in paths):
+        paths = self._expanded()
+        if any(is_stream(p) or is_url(p) or self.format_for(p) == "sitemap" for p in paths):
             return None
         total = 0
         for path in paths:
+            header = self.format_for(path) in ("csv", "tsv")
             try:
                 with open(path, "rb") as handle:
-                    total += sum(
+                    lines = sum(
                         1
                         for raw in bounded_lines(handle, MAX_LINE_BYTES)
                         if raw is None or (raw.strip() and not raw.lstrip().startswith(b"#"))
                     )
             except OSError:
                 return None  # reading it for real will say what is wrong, naming the file
+            total += max(0, lines - header)
         return total
 
     @staticmethod
     def _has_txt(directory: str) -> bool:
         return any(p.is_file() for p in Path(directory).glob("*.txt"))
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[UrlItem]:
         seen = DigestSet()
-        for path in self.files():
-            for url in self._read_one(path):
-                if not seen.add(url_digest(url)):
-                    self.duplicates += 1
-                    continue
-                yield url
+        for item in self._items():
+            if not seen.add(item_digest(item)):
+                self.duplicates += 1
+                continue
+            yield item
 
-    def _read_one(self, path: str) -> Iterator[str]:
+    def _items(self) -> Iterator[UrlItem]:
+        # Sitemaps fetched meanwhile join the input as they come; once the lists are read,
+        # the reader waits for those still out (the run fetching them), then ends.
+        inbox = SitemapInbox()
+        for path in self._expanded():
+            for item in self._read_one(path, inbox):
+                yield item
+                while (came := inbox.ready()) is not None:
+                    yield from self._listed(*came, inbox)
+        while (came := inbox.next()) is not None:
+            yield from self._listed(*came, inbox)
+
+    def _read_one(self, path: str, inbox: SitemapInbox) -> Iterator[UrlItem]:
+        if is_url(path):
+            problem = url_problem(path)
+            if problem is None:
+                yield SitemapItem(path, 0, inbox)
+            else:
+                raise InputError(f"{path}: not a sitemap URL ({problem})")
+            return
         if path == STDIN:
-            yield from self._lines(STDIN, self._stdin or _own_stdin())
+            yield from self._read(STDIN, self._stdin or _own_stdin(), inbox)
             return
         try:
             with open(path, "rb") as handle:
-                yield from self._lines(path, handle)
+                yield from self._read(path, handle, inbox)
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
+    def _read(self, name: str, handle: BinaryIO, inbox: SitemapInbox) -> Iterator[UrlItem]:
+        kind = self.format_for(name) if name != STDIN else (self._format or "lines")
+        if kind == "lines":
+            yield from self._lines(name, handle)
+        elif kind == "jsonl":
+            yield from self._jsonl(name, handle)
+        elif kind == "sitemap":
+            yield from self._sitemap_file(name, handle, inbox)
+        else:
+            yield from self._csv(name, handle)
+
     def _lines(self, name: str, handle: BinaryIO) -> Iterator[str]:
-        for number, raw in enumerate(bounded_lines(handle, MAX_LINE_BYTES), start=1):
-            if raw is None:
-                self._report(name, number, f"line longer than {MAX_LINE_BYTES} bytes")
-                continue
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                self._report(name, number, "not valid UTF-8")
-                continue
-            if number == 1:
-                line = line.lstrip("\ufeff")  # a BOM from Windows editors is not part of the URL
+        for number, line in self._decoded(name, handle, MAX_LINE_BYTES):
+            line = line.strip()
             if not line or line.startswith("#"):
                 continue
             problem = url_problem(line)
@@ -347,10 +415,158 @@ class UrlReader:
             else:
                 self._report(name, number, problem)
 
+    def _decoded(self, name: str, handle: BinaryIO, limit: int) -> Iterator[tuple[int, str]]:
+        """The numbered lines of ``handle`` as text; a line too long or not UTF-8 is
+        reported and comes as an empty line, so that numbers stay those of the file."""
+        for number, raw in enumerate(bounded_lines(handle, limit), start=1):
+            if raw is None:
+                self._report(name, number, f"line longer than {limit} bytes")
+                yield number, "\n"
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self._report(name, number, "not valid UTF-8")
+                yield number, "\n"
+                continue
+            if number == 1:
+                line = line.lstrip("\ufeff")  # a BOM from Windows editors is not content
+            yield number, line
+
+    def _jsonl(self, name: str, handle: BinaryIO) -> Iterator[UrlRequest]:
+        for number, line in self._decoded(name, handle, MAX_ROW_BYTES):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                request = json_row(line)
+            except RowError as exc:
+                self._report(name, number, str(exc))
+                continue
+            yield from self._checked(name, number, request)
+
+    def _csv_reader(self, name: str, handle: BinaryIO) -> Any:
+        lines = (line for _, line in self._decoded(name, handle, MAX_ROW_BYTES))
+        return csv.reader(lines, delimiter="\t" if self.format_for(name) == "tsv" else ",")
+
+    def _header(self, name: str, rows: Any) -> tuple[list[str], int] | None:
+        """The header row and the URL column's place; None for an empty file."""
+        try:
+            header = next((row for row in rows if row), None)
+        except csv.Error as exc:
+            raise InputError(f"{name}:{rows.line_num}: bad CSV header ({exc})") from exc
+        if header is None:
+            return None
+        header = [column.strip() for column in header]
+        twice = next((c for i, c in enumerate(header) if c in header[:i]), None)
+        if twice is not None:
+            raise InputError(f"{name}: column {twice!r} appears twice in the header")
+        if self._url_column not in header:
+            found = ", ".join(repr(c) for c in header)
+            raise InputError(f"{name}: no {self._url_column!r} column (the header has {found}); "
+                             "name the URL column with --url-column")  # fmt: skip
+        return header, header.index(self._url_column)
+
+    def _csv(self, name: str, handle: BinaryIO) -> Iterator[UrlRequest]:
+        rows = self._csv_reader(name, handle)
+        found = self._header(name, rows)
+        if found is None:
+            return
+        header, url_at = found
+        while True:
+            number = rows.line_num + 1  # a row's number is that of its first line
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                self._report(name, number, f"bad CSV ({exc})")
+                continue
+            if not row:
+                continue
+            try:
+                request = csv_row(header, row, url_at)
+            except RowError as exc:
+                self._report(name, number, str(exc))
+                continue
+            yield from self._checked(name, number, request)
+
+    def _sitemap_file(self, name: str, handle: BinaryIO, inbox: SitemapInbox) -> Iterator[UrlItem]:
+        try:
+            sitemap = parse(unpack(handle.read(MAX_BYTES + 1), MAX_BYTES))
+        except SitemapError as exc:
+            self._report(name, exc.line, f"not read as a sitemap: {exc}")
+            return
+        yield from self._listed(SitemapItem(name, 0, inbox), sitemap, inbox)
+
+    def _listed(
+        self, item: SitemapItem, sitemap: Sitemap, inbox: SitemapInbox
+    ) -> Iterator[UrlItem]:
+        """The entries of a sitemap that has been read: pages, or more sitemaps."""
+        self.sitemaps += 1
+        source = redact_url(item.url)
+        if sitemap.dropped:
+            self._report(source, sitemap.entries[-1].line, f"more than {MAX_URLS} entries; "
+                         f"the other {sitemap.dropped} are not read")  # fmt: skip
+        depth = item.depth + 1
+        for entry in sitemap.entries:
+            problem = url_problem(entry.loc) if entry.loc else "no <loc>"
+            if problem is not None:
+                self._report(source, entry.line, problem)
+            elif not sitemap.index:
+                meta = {"sitemap": source, "lastmod": entry.lastmod}
+                yield UrlRequest(entry.loc, meta=meta)
+            elif depth > MAX_DEPTH:
+                self._report(source, entry.line, f"sitemap indexes nested more than "
+                             f"{MAX_DEPTH} deep; {entry.loc} is not fetched")  # fmt: skip
+            else:
+                yield SitemapItem(entry.loc, depth, inbox, meta={"sitemap": source})
+
+    def _checked(self, name: str, number: int, request: UrlRequest) -> Iterator[UrlRequest]:
+        problem = url_problem(request.url)
+        if problem is None:
+            yield request
+        else:
+            self._report(name, number, problem)
+
     def _report(self, name: str, number: int, reason: str) -> None:
         self.malformed += 1
         if self._on_problem is not None:
             self._on_problem(InputProblem(name, number, reason))
+
+
+INPUT_FORMATS = ("lines", "jsonl", "csv", "tsv", "sitemap")
+_SUFFIXES = (
+    (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".csv", "csv"), (".tsv", "tsv"),
+    (".xml", "sitemap"), (".xml.gz", "sitemap"),
+)  # fmt: skip
+
+
+def format_of(path: str) -> str:
+    """The input format a file's name says: ``.jsonl``/``.ndjson``, ``.csv``, ``.tsv``,
+    ``.xml``/``.xml.gz`` (a sitemap); anything else, ``-`` too, is a plain list."""
+    name = path.lower()
+    return next((kind for suffix, kind in _SUFFIXES if name.endswith(suffix)), "lines")
+
+
+def is_url(source: str) -> bool:
+    """True for an input given as an http(s) URL: a sitemap to fetch, not a file."""
+    return source[:8].lower().startswith(("http://", "https://"))
+
+
+def item_digest(item: UrlItem) -> int:
+    """The dedup key of a list item: its URL for a plain URL (and for a row that asks
+    nothing more than a GET), else the whole request: URL, method, headers, body and
+    validators, not ``meta``. Two rows that ask differently are two requests."""
+    if isinstance(item, SitemapItem):
+        return url_digest("sitemap " + item.url)  # never equal to a page's: a space
+    if not isinstance(item, UrlRequest):
+        return url_digest(split_item(item)[0])
+    if item.method in (None, "GET") and not item.headers and item.data is None \
+            and not item.conditional:  # fmt: skip
+        return url_digest(item.url)
+    key = [item.url, item.method or "GET", sorted(item.headers.items()),
+           (item.data or b"").hex(), item.etag, item.last_modified]  # fmt: skip
+    return url_digest(json.dumps(key))
 
 
 def _own_stdin() -> BinaryIO:

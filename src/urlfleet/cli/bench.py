@@ -22,6 +22,7 @@ from urlfleet.cli.plot import plot_png, text_chart
 from urlfleet.cli.sweep import Sweep, sweep
 from urlfleet.config import DEFAULT_PER_HOST, DEFAULT_TIMEOUT, FetchConfig
 from urlfleet.errors import InputError
+from urlfleet.items import split_item
 from urlfleet.sources import UrlReader
 
 DEFAULT_JOBS_LIST = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -134,7 +135,10 @@ def _sweep_file(
 ) -> Sweep:
     reader = UrlReader([file], on_problem=lambda p: print(p, file=sys.stderr))
     reader.check()
-    urls = list(itertools.islice(reader, limit))
+    # The URLs alone: a sweep compares thread counts on plain GETs (a sitemap here is not
+    # fetched: it would have to be fetched again at every thread count).
+    items = (split_item(item)[0] for item in itertools.islice(reader, limit))
+    urls = [url for url in items if isinstance(url, str)]
     if not urls:
         raise InputError(f"{file}: no URLs to fetch")
     config = config_for(DEFAULT_PER_HOST)

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from urllib3.exceptions import InsecureRequestWarning
 
+from urlfleet.cli.inputs import add_input_options, reader_from
 from urlfleet.cli.options import add_fetch_options, config_from, session_from
 from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked
 from urlfleet.cli.session import fetch_to, say
@@ -26,7 +27,7 @@ from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.resume import DoneUrls, check_results_file, repair_torn_tail
 from urlfleet.runner import Run
-from urlfleet.sources import InputProblem, UrlReader
+from urlfleet.sources import InputProblem
 
 if TYPE_CHECKING:
     from urlfleet.distributed import ClusterRun
@@ -43,8 +44,10 @@ def add_fetch_command(commands: Any) -> None:
     fetch.add_argument(
         "files", nargs="*", metavar="FILE",
         help="URL list: one URL per line, '#' comments; '-' or none reads stdin; a directory "
-        "means every *.txt in it",
+        "means every *.txt in it; .jsonl, .csv, .tsv and .xml (sitemap) files are read as "
+        "such (see --input-format)",
     )  # fmt: skip
+    add_input_options(fetch)
     add_fetch_options(fetch)
     cluster = fetch.add_argument_group("beyond one machine (needs urlfleet[dask])")
     cluster.add_argument(
@@ -73,8 +76,10 @@ def run_fetch(args: argparse.Namespace) -> int:
     if args.shard_size < 1:
         raise InputError("bad option: --shard-size must be >= 1")
     options = session_from(args)
-    reader = UrlReader(args.files, on_problem=_report_problem)
+    reader = reader_from(args, _report_problem)
     reader.check()
+    if args.dask and any(reader.format_for(p) == "sitemap" for p in reader.sources):
+        raise InputError("bad option: sitemaps cannot be fetched with --dask yet")
     check_outputs([*reader.sources, *reader.files()], out=options.out, report=options.report,
                   save_dir=config.save_dir)  # fmt: skip
     if options.report is not None:
@@ -92,7 +97,7 @@ def run_fetch(args: argparse.Namespace) -> int:
                            shard_size=args.shard_size)  # fmt: skip
         with run_for as run:
             try:
-                return fetch_to(reader, stream, config, options, done=done, run=run)
+                code = fetch_to(reader, stream, config, options, done=done, run=run)
             except RuntimeError as exc:
                 if "can't start new thread" not in str(exc):
                     raise
@@ -100,6 +105,9 @@ def run_fetch(args: argparse.Namespace) -> int:
                     f"cannot start {config.jobs} threads on this machine (its limit on "
                     "threads or memory); records so far are kept; try a smaller -j"
                 ) from exc
+    if reader.sitemaps:
+        say(f"sitemaps: {reader.sitemaps} read")
+    return code
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import gzip
 import hashlib
 import html
 import itertools
@@ -288,6 +289,89 @@ def _route_robots(ctx: _Context) -> _Response:
     return _text(status, body)
 
 
+# --------------------------------------------------------------------------- sitemap input
+# Sitemaps for urlfleet's sitemap input (``--input-format sitemap``, ``.xml`` lists):
+#   /sitemap/<n>/<tag>.xml            a urlset of n pages, /page/<tag>/<i>, on this host
+#   /sitemap/<n>/<tag>.xml.gz         the same gzipped, sent as application/gzip, as files are
+#   /sitemap-index/<k>/<n>/<tag>.xml  an index of k children /sitemap/<n>/<tag>-<j>.xml, on
+#                                     this host or, with ?port=P, on the host at port P
+#   /sitemap-nest/<d>/<tag>.xml       an index d levels deep above /sitemap/1/<tag>.xml
+#   /sitemap-bad/<kind>.xml           xml: not well-formed; root: not a sitemap; doctype: an
+#                                     entity declaration (a billion-laughs shape)
+
+_MAX_SITEMAP_URLS = 1_000_000  # past the protocol's 50,000, to test that limit
+_SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+
+
+def _sitemap_tag(ctx: _Context, index: int) -> tuple[str, bool]:
+    """The tag in ``<tag>.xml`` (or ``.xml.gz``), and whether it is the gzipped one."""
+    name = _arg(ctx, index)
+    for suffix, gzipped in ((".xml.gz", True), (".xml", False)):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], gzipped
+    raise _HttpError(400, f"sitemap name must be <tag>.xml or <tag>.xml.gz, got {name!r}")
+
+
+def _sitemap_xml(root: str, entry: str, locs: Iterator[str]) -> bytes:
+    lines = [f"<{entry}><loc>{html.escape(loc)}</loc><lastmod>2024-05-06</lastmod></{entry}>"
+             for loc in locs]  # fmt: skip
+    body = "\n".join(
+        ['<?xml version="1.0" encoding="UTF-8"?>', f'<{root} xmlns="{_SITEMAP_NS}">', *lines,
+         f"</{root}>", ""]
+    )  # fmt: skip
+    return body.encode("utf-8")
+
+
+def _sitemap_answer(body: bytes, gzipped: bool) -> _Response:
+    if gzipped:
+        return _Response(200, gzip.compress(body, 1), "application/gzip")
+    return _Response(200, body, "application/xml")
+
+
+def _route_sitemap(ctx: _Context) -> _Response:
+    count = _int_arg(ctx, 0, "sitemap URL count", 0, _MAX_SITEMAP_URLS)
+    tag, gzipped = _sitemap_tag(ctx, 1)
+    base = ctx.host.base_url
+    locs = (f"{base}/page/{tag}/{i}" for i in range(count))
+    return _sitemap_answer(_sitemap_xml("urlset", "url", locs), gzipped)
+
+
+def _route_sitemap_index(ctx: _Context) -> _Response:
+    children = _int_arg(ctx, 0, "sitemap index size", 0, _MAX_SITEMAP_URLS)
+    count = _int_arg(ctx, 1, "sitemap URL count", 0, _MAX_SITEMAP_URLS)
+    tag, gzipped = _sitemap_tag(ctx, 2)
+    base = ctx.host.base_url
+    ports = urllib.parse.parse_qs(ctx.request.query).get("port")
+    if ports:  # another host of this server, named as /to/<port> names it
+        if not _is_decimal(ports[-1]) or not 1 <= int(ports[-1]) <= 65535:
+            raise _HttpError(400, f"port must be an integer in [1, 65535], got {ports[-1]!r}")
+        base = f"{ctx.host.scheme}://{_url_host(ctx.host.address)}:{int(ports[-1])}"
+    locs = (f"{base}/sitemap/{count}/{tag}-{j}.xml" for j in range(children))
+    return _sitemap_answer(_sitemap_xml("sitemapindex", "sitemap", locs), gzipped)
+
+
+def _route_sitemap_nest(ctx: _Context) -> _Response:
+    depth = _int_arg(ctx, 0, "sitemap nesting depth", 0, 100)
+    tag, gzipped = _sitemap_tag(ctx, 1)
+    base = ctx.host.base_url
+    below = f"{base}/sitemap-nest/{depth - 1}/{tag}.xml" if depth else f"{base}/sitemap/1/{tag}.xml"
+    return _sitemap_answer(_sitemap_xml("sitemapindex", "sitemap", iter([below])), gzipped)
+
+
+def _route_sitemap_bad(ctx: _Context) -> _Response:
+    kind, _ = _sitemap_tag(ctx, 0)
+    bodies = {
+        "xml": b'<?xml version="1.0"?>\n<urlset><url><loc>http://x.test/</loc></url>\n',
+        "root": b'<?xml version="1.0"?>\n<html><body>not a sitemap</body></html>\n',
+        "doctype": b'<?xml version="1.0"?>\n<!DOCTYPE urlset [<!ENTITY a "aaaaaaaaaa">\n'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n<urlset><url><loc>&b;</loc></url>'
+        b"</urlset>\n",
+    }
+    if kind not in bodies:
+        raise _HttpError(400, f"bad sitemap kind must be xml, root or doctype, got {kind!r}")
+    return _Response(200, bodies[kind], "application/xml")
+
+
 _ROUTES: dict[str, Callable[[_Context], _Response]] = {
     "status": _route_status,
     "flaky": _route_flaky,
@@ -310,6 +394,11 @@ _ROUTES: dict[str, Callable[[_Context], _Response]] = {
     "http10": _route_http10,
     "auth": _route_auth,
     "robots.txt": _route_robots,
+    # sitemap input
+    "sitemap": _route_sitemap,
+    "sitemap-index": _route_sitemap_index,
+    "sitemap-nest": _route_sitemap_nest,
+    "sitemap-bad": _route_sitemap_bad,
     # "delay" only changes the latency (see _latency_of); the answer is the page.
 }
 # Routes that await something even without latency, so they are answered by a task.
