@@ -308,8 +308,10 @@ class UrlReader:
         """
         for source in self._sources:
             if is_url(source) and self.format_for(source) != "sitemap":
-                raise InputError(f"{source}: a URL, not a file; to read it as a sitemap, "
-                                 "give --input-format sitemap")  # fmt: skip
+                raise InputError(
+                    f"{source}: a URL, not a file; to read it as a sitemap, give "
+                    "--input-format sitemap (a URL ending in .xml is one already)"
+                )
             if source != STDIN and os.path.isdir(source) and not self._has_txt(source):
                 raise InputError(f"{source}: directory holds no *.txt files")
         for path in self.files():

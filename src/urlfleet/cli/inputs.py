@@ -19,7 +19,8 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         "line: url, method, headers, data, meta, etag, last_modified; other keys join meta), "
         "csv or tsv (a header row; the URL column, the other columns into meta), or sitemap "
         "(an XML sitemap or sitemap index, plain or gzipped; a FILE may then be an http(s) "
-        "URL, fetched politely like any request). Default: by extension, .jsonl/.ndjson, "
+        "URL, fetched politely like any request, as a URL ending in .xml or .xml.gz always "
+        "is). Default: by extension, .jsonl/.ndjson, "
         ".csv, .tsv, .xml/.xml.gz; anything else (and stdin) is lines",
     )
     inputs.add_argument(
