@@ -66,6 +66,9 @@ def fetch(
     elif session_factory is not None:
         raise ValueError("session_factory= cannot be used with dask=: sessions are made on the "
                          "workers; pass headers=, cookies=, auth= or proxies= instead")  # fmt: skip
+    elif config.cookie_jar is not None:
+        raise ValueError("cookie_jar= cannot be used with dask=: each worker keeps its own "
+                         "cookies, and no one file would hold them")  # fmt: skip
     else:
         from urlfleet.distributed import fetch_distributed
 

@@ -7,13 +7,14 @@ Change a config with ``dataclasses.replace(config, jobs=64)``; validation runs a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from urlfleet._version import __version__
+from urlfleet.mediatypes import media_patterns
 
 if TYPE_CHECKING:
     from urlfleet.records import Result
@@ -37,6 +38,8 @@ DEFAULT_SHARD_SIZE = 1000
 DEFAULT_HOST_BACKOFF = 2.0  # first host-wide pause after a 429/503 that gave no Retry-After
 DEFAULT_MAX_FAILURES = 10  # failures in a row that cut a host off (wget2 blocks hosts too)
 DEFAULT_MAX_CRAWL_DELAY = 30.0  # a robots.txt Crawl-delay above this is taken as this
+DEFAULT_OK_STATUS = ((200, 299),)
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,17 @@ class FetchConfig:
     secret_headers: tuple[str, ...] = ()
     auth: tuple[str, str] | None = None
     proxies: Mapping[str, str] = field(default_factory=dict)
+    # How to ask: the method and body of every request (a list row's own win for that URL).
+    # The library sends what it is told; the CLI makes --data without -X a POST, as curl.
+    method: str = "GET"
+    data: bytes | None = None
+    head: bool = False  # send HEAD; a 405 or 501 answer gets the same URL asked with GET
+    # A Netscape cookies.txt read at the start (when it exists) and written at the end.
+    cookie_jar: Path | None = None
+    # The statuses that count as ok, as (low, high) ranges: "200-299,404" for a link checker.
+    ok_status: tuple[tuple[int, int], ...] = DEFAULT_OK_STATUS
+    # Media type patterns a final response must match ("text/*"), else its body is not read.
+    accept_type: tuple[str, ...] = ()
     # Decides, from a response that looks fine, that it is not: e.g. a 200 "rate limited" page.
     retry_if: Callable[[Result], bool] | None = None
 
@@ -121,6 +135,7 @@ class FetchConfig:
             for key, value in self.host_headers.items()
         }
         object.__setattr__(self, "secret_headers", _checked_names(self.secret_headers))
+        self._check_shaping()
         if self.auth is not None:
             _require(
                 isinstance(self.auth, tuple) and len(self.auth) == 2
@@ -132,6 +147,26 @@ class FetchConfig:
                             ("host_headers", host_headers), ("cookies", self.cookies),
                             ("proxies", self.proxies)):  # fmt: skip
             object.__setattr__(self, name, MappingProxyType(dict(value)))  # frozen all the way
+
+    def _check_shaping(self) -> None:
+        method = self.method
+        _require(isinstance(method, str) and method.isalpha(), f"bad method {method!r}")
+        object.__setattr__(self, "method", method.upper())
+        if isinstance(self.data, str):
+            object.__setattr__(self, "data", self.data.encode("utf-8"))
+        _require(self.data is None or isinstance(self.data, bytes), "data must be bytes")
+        if self.head:
+            _require(self.method in ("GET", "HEAD"), f"head cannot go with method {method!r}")
+            _require(self.data is None, "head cannot go with data (a HEAD request has no body)")
+        if self.cookie_jar is not None and not isinstance(self.cookie_jar, Path):
+            object.__setattr__(self, "cookie_jar", Path(self.cookie_jar))
+        object.__setattr__(self, "ok_status", status_ranges(self.ok_status))
+        object.__setattr__(self, "accept_type", media_patterns(self.accept_type))
+        for scheme, proxy in self.proxies.items():
+            if scheme == "no":  # requests' NO_PROXY list, not a proxy
+                continue
+            problem = proxy_problem(proxy)
+            _require(problem is None, f"proxy for {scheme!r}: {problem}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Read-only mappings do not pickle; rebuild from plain dicts (validated again).
@@ -177,6 +212,56 @@ def _checked(
         )
         checked[name] = value
     return checked
+
+
+def status_ranges(value: str | Iterable[int | tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Status ranges from ``"200-299,404"``, or from codes and (low, high) pairs.
+
+    >>> status_ranges("200-299,403")
+    ((200, 299), (403, 403))
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    _require(bool(items), "ok_status must name at least one status")
+    return tuple(_status_range(item) for item in items)
+
+
+def _status_range(item: object) -> tuple[int, int]:
+    if isinstance(item, str):
+        low, dash, high = item.strip().partition("-")
+        _require(_is_code(low) and (not dash or _is_code(high)), f"bad status {item.strip()!r}: "
+                 "want a code like 404 or a range like 200-299")  # fmt: skip
+        return _checked_range(int(low), int(high if dash else low))
+    if _is_int(item):
+        assert isinstance(item, int)
+        return _checked_range(item, item)
+    if isinstance(item, tuple) and len(item) == 2 and _is_int(item[0]) and _is_int(item[1]):
+        return _checked_range(item[0], item[1])
+    raise ValueError(f"bad status range {item!r}: want a code or a (low, high) pair")
+
+
+def _checked_range(low: int, high: int) -> tuple[int, int]:
+    _require(100 <= low <= high <= 599, f"bad status range {low}-{high}: codes are 100-599")
+    return (low, high)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_code(text: str) -> bool:
+    return len(text) == 3 and text.isascii() and text.isdigit()
+
+
+def proxy_problem(url: str) -> str | None:
+    """What is wrong with a proxy URL, or None: its scheme must be one urlfleet can use."""
+    if not isinstance(url, str):
+        return f"not a URL string: {url!r}"
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in PROXY_SCHEMES:
+        return f"the scheme must be one of {', '.join(PROXY_SCHEMES)} (as in http://host:port)"
+    if not rest.strip("/"):
+        return "no host in it"
+    return None
 
 
 def _checked_names(names: Any) -> tuple[str, ...]:

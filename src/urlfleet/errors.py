@@ -5,6 +5,7 @@
      ├── RetryableStatus   an HTTP status worth retrying; lives only inside the retry policy
      ├── RetryRequested    the caller's retry_if said a response needs another attempt
      ├── DeadlineExceeded  an attempt ran past --max-time (connect, headers and body together)
+     ├── NotAccepted       a final response whose Content-Type --accept-type does not take
      └── SaveError         --save-dir cannot take a body (disk full, no permission): ends the run
 
 This module imports nothing from the package, so every other module can import it.
@@ -44,6 +45,14 @@ class DeadlineExceeded(UrlfleetError):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"no complete response within --max-time {seconds:g} s")
         self.seconds = seconds
+
+
+class NotAccepted(UrlfleetError):
+    """A response skipped after its headers: ``--accept-type`` does not take its Content-Type."""
+
+    def __init__(self, content_type: str) -> None:
+        super().__init__(f"content type {content_type} not accepted")
+        self.content_type = content_type
 
 
 class SaveError(UrlfleetError):

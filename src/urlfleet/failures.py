@@ -14,6 +14,7 @@ The kinds, as the record's ``error_kind`` (None when the URL is ok):
     robots       disallowed by robots.txt, or robots.txt unavailable
     sitemap      a sitemap (a URL given as one, or listed by an index) is not a sitemap
     cut-off      the host was cut off after failing too often in a row
+    skipped      not fetched past its headers: --accept-type does not take its Content-Type
     input        the URL itself cannot be fetched (malformed, unsupported scheme)
     interrupted  the run was interrupted before the URL was done
     internal     a bug in urlfleet: one URL lost its fetch, never the run
@@ -34,11 +35,11 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import NameResolutionError
 
-from urlfleet.errors import DeadlineExceeded, RetryableStatus, RetryRequested
+from urlfleet.errors import DeadlineExceeded, NotAccepted, RetryableStatus, RetryRequested
 
 ERROR_KINDS = (
     "dns", "connect", "tls", "timeout", "deadline", "http", "body", "redirect", "robots",
-    "sitemap", "cut-off", "input", "interrupted", "internal",
+    "sitemap", "cut-off", "input", "interrupted", "internal", "skipped",
 )  # fmt: skip
 
 # The reasons the rest of urlfleet gives a URL that gets no request, and their kinds.
@@ -69,6 +70,8 @@ def kind_of(error: BaseException | None, status: int | None, truncated: bool) ->
         return None if status is not None and 200 <= status < 300 else "http"
     if isinstance(error, DeadlineExceeded):
         return "deadline"
+    if isinstance(error, NotAccepted):
+        return "skipped"
     if isinstance(error, (RetryableStatus, RetryRequested)):
         return "http"
     if isinstance(error, requests.TooManyRedirects | requests.exceptions.InvalidURL):
@@ -116,6 +119,8 @@ def describe(
         return f"HTTP {status}"
     if isinstance(error, DeadlineExceeded):
         return f"{error}{after}"
+    if isinstance(error, NotAccepted):
+        return str(error)
     return f"{type(error).__name__}: {_detail(error)}{after}"
 
 

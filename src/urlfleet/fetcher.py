@@ -26,8 +26,10 @@ from tenacity import Retrying
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from urlfleet.config import FetchConfig
+from urlfleet.cookies import SharedCookieJar, new_jar
 from urlfleet.errors import (
     DeadlineExceeded,
+    NotAccepted,
     RetryableStatus,
     RetryRequested,
     SaveError,
@@ -36,6 +38,7 @@ from urlfleet.errors import (
 from urlfleet.failures import describe, kind_of, kind_of_problem
 from urlfleet.items import UrlRequest
 from urlfleet.job import Job
+from urlfleet.mediatypes import accepts, shown
 from urlfleet.politeness import ROBOTS_MAX_BYTES, Attempt, Lease, NotDue, RobotsAnswer, host_key
 from urlfleet.records import Result
 from urlfleet.retrying import (
@@ -69,6 +72,7 @@ REDIRECT_BODY_MAX = 64 * 1024
 # A request goes back unwritten when its host is paused or its gap is far off, a few times at
 # most; this many in a row means something is wrong, and the URL fails rather than spin.
 MAX_SENT_BACK = 1000
+HEAD_REFUSED = frozenset({405, 501})  # a HEAD answered so is asked again with GET (--head)
 SessionFactory = Callable[[], requests.Session]
 
 
@@ -105,8 +109,12 @@ class Fetcher:
         *,
         session_factory: SessionFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cookies: SharedCookieJar | None = None,
     ) -> None:
+        """``cookies``: the jar every thread's Session shares (default: a new one holding
+        ``config.cookies``); a caller's own sessions (``session_factory``) keep their own."""
         self.config = config
+        self.cookies = cookies if cookies is not None else new_jar(config.cookies)
         self.retrying: Retrying = build_retrying(config)
         self._session_factory = session_factory or self._default_session
         self._clock = clock
@@ -146,7 +154,7 @@ class Fetcher:
         return session
 
     def _default_session(self) -> requests.Session:
-        return new_session(self.config, self._adapter)
+        return new_session(self.config, self._adapter, self.cookies)
 
     def new_job(
         self, index: int, url: str, meta: Any = None, asked: UrlRequest | None = None
@@ -186,6 +194,8 @@ class Fetcher:
             error, body = DeadlineExceeded(self.config.max_time), Body()
         elif response is not None and response.is_redirect and response.next is not None:
             return self._redirect(job, response, started)
+        elif response is not None and self._head_refused(job, response):
+            return self._ask_with_get(job, response, started)
         latency = self._clock() - started
         job.busy_s += latency
         assert job.attempts is not None
@@ -216,9 +226,10 @@ class Fetcher:
                 job.throttled += 1
             if response.is_redirect and response.next is not None:
                 return response, body, None
-            if response.status_code in RETRY_STATUSES:
+            if self._retries_status(response.status_code, job):
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise RetryableStatus(response.status_code, retry_after)
+            self._check_type(response, job)
             body = self._read_body(response, job)
             if self._checks_retry(job) and self._asks_retry(job, response, body):
                 raise RetryRequested("retry_if asked for another attempt")
@@ -303,17 +314,39 @@ class Fetcher:
             return session.send(request, timeout=timeout, allow_redirects=False, **settings)
 
     def _request(self, job: Job, auth: Any = None) -> requests.Request:
-        """The first request of a job, before the session merges its own headers in."""
-        asked = job.asked
+        """The first request of a job, before the session merges its own headers in.
+
+        What the list item asked for wins over the run's method and body."""
+        config, asked = self.config, job.asked
+        method = "HEAD" if config.head else config.method
         if asked is None:
-            return requests.Request("GET", job.target, auth=auth)
+            return requests.Request(method, job.target, data=config.data, auth=auth)
         return requests.Request(
-            asked.method or "GET",
+            asked.method or method,
             job.target,
             headers=dict(asked.headers),
-            data=asked.data,
+            data=asked.data if asked.data is not None else config.data,
             auth=auth,
         )
+
+    def _head_refused(self, job: Job, response: requests.Response) -> bool:
+        # Only a HEAD that --head chose: a list row that asked for HEAD gets what it asked.
+        return (
+            self.config.head
+            and (job.asked is None or job.asked.method is None)
+            and response.request.method == "HEAD"
+            and response.status_code in HEAD_REFUSED
+        )
+
+    def _ask_with_get(self, job: Job, response: requests.Response, started: float) -> Step:
+        # The same request as a GET, queued like a redirect hop so the host's politeness
+        # applies to it; built from the HEAD as sent, so a redirect's dropped secrets stay so.
+        latency = self._clock() - started
+        job.busy_s += latency
+        retry = response.request.copy()
+        retry.method = "GET"
+        job.request = retry
+        return Step(Attempt(status=response.status_code, latency=latency), again_at=self._clock())
 
     def _redirect(self, job: Job, response: requests.Response, started: float) -> Step:
         latency = self._clock() - started
@@ -378,6 +411,8 @@ class Fetcher:
     ) -> AbstractContextManager[SavedBody | None]:
         if self.config.save_dir is None or not 200 <= response.status_code < 300:
             return nullcontext()
+        if response.request.method == "HEAD":  # no body: nothing to save
+            return nullcontext()
         content_type = response.headers.get("Content-Type")
         return SavedBody(body_path(self.config.save_dir, job.url, content_type=content_type))
 
@@ -391,7 +426,10 @@ class Fetcher:
         attempts = job.attempts.attempt_number if job.attempts is not None else 1
         status = response.status_code if response is not None else None
         truncated = body.truncated
-        ok = error is None and not truncated and status is not None and 200 <= status < 300
+        ok = (
+            error is None and not truncated and status is not None
+            and self._counts_as_ok(status, job)
+        )  # fmt: skip
         return Result(
             url=redact_url(job.url),
             ok=ok,
@@ -415,6 +453,28 @@ class Fetcher:
             throttled=job.throttled,
             started=job.first_start or 0.0,
         )
+
+    def _counts_as_ok(self, status: int, job: Job) -> bool:
+        """Whether a final ``status`` makes the record ok (--ok-status; 2xx by default).
+
+        robots.txt and sitemap jobs keep the 2xx rule: their answers are read as content.
+        """
+        if job.robots_for is not None or job.sitemap is not None:
+            return 200 <= status < 300
+        return any(low <= status <= high for low, high in self.config.ok_status)
+
+    def _retries_status(self, status: int, job: Job) -> bool:
+        # A status the user counts as ok (say --ok-status 429) is an answer, not a "later".
+        return status in RETRY_STATUSES and not self._counts_as_ok(status, job)
+
+    def _check_type(self, response: requests.Response, job: Job) -> None:
+        # --accept-type: stop after the headers; the body is never read, nor saved.
+        patterns = self.config.accept_type
+        if not patterns or job.robots_for is not None or job.sitemap is not None:
+            return
+        content_type = response.headers.get("Content-Type")
+        if not accepts(patterns, content_type):
+            raise NotAccepted(shown(content_type))
 
     def failure(self, job: Job, error: str) -> Result:
         """A failed Result for a job that got no response to speak of."""

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from joblib import Parallel, delayed
 
 from urlfleet.config import FetchConfig
+from urlfleet.cookies import load_jar, save_jar
 from urlfleet.errors import SaveError
 from urlfleet.fetcher import Fetcher, SessionFactory, Step
 from urlfleet.frontier import Frontier
@@ -98,6 +99,12 @@ class Run:
         self._frontier: Frontier | None = None
         self.politeness: Politeness | None = None
         self._inboxes: set[SitemapInbox] = set()  # of the sitemap jobs made, told at the end
+        # One jar for every thread's Session, read from --cookie-jar now: a bad file is an
+        # InputError before anything is fetched.
+        if config.cookie_jar is not None and session_factory is not None:
+            raise ValueError("cookie_jar cannot be used with session_factory (its sessions "
+                             "keep their own cookies)")  # fmt: skip
+        self.cookies = load_jar(config.cookie_jar, config.cookies)
 
     def paused_seconds(self) -> dict[str, float]:
         """Seconds each host was paused for (429, 503, Retry-After), for the report."""
@@ -120,7 +127,8 @@ class Run:
             self.politeness.remember(key, memory)
         frontier = Frontier(self.politeness, window=config.window, clock=self._clock)
         self._frontier = frontier
-        with Fetcher(config, session_factory=self._session_factory, clock=self._clock) as fetcher:
+        with Fetcher(config, session_factory=self._session_factory, clock=self._clock,
+                     cookies=self.cookies) as fetcher:  # fmt: skip
             jobs: Iterator[Job] = (self._job(fetcher, i, item) for i, item in enumerate(urls))
             try:
                 if self.compare_serial > 0:
@@ -130,9 +138,15 @@ class Run:
             finally:  # a reader still waiting for sitemaps of this run waits no more
                 for inbox in self._inboxes:
                     inbox.close()
+                self.save_cookies()  # after failures and interrupts too
         error = frontier.input_error()
         if error is not None:
             raise error
+
+    def save_cookies(self) -> None:
+        """Write the run's cookies to ``config.cookie_jar`` (if set), as they are now."""
+        if self.config.cookie_jar is not None:
+            save_jar(self.cookies, self.config.cookie_jar)
 
     def host_memories(self) -> dict[str, HostMemory | None]:
         """What each host the run knows must carry into its next requests elsewhere (None:

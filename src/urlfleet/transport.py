@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import requests
 from joblib import effective_n_jobs, parallel_config
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
+from requests.cookies import RequestsCookieJar
 from requests.utils import get_environ_proxies, get_netrc_auth, select_proxy
 from urllib3 import PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -422,9 +423,12 @@ def _header(headers: Mapping[str, str | None], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
 
-def new_session(config: FetchConfig, adapter: HTTPAdapter) -> requests.Session:
+def new_session(
+    config: FetchConfig, adapter: HTTPAdapter, cookies: RequestsCookieJar | None = None
+) -> requests.Session:
     """A Session for one worker thread on the shared ``adapter``, with the config's
-    headers, cookies, auth, proxies and TLS verification."""
+    headers, cookies, auth, proxies and TLS verification. ``cookies``: the run's one jar,
+    shared by every thread (it already holds the config's cookies)."""
     session = requests.Session()
     session.trust_env = False  # the Environment looks it up once per host instead
     session.mount("http://", adapter)
@@ -440,7 +444,10 @@ def new_session(config: FetchConfig, adapter: HTTPAdapter) -> requests.Session:
                 session.headers.pop(name, None)
         else:
             session.headers[name] = value
-    session.cookies.update(dict(config.cookies))
+    if cookies is not None:
+        session.cookies = cookies
+    else:
+        session.cookies.update(dict(config.cookies))
     session.proxies.update(config.proxies)
     session.auth = config.auth
     session.verify = config.verify
