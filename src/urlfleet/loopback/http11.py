@@ -35,6 +35,7 @@ class _Request:
     route: str = ""  # first path segment
     args: list[str] = dataclasses.field(default_factory=list)  # the segments after it
     error: _HttpError | None = None  # set for malformed requests: answer it, then close
+    body: bytes = b""  # its first BODY_KEPT bytes, once they have all arrived
 
 
 @dataclass

@@ -19,7 +19,7 @@ from .http11 import (
     _Response,
 )
 from .routes import _WAITING_ROUTES, CONTROL_PREFIX, _control, _latency_of, _route, _text
-from .spec import RequestRecord, _Host
+from .spec import BODY_KEPT, RequestRecord, _Host
 
 if TYPE_CHECKING:
     from .state import _State
@@ -47,7 +47,11 @@ class _Connection(asyncio.Protocol):
         self._serial = next(state.serials)
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
-        self._skip = 0  # request-body bytes still to discard
+        self._skip = 0  # request-body bytes still to come
+        # The request whose body is arriving: it is queued once the body is all in, so a
+        # route sees the body, and its first BODY_KEPT bytes are kept for its record.
+        self._receiving: _Request | None = None
+        self._body = bytearray()
         self._queue: deque[_Request] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._reading = True  # False after a request that ends the connection
@@ -115,6 +119,10 @@ class _Connection(asyncio.Protocol):
             request = self._queue.popleft()
             if request.error is None and not request.path.startswith(CONTROL_PREFIX):
                 self._record(request, 0)
+        receiving, self._receiving = self._receiving, None
+        if receiving is not None and not receiving.path.startswith(CONTROL_PREFIX):
+            receiving.body = bytes(self._body)
+            self._record(receiving, 0)  # hung up while sending the body
 
     def _check_idle(self) -> None:
         """Close the connection if it has been idle for ``idle_timeout``, else look again
@@ -140,11 +148,13 @@ class _Connection(asyncio.Protocol):
         buffer = self._buffer
         while self._reading:
             if self._skip:
-                dropped = min(self._skip, len(buffer))
-                del buffer[:dropped]
-                self._skip -= dropped
+                taken = min(self._skip, len(buffer))
+                self._body += buffer[: max(0, min(taken, BODY_KEPT - len(self._body)))]
+                del buffer[:taken]
+                self._skip -= taken
                 if self._skip:
                     return
+                self._body_received()
             while buffer[:2] == b"\r\n":  # RFC 9112 2.2: ignore empty lines before a request
                 del buffer[:2]
             end = buffer.find(b"\r\n\r\n")
@@ -162,10 +172,22 @@ class _Connection(asyncio.Protocol):
             except _HttpError as exc:
                 self._enqueue_error(exc)
                 return
-            self._skip = request.body_length
-            self._queue.append(request)
-            if not request.keep_alive:
-                self._reading = False
+            if request.body_length:
+                self._receiving, self._skip = request, request.body_length
+            else:
+                self._enqueue(request)
+
+    def _body_received(self) -> None:
+        request, self._receiving = self._receiving, None
+        assert request is not None
+        request.body = bytes(self._body)
+        self._body.clear()
+        self._enqueue(request)
+
+    def _enqueue(self, request: _Request) -> None:
+        self._queue.append(request)
+        if not request.keep_alive:
+            self._reading = False
 
     def _enqueue_error(self, error: _HttpError) -> None:
         request = _Request("", "", "", "", {}, False, time.monotonic(), error=error)
@@ -374,6 +396,7 @@ class _Connection(asyncio.Protocol):
                 status=status,
                 headers=request.headers,
                 connection=self._serial,
+                body=request.body.decode("latin-1"),
             )
             self._state.add_locked(record)
 

@@ -9,6 +9,7 @@ import html
 import itertools
 import json
 import math
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -372,6 +373,53 @@ def _route_sitemap_bad(ctx: _Context) -> _Response:
     return _Response(200, bodies[kind], "application/xml")
 
 
+# --------------------------------------------------------------------------- request shaping
+#   /echo/...                 any method: 200, JSON of the method, headers and body received
+#   /set-cookie/NAME/VALUE    the page, with Set-Cookie NAME=VALUE; ?path=, ?domain=, ?max_age=
+#                             add those attributes
+#   /no-head/...              405 to HEAD (as some servers do), the page to GET
+#   /type/<type>/<subtype>    a small body sent with that Content-Type
+
+
+def _route_echo(ctx: _Context) -> _Response:
+    request = ctx.request
+    seen = {"method": request.method, "headers": request.headers,
+            "body": request.body.decode("latin-1")}  # fmt: skip
+    return _Response(200, json.dumps(seen).encode("utf-8"), "application/json")
+
+
+_COOKIE_ATTRIBUTES = (("path", "Path"), ("domain", "Domain"), ("max_age", "Max-Age"))
+
+
+def _route_set_cookie(ctx: _Context) -> _Response:
+    name, value = _arg(ctx, 0), _arg(ctx, 1)
+    if not name:
+        raise _HttpError(400, "cookie name missing: /set-cookie/NAME/VALUE")
+    query = urllib.parse.parse_qs(ctx.request.query)
+    attributes = [f"{label}={query[key][-1]}" for key, label in _COOKIE_ATTRIBUTES if key in query]
+    cookie = "; ".join([f"{name}={value}", *attributes])
+    page = _route_page(ctx)
+    page.headers.append(("Set-Cookie", cookie))
+    return page
+
+
+def _route_no_head(ctx: _Context) -> _Response:
+    if ctx.request.method == "HEAD":
+        return _text(405, "no HEAD here\n", [("Allow", "GET")])
+    return _route_page(ctx)
+
+
+_MEDIA_PART = re.compile(r"[A-Za-z0-9!#$&^_.+-]+")
+
+
+def _route_type(ctx: _Context) -> _Response:
+    parts = ctx.args[:2]
+    if len(parts) < 2 or not all(_MEDIA_PART.fullmatch(part) for part in parts):
+        raise _HttpError(400, "want /type/<type>/<subtype>, each part a token")
+    media = "/".join(parts)
+    return _Response(200, f"a {media} body\n".encode(), media)
+
+
 _ROUTES: dict[str, Callable[[_Context], _Response]] = {
     "status": _route_status,
     "flaky": _route_flaky,
@@ -400,7 +448,13 @@ _ROUTES: dict[str, Callable[[_Context], _Response]] = {
     "sitemap-nest": _route_sitemap_nest,
     "sitemap-bad": _route_sitemap_bad,
     # "delay" only changes the latency (see _latency_of); the answer is the page.
+    # request shaping: what a client sent (method, headers, body), cookies, HEAD, media types
+    "echo": _route_echo,
+    "set-cookie": _route_set_cookie,
+    "no-head": _route_no_head,
+    "type": _route_type,
 }
+_ANY_METHOD_ROUTES = frozenset({"echo"})  # the others answer GET and HEAD only
 # Routes that await something even without latency, so they are answered by a task.
 _WAITING_ROUTES = frozenset(
     {
@@ -422,7 +476,7 @@ def _latency_of(request: _Request, host: _Host) -> float:
 
 
 def _route(request: _Request, host: _Host, state: _State) -> _Response:
-    if request.method not in ("GET", "HEAD"):
+    if request.method not in ("GET", "HEAD") and request.route not in _ANY_METHOD_ROUTES:
         return _text(405, "only GET and HEAD\n", [("Allow", "GET, HEAD")])
     handler = _ROUTES.get(request.route, _route_page)
     try:

@@ -158,6 +158,9 @@ class ServerSpec:
         return None
 
 
+BODY_KEPT = 64 * 1024  # bytes of a request body a record keeps
+
+
 @dataclass(frozen=True)
 class RequestRecord:
     """One request as the server saw it; times are the server's ``time.monotonic()``."""
@@ -173,6 +176,8 @@ class RequestRecord:
     # hosts): equal for requests that reused one keep-alive connection. 0: not known (records
     # made by hand, or JSON from before the field existed).
     connection: int = 0
+    # The request body, latin-1 decoded (so any bytes survive), its first BODY_KEPT bytes only.
+    body: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of the fields."""
@@ -190,6 +195,7 @@ class RequestRecord:
             status=int(data["status"]),
             headers={str(k): str(v) for k, v in data["headers"].items()},
             connection=int(data.get("connection", 0)),
+            body=str(data.get("body", "")),
         )
 
 
