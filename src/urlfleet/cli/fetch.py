@@ -24,6 +24,7 @@ from urlfleet.cli.options import add_fetch_options, config_from, session_from
 from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked
 from urlfleet.cli.session import fetch_to, say
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
+from urlfleet.cookies import load_jar
 from urlfleet.errors import InputError
 from urlfleet.resume import DoneUrls, check_results_file, repair_torn_tail
 from urlfleet.runner import Run
@@ -75,6 +76,10 @@ def run_fetch(args: argparse.Namespace) -> int:
         raise InputError("bad option: --compare-serial cannot be used with --dask")
     if args.shard_size < 1:
         raise InputError("bad option: --shard-size must be >= 1")
+    if args.dask and config.cookie_jar is not None:
+        raise InputError("bad option: --cookie-jar cannot be used with --dask (each worker "
+                         "keeps its own cookies)")  # fmt: skip
+    load_jar(config.cookie_jar)  # a bad cookies.txt is refused before anything is written
     options = session_from(args)
     reader = reader_from(args, _report_problem)
     reader.check()
@@ -97,7 +102,9 @@ def run_fetch(args: argparse.Namespace) -> int:
                            shard_size=args.shard_size)  # fmt: skip
         with run_for as run:
             try:
-                code = fetch_to(reader, stream, config, options, done=done, run=run)
+                save = run.save_cookies if isinstance(run, Run) else lambda: None
+                code = fetch_to(reader, stream, config, options, done=done, run=run,
+                                on_abandon=save)  # fmt: skip
             except RuntimeError as exc:
                 if "can't start new thread" not in str(exc):
                     raise

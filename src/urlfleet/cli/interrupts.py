@@ -36,12 +36,16 @@ class Interrupts:
         grace: float = DEFAULT_GRACE,
         last_words: Callable[[], str] = lambda: "",
         say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+        before_exit: Callable[[], None] = lambda: None,
     ) -> None:
+        """``before_exit`` runs when the run is abandoned, just before the exit (say, to
+        write the cookie jar); an error it raises is said, and the exit goes on."""
         self._stop = stop
         self._writer = writer
         self._grace = grace
         self._last_words = last_words
         self._say = say
+        self._before_exit = before_exit
         self._timer: threading.Timer | None = None
         self._previous: dict[int, Any] = {}
         self.signals = 0
@@ -85,5 +89,9 @@ class Interrupts:
             except OSError:
                 pass
             self._say(self._last_words())
+            try:
+                self._before_exit()
+            except Exception as exc:  # exiting anyway: say why it failed, as one line
+                self._say(f"error: {exc}")
             sys.stderr.flush()
             os._exit(EXIT_INTERRUPTED)

@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from urlfleet.cli.interrupts import DEFAULT_GRACE
 from urlfleet.cli.session import SessionOptions
@@ -27,8 +30,13 @@ from urlfleet.config import (
     DEFAULT_TIMEOUT,
     DEFAULT_USER_AGENT,
     FetchConfig,
+    proxy_problem,
+    status_ranges,
 )
 from urlfleet.errors import InputError
+from urlfleet.mediatypes import media_patterns
+
+T = TypeVar("T")
 
 
 def add_fetch_options(parser: argparse.ArgumentParser) -> None:
@@ -153,6 +161,7 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
         help="trust the CA certificates in FILE (PEM) instead of the default ones, as curl's "
         "--cacert (default: REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE when set)",
     )
+    _add_shaping_options(parser)
     out = parser.add_argument_group("output")
     out.add_argument(
         "-o",
@@ -194,6 +203,41 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_shaping_options(parser: argparse.ArgumentParser) -> None:
+    shaping = parser.add_argument_group("request shaping")
+    shaping.add_argument("-X", "--method", metavar="NAME",
+                         help="request method, as curl's -X (default GET; POST with --data); "
+                         "a list row's own method wins")  # fmt: skip
+    shaping.add_argument("--data", metavar="STRING",
+                         help="send STRING as the request body; '@FILE' sends FILE's bytes as "
+                         "they are (curl's --data-binary); a list row's own body wins")  # fmt: skip
+    shaping.add_argument("--data-file", type=Path, metavar="FILE",
+                         help="send FILE's bytes as the request body, as --data @FILE")
+    shaping.add_argument("--head", action="store_true",
+                         help="send HEAD requests; a URL answered 405 or 501 is asked again "
+                         "with GET (a request of its own, queued politely)")  # fmt: skip
+    shaping.add_argument("--cookie", action="append", default=[], metavar="'NAME=VALUE'",
+                         help="send this cookie with every request (repeatable; also "
+                         "'a=1; b=2'); dropped when a redirect leaves the host")  # fmt: skip
+    shaping.add_argument("--cookie-jar", type=Path, metavar="FILE",
+                         help="a Netscape cookies.txt (curl's, wget's): read at the start if it "
+                         "exists, written at the end with the cookies servers set, session "
+                         "cookies too. Every thread shares one jar; with --dask each worker "
+                         "keeps its own and FILE cannot be used")  # fmt: skip
+    shaping.add_argument("--proxy", metavar="URL",
+                         help="send every request through this proxy: http://, https://, "
+                         "socks5:// or socks5h:// (default: HTTP_PROXY, HTTPS_PROXY, "
+                         "NO_PROXY)")  # fmt: skip
+    shaping.add_argument("--ok-status", metavar="LIST",
+                         help="statuses that count as ok, codes or ranges: e.g. "
+                         "'200-299,403,429' for a link checker; such a 429 is not retried "
+                         "(default 200-299)")  # fmt: skip
+    shaping.add_argument("--accept-type", action="append", default=[], metavar="PATTERN",
+                         help="read a body only when its Content-Type matches (repeatable or "
+                         "comma-separated: text/html, text/*, application/*+xml); others "
+                         "stop after the headers, error_kind 'skipped'")  # fmt: skip
+
+
 def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
     """The FetchConfig the options describe; a bad value is an InputError (exit 2)."""
     check_numbers(args)
@@ -208,10 +252,79 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
             host_max_failures=args.host_max_failures, save_dir=args.save_dir,
             auto_throttle=args.auto_throttle, max_time=args.max_time,
             ca_bundle=ca_bundle, headers=headers,
-            secret_headers=tuple(args.secret_header), **overrides,
+            secret_headers=tuple(args.secret_header), **shaping_from(args), **overrides,
         )  # fmt: skip
     except ValueError as exc:
         raise InputError(f"bad option: {exc}") from exc
+
+
+def shaping_from(args: argparse.Namespace) -> dict[str, Any]:
+    """FetchConfig's request-shaping fields from the options; a bad value is an InputError."""
+    data = _data(args.data, args.data_file)
+    method = args.method.upper() if args.method else None
+    if method is not None and not (method.isascii() and method.isalpha()):
+        raise InputError(f"bad option: -X/--method wants a method name like PUT, got {method!r}")
+    if args.head and (data is not None or method not in (None, "GET", "HEAD")):
+        raise InputError("bad option: --head cannot go with --data or -X (a HEAD has no body)")
+    return {
+        "method": method or ("POST" if data is not None else "GET"),  # as curl
+        "data": data,
+        "head": args.head,
+        "cookies": _cookies(args.cookie),
+        "cookie_jar": args.cookie_jar,
+        "proxies": _proxies(args.proxy),
+        "ok_status": _parsed("--ok-status", status_ranges, args.ok_status or "200-299"),
+        "accept_type": _parsed("--accept-type", media_patterns, args.accept_type),
+    }
+
+
+def _data(text: str | None, path: Path | None) -> bytes | None:
+    if text is not None and path is not None:
+        raise InputError("bad option: --data and --data-file cannot go together")
+    option = "--data-file"
+    if text is not None and text.startswith("@"):
+        path, option = Path(text[1:]), "--data"
+    elif text is not None:
+        return os.fsencode(text)  # the bytes as typed, whatever the locale's encoding
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _cookies(given: list[str]) -> dict[str, str]:
+    cookies: dict[str, str] = {}
+    for text in given:
+        for pair in text.split(";"):
+            if not pair.strip():
+                continue
+            name, equals, value = pair.partition("=")
+            if not equals or not name.strip():  # never shown: a cookie may be a session token
+                raise InputError("--cookie wants 'name=value' (or 'a=1; b=2'); one has no "
+                                 "name or no '=' (not shown)")  # fmt: skip
+            cookies[name.strip()] = value.strip()  # checked by FetchConfig
+    return cookies
+
+
+def _proxies(url: str | None) -> dict[str, str]:
+    if url is None:
+        return {}
+    problem = proxy_problem(url)
+    if problem is not None:
+        raise InputError(f"bad option: --proxy: {problem}")
+    if url.lower().startswith("socks") and importlib.util.find_spec("socks") is None:
+        raise InputError("bad option: --proxy: SOCKS proxies need PySocks "
+                         "(pip install 'requests[socks]')")  # fmt: skip
+    return {"http": url, "https": url}
+
+
+def _parsed(option: str, parse: Callable[[Any], T], value: Any) -> T:
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise InputError(f"bad option: {option}: {exc}") from exc
 
 
 def _headers(lines: list[str]) -> dict[str, str | None]:

@@ -8,6 +8,7 @@ values (a FetchConfig, SessionOptions), never the command line's Namespace.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -48,11 +49,13 @@ def fetch_to(
     *,
     run: RunLike,
     done: DoneUrls | None = None,
+    on_abandon: Callable[[], None] = lambda: None,
 ) -> int:
     """Fetch the reader's URLs into ``stream`` with ``run``; print the summary; the exit code.
 
     ``config`` is the one ``run`` was made with (the report names its limits); ``done`` holds
-    the URLs a resumed file already has, which are skipped.
+    the URLs a resumed file already has, which are skipped; ``on_abandon`` runs if an
+    interrupt abandons the requests in flight (the process then exits at once).
     """
     writer = JsonlWriter(stream)
     skipped = [0]
@@ -68,7 +71,8 @@ def fetch_to(
                 "failed); requests still in flight were abandoned. Run again with --resume "
                 "to fetch the rest.")  # fmt: skip
 
-    with Interrupts(run.stop, writer, grace=options.grace, last_words=last_words, say=say) as stop:
+    with Interrupts(run.stop, writer, grace=options.grace, last_words=last_words, say=say,
+                    before_exit=on_abandon) as stop:  # fmt: skip
         try:
             for result in run.results(urls):
                 _write(writer, result, options.out)
