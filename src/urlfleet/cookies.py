@@ -12,6 +12,7 @@ never reaches another host unless its Domain allows it.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from http.cookiejar import Cookie, LoadError, MozillaCookieJar
@@ -49,8 +50,8 @@ def new_jar(cookies: Mapping[str, str] = {}) -> SharedCookieJar:  # noqa: B006 -
 def load_jar(path: Path | None, cookies: Mapping[str, str] = {}) -> SharedCookieJar:  # noqa: B006
     """A jar with ``cookies`` and those of the cookies.txt at ``path`` (if it exists yet).
 
-    Session cookies (no expiry) are read too, expired ones are not. A file that cannot be
-    read or is not a Netscape cookies.txt is an InputError naming it.
+    Session cookies (no expiry; curl writes 0) are read too, expired ones are not. A file
+    that cannot be read or is not a Netscape cookies.txt is an InputError naming it.
     """
     jar = new_jar(cookies)
     if path is None or not path.exists():
@@ -59,14 +60,18 @@ def load_jar(path: Path | None, cookies: Mapping[str, str] = {}) -> SharedCookie
     try:
         with warnings.catch_warnings():  # a bad line also warns "http.cookiejar bug!"
             warnings.simplefilter("ignore")
-            stored.load(ignore_discard=True)
+            stored.load(ignore_discard=True, ignore_expires=True)
     except LoadError as exc:  # its message quotes the bad line: a cookie value, not shown
         raise InputError(f"--cookie-jar {path}: not a Netscape cookies.txt ({_SHAPE})") from exc
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise InputError(f"--cookie-jar {path}: cannot read it ({why})") from exc
+    now = int(time.time())
     for cookie in stored:
-        jar.set_cookie(cookie)
+        if cookie.expires == 0:  # curl writes a session cookie's expiry as 0
+            cookie.expires, cookie.discard = None, True
+        if not cookie.is_expired(now):
+            jar.set_cookie(cookie)
     return jar
 
 

@@ -25,6 +25,7 @@ from urlfleet.config import (
     DEFAULT_MAX_FAILURES,
     DEFAULT_MAX_REDIRECTS,
     DEFAULT_MAX_WAIT,
+    DEFAULT_OK_STATUS,
     DEFAULT_PER_HOST,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -242,6 +243,7 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
     """The FetchConfig the options describe; a bad value is an InputError (exit 2)."""
     check_numbers(args)
     ca_bundle, headers = _ca_bundle(args.ca_bundle), _headers(args.header)
+    shaping = shaping_from(args)
     try:
         return FetchConfig(
             jobs=args.jobs, per_host=args.per_host, delay=args.delay, jitter=args.jitter,
@@ -252,7 +254,7 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
             host_max_failures=args.host_max_failures, save_dir=args.save_dir,
             auto_throttle=args.auto_throttle, max_time=args.max_time,
             ca_bundle=ca_bundle, headers=headers,
-            secret_headers=tuple(args.secret_header), **shaping_from(args), **overrides,
+            secret_headers=tuple(args.secret_header), **shaping, **overrides,
         )  # fmt: skip
     except ValueError as exc:
         raise InputError(f"bad option: {exc}") from exc
@@ -266,6 +268,7 @@ def shaping_from(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError(f"bad option: -X/--method wants a method name like PUT, got {method!r}")
     if args.head and (data is not None or method not in (None, "GET", "HEAD")):
         raise InputError("bad option: --head cannot go with --data or -X (a HEAD has no body)")
+    ok_status = DEFAULT_OK_STATUS if args.ok_status is None else args.ok_status
     return {
         "method": method or ("POST" if data is not None else "GET"),  # as curl
         "data": data,
@@ -273,7 +276,7 @@ def shaping_from(args: argparse.Namespace) -> dict[str, Any]:
         "cookies": _cookies(args.cookie),
         "cookie_jar": args.cookie_jar,
         "proxies": _proxies(args.proxy),
-        "ok_status": _parsed("--ok-status", status_ranges, args.ok_status or "200-299"),
+        "ok_status": _parsed("--ok-status", status_ranges, ok_status),
         "accept_type": _parsed("--accept-type", media_patterns, args.accept_type),
     }
 
