@@ -57,6 +57,15 @@ body that never ends stops when the client goes or the server stops)::
     /http10/<n>/...                     an HTTP/1.0 200 without Content-Length: n bytes, then
                                         the close ends the body
 
+Request-shaping routes, to see what a client sent (every record keeps the request's ``body``,
+latin-1 decoded, its first 64 KiB; only /echo takes methods other than GET and HEAD)::
+
+    /echo/...                           any method: 200, JSON {"method", "headers", "body"}
+    /set-cookie/NAME/VALUE/...          the page, with Set-Cookie NAME=VALUE; ?path=, ?domain=
+                                        and ?max_age= add Path, Domain and Max-Age
+    /no-head/...                        405 to HEAD, the page to GET
+    /type/<type>/<subtype>/...          a short body with that Content-Type
+
 A request a client abandons (timeout, hang-up) is recorded when the connection goes, with
 status 0 unless a status line had been sent. :func:`host_loads` turns records into per-host
 politeness figures (most requests in flight, shortest gap between request starts).
