@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import urlfleet as urlfleet_lib
 from tests.realparts import ForwardProxy
 from urlfleet.loopback import LoopbackProcess, ServerSpec
 
@@ -42,8 +43,8 @@ def tag() -> str:
 
 def test_method_headers_and_body_reach_the_server(hosts: LoopbackProcess) -> None:
     t = tag()
-    code, records, err = urlfleet([f"{hosts.base_urls[0]}/echo/{t}"],
-                                  "-X", "PUT", "--data", "a=1&b=é", "-H", "X-Token: 42")  # fmt: skip
+    options = ["-X", "PUT", "--data", "a=1&b=é", "-H", "X-Token: 42"]
+    code, records, err = urlfleet([f"{hosts.base_urls[0]}/echo/{t}"], *options)
     assert code == 0, err
     (seen,) = hosts.records(t)
     assert (seen.method, seen.body) == ("PUT", "a=1&b=é".encode().decode("latin-1"))
@@ -128,11 +129,12 @@ def test_one_jar_for_every_thread_kept_to_its_host(hosts: LoopbackProcess, tmp_p
     # which eight threads then share out.
     code, records, err = urlfleet(urls, "-j", "8", "--per-host", "1", "--cookie-jar", str(jar))
     assert code == 0 and len(records) == 51, err
-    seen = sorted(hosts.records(f"/{t}"), key=lambda r: r.arrived)
-    assert seen[0].path.startswith("/set-cookie/")
-    later = [r for r in seen[1:] if r.host == seen[0].host]
-    assert len(later) == 40 and all(r.headers.get("cookie") == f"sid={t}" for r in later)
-    elsewhere = [r for r in seen if r.host != seen[0].host]
+    seen = hosts.records(f"/{t}")
+    (setter,) = [r for r in seen if r.path.startswith("/set-cookie/")]
+    later = [r for r in seen if r.host == setter.host and r is not setter]
+    assert len(later) == 40 and all(r.arrived >= setter.finished for r in later)
+    assert all(r.headers.get("cookie") == f"sid={t}" for r in later)
+    elsewhere = [r for r in seen if r.host != setter.host]
     assert len(elsewhere) == 10 and not any("cookie" in r.headers for r in elsewhere)
     assert f"\tsid\t{t}" in jar.read_text()  # a session cookie, written at the end
     # A second run starts from the jar: the cookie goes to its host only.
@@ -140,7 +142,7 @@ def test_one_jar_for_every_thread_kept_to_its_host(hosts: LoopbackProcess, tmp_p
                             "--cookie-jar", str(jar))  # fmt: skip
     assert code == 0, err
     cookies = {r.host: r.headers.get("cookie") for r in hosts.records(f"{t}-again")}
-    assert cookies == {seen[0].host: f"sid={t}", elsewhere[0].host: None}
+    assert cookies == {setter.host: f"sid={t}", elsewhere[0].host: None}
 
 
 def test_a_jar_is_written_when_urls_fail(hosts: LoopbackProcess, tmp_path: Path) -> None:
@@ -149,3 +151,19 @@ def test_a_jar_is_written_when_urls_fail(hosts: LoopbackProcess, tmp_path: Path)
     code, _, err = urlfleet(urls, "--per-host", "1", "--retries", "0", "--cookie-jar", str(jar))
     assert code == 1, err
     assert f"\tk\t{t}" in jar.read_text()
+
+
+def test_the_library_takes_the_same_names(hosts: LoopbackProcess, tmp_path: Path) -> None:
+    t, (first, other) = tag(), hosts.base_urls
+    jar = tmp_path / "lib-cookies.txt"
+    urlfleet_lib.fetch_all([f"{first}/set-cookie/lib/{t}?path=/"], cookie_jar=jar)
+    results = urlfleet_lib.fetch_all(
+        [f"{first}/echo/{t}-lib", f"{other}/type/image/png?{t}-lib"],
+        cookie_jar=jar, method="PATCH", data=b"body", accept_type=["application/json"],
+        ok_status="200-299",
+    )  # fmt: skip
+    echo, image = results
+    assert echo.ok and json.loads(echo.content)["body"] == "body"
+    assert (image.ok, image.error_kind) == (False, "skipped")
+    (seen,) = [r for r in hosts.records(f"{t}-lib") if r.path.startswith("/echo/")]
+    assert (seen.method, seen.headers.get("cookie")) == ("PATCH", f"lib={t}")
