@@ -212,8 +212,12 @@ def _add_shaping_options(parser: argparse.ArgumentParser) -> None:
     shaping.add_argument("--data", metavar="STRING",
                          help="send STRING as the request body; '@FILE' sends FILE's bytes as "
                          "they are (curl's --data-binary); a list row's own body wins")  # fmt: skip
-    shaping.add_argument("--data-file", type=Path, metavar="FILE",
-                         help="send FILE's bytes as the request body, as --data @FILE")
+    shaping.add_argument(
+        "--data-file",
+        type=Path,
+        metavar="FILE",
+        help="send FILE's bytes as the request body, as --data @FILE",
+    )
     shaping.add_argument("--head", action="store_true",
                          help="send HEAD requests; a URL answered 405 or 501 is asked again "
                          "with GET (a request of its own, queued politely)")  # fmt: skip
