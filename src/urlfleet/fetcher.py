@@ -316,8 +316,11 @@ class Fetcher:
     def _request(self, job: Job, auth: Any = None) -> requests.Request:
         """The first request of a job, before the session merges its own headers in.
 
-        What the list item asked for wins over the run's method and body."""
+        What the list item asked for wins over the run's method and body. robots.txt and
+        sitemaps are read as content: always a plain GET, whatever the run sends."""
         config, asked = self.config, job.asked
+        if job.robots_for is not None or job.sitemap is not None:
+            return requests.Request("GET", job.target, auth=auth)
         method = "HEAD" if config.head else config.method
         if asked is None:
             return requests.Request(method, job.target, data=config.data, auth=auth)

@@ -167,3 +167,15 @@ def test_the_library_takes_the_same_names(hosts: LoopbackProcess, tmp_path: Path
     assert (image.ok, image.error_kind) == (False, "skipped")
     (seen,) = [r for r in hosts.records(f"{t}-lib") if r.path.startswith("/echo/")]
     assert (seen.method, seen.headers.get("cookie")) == ("PATCH", f"lib={t}")
+
+
+def test_robots_txt_is_always_asked_with_a_plain_get(hosts: LoopbackProcess) -> None:
+    t, base = tag(), hosts.base_urls[1]
+    hosts.clear()  # robots.txt records carry no tag: only this test's may be there
+    code, _, err = urlfleet([f"{base}/echo/{t}"], "--robots", "-X", "PUT", "--data", "x")
+    assert code == 0, err
+    code, _, err = urlfleet([f"{base}/page/{t}"], "--robots", "--head")
+    assert code == 0, err
+    robots = hosts.records("/robots.txt")
+    assert len(robots) == 2 and all((r.method, r.body) == ("GET", "") for r in robots)
+    assert sorted(r.method for r in hosts.records(t)) == ["HEAD", "PUT"]
