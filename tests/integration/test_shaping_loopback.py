@@ -4,8 +4,10 @@ server (or the real forward proxy) received."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,3 +181,29 @@ def test_robots_txt_is_always_asked_with_a_plain_get(hosts: LoopbackProcess) -> 
     robots = hosts.records("/robots.txt")
     assert len(robots) == 2 and all((r.method, r.body) == ("GET", "") for r in robots)
     assert sorted(r.method for r in hosts.records(t)) == ["HEAD", "PUT"]
+
+
+def test_a_jar_is_written_when_an_interrupt_abandons_requests(
+    hosts: LoopbackProcess, tmp_path: Path
+) -> None:
+    t, base = tag(), hosts.base_urls[0]
+    jar, out = tmp_path / "jar.txt", tmp_path / "out.jsonl"
+    listed = tmp_path / "urls.txt"
+    # The cookie first (--per-host 1), then a request that never gets an answer.
+    listed.write_text(f"{base}/set-cookie/k/{t}?path=/\n{base}/black-hole/{t}\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "urlfleet", "fetch", str(listed), "-o", str(out), "--per-host",
+         "1", "--grace", "0.2", "--cookie-jar", str(jar), "--no-progress"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    # The cookie's record is written once its lease is released: the black hole's request,
+    # next for the host, is then taken at once, and never answered.
+    while not out.exists() or "set-cookie" not in out.read_text():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "requests still in flight were abandoned" in stderr
+    assert f"\tk\t{t}" in jar.read_text()
