@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, TypeVar
 import requests
 from tenacity import Retrying
 from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
 
 from urlfleet.config import FetchConfig
 from urlfleet.errors import (
@@ -37,6 +38,7 @@ from urlfleet.failures import describe, kind_of, kind_of_problem
 from urlfleet.items import UrlRequest
 from urlfleet.job import Job
 from urlfleet.politeness import ROBOTS_MAX_BYTES, Attempt, Lease, NotDue, RobotsAnswer, host_key
+from urlfleet.politeness.identity import key_of
 from urlfleet.records import Result
 from urlfleet.retrying import (
     RETRY_STATUSES,
@@ -117,6 +119,7 @@ class Fetcher:
         self._own_sessions = session_factory is None
         self._environment = Environment(config)
         self._deadlines = Deadlines(config.max_time) if config.max_time is not None else None
+        self._host_headers = {key_of(key): dict(h) for key, h in config.host_headers.items()}
 
     def __enter__(self) -> Fetcher:
         return self
@@ -305,12 +308,15 @@ class Fetcher:
     def _request(self, job: Job, auth: Any = None) -> requests.Request:
         """The first request of a job, before the session merges its own headers in."""
         asked = job.asked
+        # The host's own headers win over the session's (every URL's); a list item's own
+        # headers win over both, as the most particular.
+        headers = {**self._headers_for(job.host), **(asked.headers if asked else {})}
         if asked is None:
-            return requests.Request("GET", job.target, auth=auth)
+            return requests.Request("GET", job.target, headers=headers, auth=auth)
         return requests.Request(
             asked.method or "GET",
             job.target,
-            headers=dict(asked.headers),
+            headers=headers,
             data=asked.data,
             auth=auth,
         )
@@ -330,9 +336,45 @@ class Fetcher:
         target = str(hop.url)
         if host_key(target) != job.host:
             self._forget_secrets(hop)
+            self._move_host_headers(hop, job, host_key(target))
         job.request, job.target, job.host = hop, target, host_key(target)
         job.hops += 1
         return Step(attempt, again_at=self._clock())
+
+    def _headers_for(self, host: str) -> dict[str, str | None]:
+        """``host_headers`` of one host as a request carries them: None leaves a header out
+        (urllib3's SKIP_HEADER where urllib3 would otherwise add its own)."""
+        headers: dict[str, str | None] = {}
+        for name, value in self._host_headers.get(host, {}).items():
+            if name.lower() == "proxy-authorization":
+                continue  # the proxy's alone, never the origin's: see new_session
+            if value is None and name.lower() in SKIPPABLE_HEADERS:
+                value = SKIP_HEADER
+            headers[name] = value
+        return headers
+
+    def _move_host_headers(self, hop: requests.PreparedRequest, job: Job, new_host: str) -> None:
+        """A redirect to another host: the old host's own headers go (the session's value of
+        the same name comes back, unless it is one never sent to another host), the new
+        host's come. A list item's own headers stay as requests carried them."""
+        own = {name.lower() for name in (job.asked.headers if job.asked else ())}
+        never_moved = {"authorization", "proxy-authorization", "cookie"}
+        never_moved.update(name.lower() for name in self.config.secret_headers)
+        every_url = self.session().headers
+        for name in self._headers_for(job.host):
+            if name.lower() in own:
+                continue
+            hop.headers.pop(name, None)
+            value = every_url.get(name)
+            if isinstance(value, str) and name.lower() not in never_moved:
+                hop.headers[name] = value
+        for name, new in self._headers_for(new_host).items():
+            if name.lower() in own:
+                continue
+            if new is None:
+                hop.headers.pop(name, None)
+            else:
+                hop.headers[name] = new
 
     def _forget_secrets(self, hop: requests.PreparedRequest) -> None:
         """What must not follow a redirect to another host, besides what requests drops:

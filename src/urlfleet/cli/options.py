@@ -208,10 +208,16 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
             host_max_failures=args.host_max_failures, save_dir=args.save_dir,
             auto_throttle=args.auto_throttle, max_time=args.max_time,
             ca_bundle=ca_bundle, headers=headers,
-            secret_headers=tuple(args.secret_header), **overrides,
+            secret_headers=tuple(args.secret_header), **_host_settings(args), **overrides,
         )  # fmt: skip
     except ValueError as exc:
         raise InputError(f"bad option: {exc}") from exc
+
+
+def _host_settings(args: argparse.Namespace) -> dict[str, Any]:
+    # host_limits and host_headers, from a configuration file's [hosts."NAME"] tables (fetch).
+    return {name: getattr(args, name) for name in ("host_limits", "host_headers")
+            if getattr(args, name, None)}  # fmt: skip
 
 
 def _headers(lines: list[str]) -> dict[str, str | None]:
