@@ -44,6 +44,7 @@ __all__ = [
     "CONFIG_NAME",
     "HostSection",
     "add_config_options",
+    "finish_hosts",
     "prepare_fetch",
     "print_config",
 ]
@@ -125,12 +126,13 @@ def _run_fetch(
     run: Callable[[argparse.Namespace], int],
     args: argparse.Namespace,
 ) -> int:
-    _finish_hosts(args)
+    finish_hosts(args)
     return print_config(fetch, args) if args.print_config else run(args)
 
 
-def _finish_hosts(args: argparse.Namespace) -> None:
-    # A table's limits are whole only now: what it leaves out is the run's --per-host/--delay.
+def finish_hosts(args: argparse.Namespace) -> None:
+    """Set ``args.host_limits`` and ``args.host_headers`` from the file's host tables, now
+    that the run's ``--per-host`` and ``--delay`` (for what a table leaves out) are known."""
     sections: dict[str, HostSection] = getattr(args, "config_hosts", None) or {}
     try:
         args.host_limits = {
