@@ -79,16 +79,16 @@ def test_without_a_file_the_defaults_are_the_parsers(workdir: Path) -> None:
     ("text", "line", "says"),
     [
         ("jobs = 4\n\nbogus = 1\n", 3, "unknown key 'bogus'"),
-        ("# comment\njobs = \"x\"\n", 2, "jobs: wants an integer, got a string"),
-        ("delay = \"fast\"\n", 1, "delay: wants a number, got a string"),
+        ('# comment\njobs = "x"\n', 2, "jobs: wants an integer, got a string"),
+        ('delay = "fast"\n', 1, "delay: wants a number, got a string"),
         ("retries = 1.5\n", 1, "retries: wants an integer, got a number"),
         ("robots = 1\n", 1, "robots: wants true or false"),
         ("out = 3\n", 1, "out: wants a string, got an integer"),
         ("header = {A = 1}\n", 1, "header: wants a list of strings"),
-        ("jobs = 2\ninput-format = \"xml\"\n", 2, "'xml' is not one of lines, jsonl"),
+        ('jobs = 2\ninput-format = "xml"\n', 2, "'xml' is not one of lines, jsonl"),
         ("jobs = 2\ndelay = -1\n", 2, "--delay must be >= 0 seconds"),
         ("per_host = 0\n", 1, "per_host must be >= 1"),
-        ("files = [\"a.txt\"]\n", 1, "unknown key 'files'"),
+        ('files = ["a.txt"]\n', 1, "unknown key 'files'"),
         ("jobs = 1\n[other]\nx = 1\n", 2, "unknown key 'other'"),
         ('jobs = 1\n[hosts."a.test"]\nper_host = 1\nspeed = 2\n', 4, "hosts.a.test: unknown key"),
         ('delay = 1\n[hosts."a.test"]\ndelay = "slow"\n', 3, "hosts.a.test.delay: wants a num"),
@@ -144,8 +144,11 @@ def test_host_tables_become_host_limits_and_host_headers(workdir: Path) -> None:
 def test_print_config_masks_secrets_and_fetches_nothing(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write(workdir, 'header = ["Authorization: Bearer t0ken1", "X-Off:"]\nsecret_header = ["X-K"]\n'
-                   '[hosts."a.test"]\nper_host = 1\nheaders = {X-K = "t0ken2", Accept = ""}\n')
+    write(
+        workdir,
+        'header = ["Authorization: Bearer t0ken1", "X-Off:"]\nsecret_header = ["X-K"]\n'
+        '[hosts."a.test"]\nper_host = 1\nheaders = {X-K = "t0ken2", Accept = ""}\n',
+    )
     code = main(["fetch", "no-such-list.txt", "-H", "Cookie: sid=t0ken3", "--print-config"])
     out, err = capsys.readouterr()
     assert code == 0 and not err  # had it fetched, the missing list would be exit 2
@@ -161,8 +164,11 @@ def test_print_config_masks_secrets_and_fetches_nothing(
 def test_print_config_output_reads_back_as_the_same_configuration(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write(workdir, 'per_host = 3\nout = "o.jsonl"\nuser_agent = "a \\"quoted\\" \\\\ agent"\n'
-                   '[hosts."b.test:81"]\ndelay = 1.5\n')
+    write(
+        workdir,
+        'per_host = 3\nout = "o.jsonl"\nuser_agent = "a \\"quoted\\" \\\\ agent"\n'
+        '[hosts."b.test:81"]\ndelay = 1.5\n',
+    )
     text = printed_text(capsys, "--robots", "--max-time", "9")
     first = tomllib.loads(text)
     write(workdir, text)
