@@ -417,8 +417,11 @@ class Fetcher:
         attempts = job.attempts.attempt_number if job.attempts is not None else 1
         status = response.status_code if response is not None else None
         truncated = body.truncated
-        ok = error is None and not truncated and status is not None and self._counts_as_ok(
-            status, job
+        ok = (
+            error is None
+            and not truncated
+            and status is not None
+            and self._counts_as_ok(status, job)
         )
         unchanged = ok and status == 304
         said: Mapping[str, str] = response.headers if response is not None else {}

@@ -145,7 +145,7 @@ class DoneUrls:
 
     @classmethod
     def read(cls, path: Path, *, on_bad_line: Callable[[int], None] | None = None) -> DoneUrls:
-        """Read the done URLs of a JSONL results file (a missing file holds none)."""
+        """Read the done URLs of a JSONL or CSV results file (a missing file holds none)."""
         if not path.exists():
             return cls(())
         return cls(_done_digests(path, on_bad_line))

@@ -127,9 +127,8 @@ def test_a_bad_revalidate_file_is_one_line_with_its_line(tmp_path: Path) -> None
     listed.write_text("http://127.0.0.1:9/\n", encoding="utf-8")
     done = run_cli(str(listed), "--revalidate", str(prev))
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip().splitlines()[-1].endswith(
-        f"{prev}:2: --revalidate: not a urlfleet record"
-    )
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.endswith(f"{prev}:2: --revalidate: not a urlfleet record")
     assert "Traceback" not in done.stderr
 
 

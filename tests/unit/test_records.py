@@ -148,14 +148,14 @@ def test_csv_writer_writes_the_record_columns_and_meta_as_json() -> None:
     stream = io.StringIO()
     writer = CsvWriter(stream)
     writer.write(result(meta={"id": 1}, etag='"x"'))
-    writer.write(result(ok=False, status=None, error="boom, \"quoted\"\nline"))
+    writer.write(result(ok=False, status=None, error='boom, "quoted"\nline'))
     header, first, second = csv.reader(io.StringIO(stream.getvalue()))
     assert tuple(header) == RECORD_FIELDS and writer.written == 2
     row = dict(zip(header, first, strict=True))
     assert row["ok"] == "true" and row["status"] == "200" and row["saved_to"] == ""
     assert row["unchanged"] == "false" and row["etag"] == '"x"'
     assert json.loads(row["meta"]) == {"id": 1}
-    assert dict(zip(header, second, strict=True))["error"] == "boom, \"quoted\"\nline"
+    assert dict(zip(header, second, strict=True))["error"] == 'boom, "quoted"\nline'
 
 
 def test_csv_writer_carries_input_columns_as_columns_of_their_own() -> None:
@@ -257,7 +257,7 @@ def test_revalidation_makes_requests_conditional_and_a_rows_own_win() -> None:
     ("name", "content", "where"),
     [
         ("prev.jsonl", '{"url": "http://a.test/", "ok": true}\n{broken\n', "prev.jsonl:2:"),
-        ("prev.jsonl", '\n\n[1, 2]\n', "prev.jsonl:3:"),
+        ("prev.jsonl", "\n\n[1, 2]\n", "prev.jsonl:3:"),
         ("prev.jsonl", '{"url": "http://a.test/", "ok": "yes"}\n', "prev.jsonl:1:"),
         ("prev.csv", "name,age\nann,3\n", "prev.csv:1:"),
         ("prev.csv", "url,ok\nhttp://a.test/,true\nhttp://a.test/,maybe\n", "prev.csv:3:"),

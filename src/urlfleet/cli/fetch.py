@@ -170,8 +170,10 @@ def _check_format(out: Path, options: SessionOptions) -> None:
         number, row = next(csv_rows(handle, MAX_RECORD_BYTES), (1, None))
     want = header_of(record_headers=options.record_headers, meta_columns=options.columns)
     if csv_header(row) != want:
-        raise InputError(f"{out}:{number}: its columns are not this run's (another "
-                         "--record-headers or input columns); resume with the same options")
+        raise InputError(
+            f"{out}:{number}: its columns are not this run's (another "
+            "--record-headers or input columns); resume with the same options"
+        )
 
 
 def _resume_from(out: Path | None, options: SessionOptions) -> DoneUrls:
