@@ -228,8 +228,9 @@ class Fetcher:
             if response.status_code in RETRY_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise RetryableStatus(response.status_code, retry_after)
-            if response.status_code != 304:  # a 304 has no body; the copy kept is current
-                body = self._read_body(response, job)
+            body = self._read_body(response, job)
+            if response.status_code == 304:  # bodiless: read only to keep the connection
+                body = Body()
             if self._checks_retry(job) and self._asks_retry(job, response, body):
                 raise RetryRequested("retry_if asked for another attempt")
         except (NotDue, SaveError):
@@ -379,16 +380,18 @@ class Fetcher:
         with ExitStack() as stack:
             saving = nullcontext() if robots or sitemap else self._saved_body(response, job)
             saved = _saving(stack.enter_context, saving)
-            # iter_content decodes gzip/deflate, so the cap applies to what a bomb inflates to.
+            # iter_content decodes gzip, deflate, br and zstd, so the cap applies to what a bomb
+            # inflates to.
             for chunk in _timed_out_as_read_timeout(response.iter_content(CHUNK_SIZE)):
                 if size + len(chunk) > limit:
                     kept = chunk[: limit - size]
                     digest.update(kept)
                     if keep:
                         body += kept
-                    # RFC 9309: what lies past the limit of a robots.txt may be ignored.
-                    return Body(bytes(body), limit, truncated=not robots,
-                                sha256=digest.hexdigest())  # never saved  # fmt: skip
+                    # Never saved. RFC 9309: what lies past the limit of a robots.txt may be
+                    # ignored.
+                    sha256 = digest.hexdigest()
+                    return Body(bytes(body), limit, truncated=not robots, sha256=sha256)
                 size += len(chunk)
                 digest.update(chunk)  # as it streams: a body only saved is hashed too
                 if keep:
