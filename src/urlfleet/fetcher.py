@@ -12,13 +12,15 @@ take it from there.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import Any, NamedTuple, TypeVar
 
 import requests
@@ -61,6 +63,7 @@ from urlfleet.transport import (
     is_gated,
     new_session,
     shared_adapter,
+    wrote_at,
 )
 
 T = TypeVar("T")
@@ -72,6 +75,8 @@ REDIRECT_BODY_MAX = 64 * 1024
 # most; this many in a row means something is wrong, and the URL fails rather than spin.
 MAX_SENT_BACK = 1000
 SessionFactory = Callable[[], requests.Session]
+# Request headers that make a request conditional: a 304 to one means "what you have is current".
+CONDITIONAL_HEADERS = frozenset({"if-none-match", "if-modified-since"})
 
 
 class Body(NamedTuple):
@@ -81,6 +86,7 @@ class Body(NamedTuple):
     size: int = 0
     truncated: bool = False
     saved_to: str | None = None
+    sha256: str | None = None  # of ``size`` bytes as decoded; None when no body was read
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,9 @@ class Fetcher:
         self._environment = Environment(config)
         self._deadlines = Deadlines(config.max_time) if config.max_time is not None else None
         self._host_headers = {key_of(key): dict(h) for key, h in config.host_headers.items()}
+        # The run's start, for each record's started_s: one Fetcher serves one run (on a
+        # dask cluster, one shard).
+        self.started = clock()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -223,6 +232,8 @@ class Fetcher:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise RetryableStatus(response.status_code, retry_after)
             body = self._read_body(response, job)
+            if response.status_code == 304:  # bodiless: read only to keep the connection
+                body = Body()
             if self._checks_retry(job) and self._asks_retry(job, response, body):
                 raise RetryRequested("retry_if asked for another attempt")
         except (NotDue, SaveError):
@@ -300,17 +311,28 @@ class Fetcher:
             # kept just before the send instead of at the write.
             with lease.hold():
                 pass
-            return session.send(request, timeout=timeout, allow_redirects=False, **settings)
+            return self._timed(job, session, request, timeout=timeout, **settings)
         lease.check()  # not due: back to the frontier before a pooled connection is taken
         with gate(lease):
-            return session.send(request, timeout=timeout, allow_redirects=False, **settings)
+            return self._timed(job, session, request, timeout=timeout, **settings)
+
+    def _timed(
+        self, job: Job, session: requests.Session, request: requests.PreparedRequest,
+        **settings: Any,
+    ) -> requests.Response:  # fmt: skip
+        # A gated request's clock starts at its write (connection set up, the host's gap
+        # passed); any other's just before the send. Real time, whatever the run's clock.
+        before = time.monotonic()
+        response = session.send(request, allow_redirects=False, **settings)
+        job.ttfb_s = round(time.monotonic() - max(before, wrote_at() or before), 6)
+        return response
 
     def _request(self, job: Job, auth: Any = None) -> requests.Request:
         """The first request of a job, before the session merges its own headers in."""
         asked = job.asked
         # The host's own headers win over the session's (every URL's); a list item's own
         # headers win over both, as the most particular.
-        headers = {**self._headers_for(job.host), **(asked.headers if asked else {})}
+        headers = {**self._headers_for(job.host), **(_with_validators(asked) if asked else {})}
         if asked is None:
             return requests.Request("GET", job.target, headers=headers, auth=auth)
         return requests.Request(
@@ -396,24 +418,31 @@ class Fetcher:
         if sitemap:
             limit = self._sitemap_limit()
         keep = robots or sitemap or self.config.keep_content or self.config.retry_if is not None
-        body, size = bytearray(), 0
+        body, size, digest = bytearray(), 0, hashlib.sha256()
         with ExitStack() as stack:
             saving = nullcontext() if robots or sitemap else self._saved_body(response, job)
             saved = _saving(stack.enter_context, saving)
-            # iter_content decodes gzip/deflate, so the cap applies to what a bomb inflates to.
+            # iter_content decodes gzip, deflate, br and zstd, so the cap applies to what a bomb
+            # inflates to.
             for chunk in _timed_out_as_read_timeout(response.iter_content(CHUNK_SIZE)):
                 if size + len(chunk) > limit:
+                    kept = chunk[: limit - size]
+                    digest.update(kept)
                     if keep:
-                        body += chunk[: limit - size]
-                    # RFC 9309: what lies past the limit of a robots.txt may be ignored.
-                    return Body(bytes(body), limit, truncated=not robots)  # never saved
+                        body += kept
+                    # Never saved. RFC 9309: what lies past the limit of a robots.txt may be
+                    # ignored.
+                    sha256 = digest.hexdigest()
+                    return Body(bytes(body), limit, truncated=not robots, sha256=sha256)
                 size += len(chunk)
+                digest.update(chunk)  # as it streams: a body only saved is hashed too
                 if keep:
                     body += chunk
                 if saved is not None:
                     _saving(saved.write, chunk)
             path = _saving(saved.commit) if saved is not None else None
-        return Body(bytes(body), size, saved_to=None if path is None else str(path))
+        saved_to = None if path is None else str(path)
+        return Body(bytes(body), size, saved_to=saved_to, sha256=digest.hexdigest())
 
     def _saved_body(
         self, response: requests.Response, job: Job
@@ -433,7 +462,15 @@ class Fetcher:
         attempts = job.attempts.attempt_number if job.attempts is not None else 1
         status = response.status_code if response is not None else None
         truncated = body.truncated
-        ok = error is None and not truncated and status is not None and 200 <= status < 300
+        ok = (
+            error is None
+            and not truncated
+            and status is not None
+            and self._counts_as_ok(status, job)
+        )
+        unchanged = ok and status == 304
+        said: Mapping[str, str] = response.headers if response is not None else {}
+        asked = job.asked if unchanged else None  # a 304 without validators keeps the asked ones
         return Result(
             url=redact_url(job.url),
             ok=ok,
@@ -448,6 +485,16 @@ class Fetcher:
             saved_to=body.saved_to,
             truncated=truncated,
             redirects=job.hops,
+            content_type=said.get("Content-Type"),
+            content_encoding=said.get("Content-Encoding"),
+            fetched_at=_utc_now() if response is not None else None,
+            started_s=self._started_s(job),
+            ttfb_s=job.ttfb_s if response is not None else None,
+            sha256=body.sha256,
+            etag=said.get("ETag") or (asked.etag if asked is not None else None),
+            last_modified=said.get("Last-Modified") or (asked.last_modified if asked else None),
+            unchanged=unchanged,
+            revalidated=_is_conditional(job),
             content=body.content,
             headers=dict(response.headers) if response is not None else {},
             meta=job.meta,
@@ -458,14 +505,49 @@ class Fetcher:
             started=job.first_start or 0.0,
         )
 
+    def _counts_as_ok(self, status: int, job: Job) -> bool:
+        """A 2xx, or a 304 to a conditional request (what the caller has is current)."""
+        return 200 <= status < 300 or (status == 304 and _is_conditional(job))
+
+    def _started_s(self, job: Job) -> float | None:
+        if job.first_start is None:
+            return None
+        return round(max(0.0, job.first_start - self.started), 6)
+
     def failure(self, job: Job, error: str) -> Result:
         """A failed Result for a job that got no response to speak of."""
         attempts = job.attempts.attempt_number if job.requests and job.attempts else 0
-        return Result.failed(
+        result = Result.failed(
             redact_url(job.url), scrub(error, job.url),
             host=job.host, meta=job.meta, index=job.index, attempts=attempts,
             kind=kind_of_problem(error),
         )  # fmt: skip
+        return replace(result, started_s=self._started_s(job)) if job.requests else result
+
+
+def _is_conditional(job: Job) -> bool:
+    asked = job.asked
+    if asked is None:
+        return False
+    given = {name.lower() for name, value in asked.headers.items() if value is not None}
+    return asked.conditional or bool(given & CONDITIONAL_HEADERS)
+
+
+def _with_validators(asked: UrlRequest) -> dict[str, str | None]:
+    # The item's validators become its conditional headers; a header it gives itself wins.
+    headers = dict(asked.headers)
+    given = {name.lower() for name in headers}
+    if asked.etag is not None and "if-none-match" not in given:
+        headers["If-None-Match"] = asked.etag
+    if asked.last_modified is not None and "if-modified-since" not in given:
+        headers["If-Modified-Since"] = asked.last_modified
+    return headers
+
+
+def _utc_now() -> str:
+    # Milliseconds are plenty for "when", and keep the record short.
+    moment = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return moment.replace("+00:00", "Z")
 
 
 def _sitemap_failed(result: Result, why: str) -> Result:

@@ -159,7 +159,20 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         metavar="PATH",
-        help="write the JSON lines to PATH instead of stdout",
+        help="write the records to PATH instead of stdout: JSON lines, or CSV when PATH ends "
+        "in .csv (see --out-format)",
+    )
+    out.add_argument(
+        "--out-format",
+        choices=OUT_FORMATS,
+        help="jsonl or csv: one row per URL, the record's keys as columns, a header row first "
+        "(a CSV/TSV list's own columns follow as columns of their own). Default: csv for an "
+        "-o ending in .csv, else jsonl (stdout too)",
+    )
+    out.add_argument(
+        "--record-headers",
+        action="store_true",
+        help="add the final response's headers to each record (a 'headers' key before meta)",
     )
     out.add_argument("--report", type=Path, metavar="PATH", help="write the run report as JSON")
     out.add_argument(
@@ -251,7 +264,19 @@ def session_from(args: argparse.Namespace) -> SessionOptions:
         report=args.report,
         progress=not args.no_progress,
         grace=args.grace,
+        out_format=out_format_of(args.out, args.out_format),
+        record_headers=args.record_headers,
     )
+
+
+OUT_FORMATS = ("jsonl", "csv")
+
+
+def out_format_of(out: Path | None, given: str | None) -> str:
+    """The records' format: as given, else csv for an ``-o`` ending in .csv, else jsonl."""
+    if given is not None:
+        return given
+    return "csv" if out is not None and out.suffix.lower() == ".csv" else "jsonl"
 
 
 # Numeric options, checked once parsed so each message names the option as the user typed it.
