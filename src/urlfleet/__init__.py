@@ -5,12 +5,13 @@
 
 The pipeline, stage by stage (``runner.Run`` ties them together in a dozen lines):
 
-1. read:      ``sources`` (URL lists, validation), ``resume`` (what is already done)
+1. read:      ``sources`` (URL lists, validation), ``resume`` (what is already done),
+              ``revalidation`` (a previous run's validators)
 2. schedule:  ``frontier`` (per-host queues, fed by a reader thread) asking ``politeness``
               (every per-host rule: identity, slots, gaps, pauses, cut-off, robots.txt, pace)
 3. fetch:     ``fetcher`` (one request per step, never raises), ``transport`` (the gate at the
               write), ``retrying`` (tenacity), ``saving`` (bodies to disk)
-4. record:    ``records`` (Result, JSON lines)
+4. record:    ``records`` (Result, JSON lines), ``csvout`` (CSV rows)
 5. report:    ``report``, ``hoststats``
 
 Around them: ``api`` (this front door), ``cli`` (the command line), ``distributed`` (dask),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -12,12 +13,15 @@ from urlfleet.items import UrlItem
 from urlfleet.parsing import Parser, parse_in_processes
 from urlfleet.progress import Progress
 from urlfleet.records import Result
+from urlfleet.revalidation import Validators, validators_from
 from urlfleet.runner import Run
 
 if TYPE_CHECKING:
     from distributed import Client
 
 _OPTION_NAMES = frozenset(f.name for f in fields(FetchConfig))
+# What revalidate= takes: a previous run's results file, its records or Results.
+Revalidate = Validators | str | os.PathLike[str] | Iterable[Mapping[str, Any] | Result]
 
 
 def make_config(config: FetchConfig | None = None, **options: Any) -> FetchConfig:
@@ -42,6 +46,7 @@ def fetch(
     on_result: Callable[[Result], object] | None = None,
     dask: Client | str | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
+    revalidate: Revalidate | None = None,
     **options: Any,
 ) -> Iterator[Result]:
     """Fetch ``urls`` politely on many threads; yield each Result as it completes.
@@ -58,9 +63,15 @@ def fetch(
     host's URLs go to one worker at a time, in shards of ``shard_size``; see
     ``urlfleet.distributed``.
 
+    ``revalidate=`` a previous run's results (its ``-o`` file, or its Results) asks each URL
+    it has validators for with If-None-Match / If-Modified-Since; a 304 is then ok, with
+    ``unchanged`` true and no body (see ``urlfleet.revalidation``).
+
     >>> for result in urlfleet.fetch(urls, jobs=64, per_host=4): print(result.url, result.status)
     """
     config = make_config(config, **options)
+    if revalidate is not None:
+        urls = validators_from(revalidate).apply(urls)
     if dask is None:
         results = Run(config, session_factory=session_factory).results(urls)
     elif session_factory is not None:
@@ -108,6 +119,7 @@ def fetch_all(
     on_result: Callable[[Result], object] | None = None,
     dask: Client | str | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
+    revalidate: Revalidate | None = None,
     **options: Any,
 ) -> list[Result]:
     """Like ``fetch``, but wait for every URL and return the Results in input order.
@@ -116,6 +128,7 @@ def fetch_all(
     """
     stream = fetch(
         urls, config, session_factory=session_factory, parse=parse, parse_jobs=parse_jobs,
-        progress=progress, on_result=on_result, dask=dask, shard_size=shard_size, **options,
+        progress=progress, on_result=on_result, dask=dask, shard_size=shard_size,
+        revalidate=revalidate, **options,
     )  # fmt: skip
     return sorted(stream, key=lambda result: result.index)

@@ -12,18 +12,21 @@ take it from there.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import Any, NamedTuple, TypeVar
 
 import requests
 from tenacity import Retrying
 from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
 
 from urlfleet.config import FetchConfig
 from urlfleet.cookies import SharedCookieJar, new_jar
@@ -40,6 +43,7 @@ from urlfleet.items import UrlRequest
 from urlfleet.job import Job
 from urlfleet.mediatypes import accepts, shown
 from urlfleet.politeness import ROBOTS_MAX_BYTES, Attempt, Lease, NotDue, RobotsAnswer, host_key
+from urlfleet.politeness.identity import key_of
 from urlfleet.records import Result
 from urlfleet.retrying import (
     RETRY_STATUSES,
@@ -62,6 +66,7 @@ from urlfleet.transport import (
     is_gated,
     new_session,
     shared_adapter,
+    wrote_at,
 )
 
 T = TypeVar("T")
@@ -74,6 +79,8 @@ REDIRECT_BODY_MAX = 64 * 1024
 MAX_SENT_BACK = 1000
 HEAD_REFUSED = frozenset({405, 501})  # a HEAD answered so is asked again with GET (--head)
 SessionFactory = Callable[[], requests.Session]
+# Request headers that make a request conditional: a 304 to one means "what you have is current".
+CONDITIONAL_HEADERS = frozenset({"if-none-match", "if-modified-since"})
 
 
 class Body(NamedTuple):
@@ -83,6 +90,7 @@ class Body(NamedTuple):
     size: int = 0
     truncated: bool = False
     saved_to: str | None = None
+    sha256: str | None = None  # of ``size`` bytes as decoded; None when no body was read
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,10 @@ class Fetcher:
         self._own_sessions = session_factory is None
         self._environment = Environment(config)
         self._deadlines = Deadlines(config.max_time) if config.max_time is not None else None
+        self._host_headers = {key_of(key): dict(h) for key, h in config.host_headers.items()}
+        # The run's start, for each record's started_s: one Fetcher serves one run (on a
+        # dask cluster, one shard).
+        self.started = clock()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -231,6 +243,8 @@ class Fetcher:
                 raise RetryableStatus(response.status_code, retry_after)
             self._check_type(response, job)
             body = self._read_body(response, job)
+            if response.status_code == 304:  # bodiless: read only to keep the connection
+                body = Body()
             if self._checks_retry(job) and self._asks_retry(job, response, body):
                 raise RetryRequested("retry_if asked for another attempt")
         except (NotDue, SaveError):
@@ -308,10 +322,21 @@ class Fetcher:
             # kept just before the send instead of at the write.
             with lease.hold():
                 pass
-            return session.send(request, timeout=timeout, allow_redirects=False, **settings)
+            return self._timed(job, session, request, timeout=timeout, **settings)
         lease.check()  # not due: back to the frontier before a pooled connection is taken
         with gate(lease):
-            return session.send(request, timeout=timeout, allow_redirects=False, **settings)
+            return self._timed(job, session, request, timeout=timeout, **settings)
+
+    def _timed(
+        self, job: Job, session: requests.Session, request: requests.PreparedRequest,
+        **settings: Any,
+    ) -> requests.Response:  # fmt: skip
+        # A gated request's clock starts at its write (connection set up, the host's gap
+        # passed); any other's just before the send. Real time, whatever the run's clock.
+        before = time.monotonic()
+        response = session.send(request, allow_redirects=False, **settings)
+        job.ttfb_s = round(time.monotonic() - max(before, wrote_at() or before), 6)
+        return response
 
     def _request(self, job: Job, auth: Any = None) -> requests.Request:
         """The first request of a job, before the session merges its own headers in.
@@ -320,14 +345,21 @@ class Fetcher:
         sitemaps are read as content: always a plain GET, whatever the run sends."""
         config, asked = self.config, job.asked
         if job.robots_for is not None or job.sitemap is not None:
-            return requests.Request("GET", job.target, auth=auth)
+            return requests.Request(
+                "GET", job.target, headers=self._headers_for(job.host), auth=auth
+            )
         method = "HEAD" if config.head else config.method
+        # The host's own headers win over the session's (every URL's); a list item's own
+        # headers win over both, as the most particular.
+        headers = {**self._headers_for(job.host), **(_with_validators(asked) if asked else {})}
         if asked is None:
-            return requests.Request(method, job.target, data=config.data, auth=auth)
+            return requests.Request(
+                method, job.target, headers=headers, data=config.data, auth=auth
+            )
         return requests.Request(
             asked.method or method,
             job.target,
-            headers=dict(asked.headers),
+            headers=headers,
             data=asked.data if asked.data is not None else config.data,
             auth=auth,
         )
@@ -366,9 +398,45 @@ class Fetcher:
         target = str(hop.url)
         if host_key(target) != job.host:
             self._forget_secrets(hop)
+            self._move_host_headers(hop, job, host_key(target))
         job.request, job.target, job.host = hop, target, host_key(target)
         job.hops += 1
         return Step(attempt, again_at=self._clock())
+
+    def _headers_for(self, host: str) -> dict[str, str | None]:
+        """``host_headers`` of one host as a request carries them: None leaves a header out
+        (urllib3's SKIP_HEADER where urllib3 would otherwise add its own)."""
+        headers: dict[str, str | None] = {}
+        for name, value in self._host_headers.get(host, {}).items():
+            if name.lower() == "proxy-authorization":
+                continue  # the proxy's alone, never the origin's: see new_session
+            if value is None and name.lower() in SKIPPABLE_HEADERS:
+                value = SKIP_HEADER
+            headers[name] = value
+        return headers
+
+    def _move_host_headers(self, hop: requests.PreparedRequest, job: Job, new_host: str) -> None:
+        """A redirect to another host: the old host's own headers go (the session's value of
+        the same name comes back, unless it is one never sent to another host), the new
+        host's come. A list item's own headers stay as requests carried them."""
+        own = {name.lower() for name in (job.asked.headers if job.asked else ())}
+        never_moved = {"authorization", "proxy-authorization", "cookie"}
+        never_moved.update(name.lower() for name in self.config.secret_headers)
+        every_url = self.session().headers
+        for name in self._headers_for(job.host):
+            if name.lower() in own:
+                continue
+            hop.headers.pop(name, None)
+            value = every_url.get(name)
+            if isinstance(value, str) and name.lower() not in never_moved:
+                hop.headers[name] = value
+        for name, new in self._headers_for(new_host).items():
+            if name.lower() in own:
+                continue
+            if new is None:
+                hop.headers.pop(name, None)
+            else:
+                hop.headers[name] = new
 
     def _forget_secrets(self, hop: requests.PreparedRequest) -> None:
         """What must not follow a redirect to another host, besides what requests drops:
@@ -390,24 +458,31 @@ class Fetcher:
         if sitemap:
             limit = self._sitemap_limit()
         keep = robots or sitemap or self.config.keep_content or self.config.retry_if is not None
-        body, size = bytearray(), 0
+        body, size, digest = bytearray(), 0, hashlib.sha256()
         with ExitStack() as stack:
             saving = nullcontext() if robots or sitemap else self._saved_body(response, job)
             saved = _saving(stack.enter_context, saving)
-            # iter_content decodes gzip/deflate, so the cap applies to what a bomb inflates to.
+            # iter_content decodes gzip, deflate, br and zstd, so the cap applies to what a bomb
+            # inflates to.
             for chunk in _timed_out_as_read_timeout(response.iter_content(CHUNK_SIZE)):
                 if size + len(chunk) > limit:
+                    kept = chunk[: limit - size]
+                    digest.update(kept)
                     if keep:
-                        body += chunk[: limit - size]
-                    # RFC 9309: what lies past the limit of a robots.txt may be ignored.
-                    return Body(bytes(body), limit, truncated=not robots)  # never saved
+                        body += kept
+                    # Never saved. RFC 9309: what lies past the limit of a robots.txt may be
+                    # ignored.
+                    sha256 = digest.hexdigest()
+                    return Body(bytes(body), limit, truncated=not robots, sha256=sha256)
                 size += len(chunk)
+                digest.update(chunk)  # as it streams: a body only saved is hashed too
                 if keep:
                     body += chunk
                 if saved is not None:
                     _saving(saved.write, chunk)
             path = _saving(saved.commit) if saved is not None else None
-        return Body(bytes(body), size, saved_to=None if path is None else str(path))
+        saved_to = None if path is None else str(path)
+        return Body(bytes(body), size, saved_to=saved_to, sha256=digest.hexdigest())
 
     def _saved_body(
         self, response: requests.Response, job: Job
@@ -430,9 +505,14 @@ class Fetcher:
         status = response.status_code if response is not None else None
         truncated = body.truncated
         ok = (
-            error is None and not truncated and status is not None
+            error is None
+            and not truncated
+            and status is not None
             and self._counts_as_ok(status, job)
-        )  # fmt: skip
+        )
+        unchanged = ok and status == 304 and _is_conditional(job)
+        said: Mapping[str, str] = response.headers if response is not None else {}
+        asked = job.asked if unchanged else None  # a 304 without validators keeps the asked ones
         return Result(
             url=redact_url(job.url),
             ok=ok,
@@ -447,6 +527,16 @@ class Fetcher:
             saved_to=body.saved_to,
             truncated=truncated,
             redirects=job.hops,
+            content_type=said.get("Content-Type"),
+            content_encoding=said.get("Content-Encoding"),
+            fetched_at=_utc_now() if response is not None else None,
+            started_s=self._started_s(job),
+            ttfb_s=job.ttfb_s if response is not None else None,
+            sha256=body.sha256,
+            etag=said.get("ETag") or (asked.etag if asked is not None else None),
+            last_modified=said.get("Last-Modified") or (asked.last_modified if asked else None),
+            unchanged=unchanged,
+            revalidated=_is_conditional(job),
             content=body.content,
             headers=dict(response.headers) if response is not None else {},
             meta=job.meta,
@@ -464,6 +554,8 @@ class Fetcher:
         """
         if job.robots_for is not None or job.sitemap is not None:
             return 200 <= status < 300
+        if status == 304 and _is_conditional(job):  # what the caller has is current
+            return True
         return any(low <= status <= high for low, high in self.config.ok_status)
 
     def _retries_status(self, status: int, job: Job) -> bool:
@@ -479,14 +571,45 @@ class Fetcher:
         if not accepts(patterns, content_type):
             raise NotAccepted(shown(content_type))
 
+    def _started_s(self, job: Job) -> float | None:
+        if job.first_start is None:
+            return None
+        return round(max(0.0, job.first_start - self.started), 6)
+
     def failure(self, job: Job, error: str) -> Result:
         """A failed Result for a job that got no response to speak of."""
         attempts = job.attempts.attempt_number if job.requests and job.attempts else 0
-        return Result.failed(
+        result = Result.failed(
             redact_url(job.url), scrub(error, job.url),
             host=job.host, meta=job.meta, index=job.index, attempts=attempts,
             kind=kind_of_problem(error),
         )  # fmt: skip
+        return replace(result, started_s=self._started_s(job)) if job.requests else result
+
+
+def _is_conditional(job: Job) -> bool:
+    asked = job.asked
+    if asked is None:
+        return False
+    given = {name.lower() for name, value in asked.headers.items() if value is not None}
+    return asked.conditional or bool(given & CONDITIONAL_HEADERS)
+
+
+def _with_validators(asked: UrlRequest) -> dict[str, str | None]:
+    # The item's validators become its conditional headers; a header it gives itself wins.
+    headers = dict(asked.headers)
+    given = {name.lower() for name in headers}
+    if asked.etag is not None and "if-none-match" not in given:
+        headers["If-None-Match"] = asked.etag
+    if asked.last_modified is not None and "if-modified-since" not in given:
+        headers["If-Modified-Since"] = asked.last_modified
+    return headers
+
+
+def _utc_now() -> str:
+    # Milliseconds are plenty for "when", and keep the record short.
+    moment = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return moment.replace("+00:00", "Z")
 
 
 def _sitemap_failed(result: Result, why: str) -> Result:

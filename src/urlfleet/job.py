@@ -36,3 +36,4 @@ class Job:
     robots_for: str | None = None  # a robots.txt request on behalf of this host, not a record
     sent_back: int = 0  # times in a row its request went back unwritten (NotDue)
     sitemap: SitemapItem | None = None  # a sitemap: it ends in more input, or a failure
+    ttfb_s: float | None = None  # of its latest request: from the write to the headers

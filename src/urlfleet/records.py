@@ -14,14 +14,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 # The contract's keys, in contract order; `truncated`, `redirects`, `error_kind` (one of
-# failures.ERROR_KINDS, None when ok) and `meta` (what the list said of the URL) follow.
+# failures.ERROR_KINDS, None when ok), what the final response said of itself, and `meta`
+# (what the list said of the URL) follow. `meta` stays last: a reader's eye ends on it.
 RECORD_FIELDS = (
     "url", "ok", "status", "error", "attempts", "elapsed_s", "bytes", "host", "final_url",
-    "saved_to", "truncated", "redirects", "error_kind", "meta",
+    "saved_to", "truncated", "redirects", "error_kind", "content_type", "content_encoding",
+    "fetched_at", "started_s", "ttfb_s", "sha256", "etag", "last_modified", "unchanged", "meta",
 )  # fmt: skip
+# With --record-headers, the final response's headers go just before `meta`.
+HEADERS_FIELD = "headers"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -44,6 +48,15 @@ class Result:
     truncated: bool = False
     redirects: int = 0
     error_kind: str | None = None
+    content_type: str | None = None  # the final response's Content-Type
+    content_encoding: str | None = None  # its Content-Encoding (the body is kept decoded)
+    fetched_at: str | None = None  # UTC, ISO 8601 with "Z": when the final response was read
+    started_s: float | None = None  # seconds from the run's start to the URL's first request
+    ttfb_s: float | None = None  # seconds from writing the final request to its headers
+    sha256: str | None = None  # of the body as kept (decoded); None when none was read
+    etag: str | None = None  # the response's validators, for --revalidate next time
+    last_modified: str | None = None
+    unchanged: bool = False  # a 304 answer to a conditional request
     meta: Any = None  # a row's other keys or columns, a sitemap's lastmod; None: nothing
     # Not part of the record: for library users and the report.
     content: builtins.bytes = field(default=b"", repr=False)  # the field `bytes` shadows it
@@ -55,6 +68,7 @@ class Result:
     started: float = field(default=0.0, repr=False)  # time.monotonic() of the first request
     parsed: Any = field(default=None, repr=False)  # what fetch(..., parse=fn) made of it
     parse_error: str | None = field(default=None, repr=False)
+    revalidated: bool = field(default=False, repr=False)  # its request carried validators
 
     @classmethod
     def failed(
@@ -76,9 +90,30 @@ class Result:
         """The body parsed as JSON."""
         return json.loads(self.content)
 
-    def to_record(self) -> dict[str, Any]:
-        """The JSON record: contract keys first, in order."""
-        return {name: getattr(self, name) for name in RECORD_FIELDS}
+    def to_record(self, *, headers: bool = False) -> dict[str, Any]:
+        """The JSON record: contract keys first, in order; ``headers=True`` adds the final
+        response's headers (None when there was none) just before ``meta``."""
+        record = {name: getattr(self, name) for name in RECORD_FIELDS[:-1]}
+        if headers:
+            record[HEADERS_FIELD] = dict(self.headers) if self.status is not None else None
+        record["meta"] = self.meta
+        return record
+
+
+def record_columns(*, headers: bool = False) -> tuple[str, ...]:
+    """The record's keys, in order, as ``to_record(headers=...)`` gives them."""
+    return (*RECORD_FIELDS[:-1], HEADERS_FIELD, "meta") if headers else RECORD_FIELDS
+
+
+class RecordWriter(Protocol):
+    """What writes records (JsonlWriter, csvout.CsvWriter): whole records only, from one
+    thread; ``lock`` lets an interrupt flush between two of them."""
+
+    lock: threading.RLock
+    written: int
+
+    def write(self, result: Result) -> None: ...
+    def sync(self) -> None: ...
 
 
 def _charset(headers: Mapping[str, str]) -> str:
@@ -109,15 +144,23 @@ class JsonlWriter:
     never do so halfway through a line.
     """
 
-    def __init__(self, stream: IO[str], *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stream: IO[str],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        record_headers: bool = False,
+    ) -> None:
         self._stream = stream
         self._clock = clock
+        self._headers = record_headers
         self._synced_at = clock()
         self.lock = threading.RLock()
         self.written = 0
 
     def write(self, result: Result) -> None:
-        line = json.dumps(result.to_record(), ensure_ascii=False, separators=(", ", ": "))
+        record = result.to_record(headers=self._headers)
+        line = json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
         with self.lock:
             self._stream.write(line + "\n")  # one call: a tailing reader sees whole records
             self._stream.flush()

@@ -39,11 +39,17 @@ class Tally:
     busy_s: float = 0.0
     failures: Counter[str] = field(default_factory=Counter)
     hosts: HostTallies = field(default_factory=HostTallies)  # the busiest, exactly
+    changed: int = 0  # asked with validators (--revalidate), answered with a new copy
+    unchanged: int = 0  # asked with validators, answered 304
 
     def add(self, result: Result) -> None:
         self.urls += 1
         if result.ok:
             self.ok += 1
+            if result.unchanged:
+                self.unchanged += 1
+            elif result.revalidated:
+                self.changed += 1
         else:
             self.failures[failure_kind(result)] += 1
         self.requests += result.requests
@@ -126,6 +132,8 @@ class Report:
     duplicates: int = 0
     malformed: int = 0
     already_done: int = 0
+    changed: int = 0  # revalidated URLs with a new copy (a 2xx)
+    unchanged: int = 0  # revalidated URLs answered 304: the copy kept is current
     hosts: list[HostRow] = field(default_factory=list)  # the busiest, by time spent on them
 
     def to_json(self) -> str:
@@ -147,6 +155,8 @@ class Report:
                 f"input: {self.duplicates} duplicates dropped, {self.malformed} "
                 f"malformed lines skipped, {self.already_done} done before (--resume)"
             )
+        if self.changed or self.unchanged:
+            lines.append(f"revalidated: {self.unchanged} unchanged (304), {self.changed} changed")
         if self.serial_s_per_url is not None and self.serial_estimate_s is not None:
             lines.append(
                 f"serial:   {self.serial_sample} URLs one at a time, "
@@ -258,6 +268,8 @@ def build_report(
         duplicates=duplicates,
         malformed=malformed,
         already_done=already_done,
+        changed=sum(p.tally.changed for p in phases),
+        unchanged=sum(p.tally.unchanged for p in phases),
         hosts=host_rows(_all_hosts(phases), paused or {}),
     )
 

@@ -9,6 +9,9 @@ The file may have been damaged or may not be urlfleet's at all. A line that is n
 (garbage, nesting deep enough to exhaust the parser, the wrong types, a line of megabytes, bytes
 that are not UTF-8) is skipped and counted; a file whose first line is not a record is refused
 by :func:`check_results_file` before anything appends to it.
+
+A CSV results file (``-o results.csv``) is read the same way: its header row must name the
+``url`` and ``ok`` columns, and a row that is not a record is skipped and counted.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from urlfleet.csvout import csv_header, csv_rows, is_csv_records, record_of_row
 from urlfleet.errors import InputError
 from urlfleet.items import UrlItem, split_item
 from urlfleet.retrying import RETRY_STATUSES
@@ -67,6 +71,9 @@ def check_results_file(path: Path) -> None:
     killed while writing its first record) passes when it starts like one.
     """
     limit = MAX_RECORD_BYTES
+    if is_csv_records(path):
+        _check_csv_header(path)
+        return
     with open(path, "rb") as handle:
         for number, line in enumerate(iter(lambda: handle.readline(limit + 1), b""), start=1):
             if not line.strip():
@@ -82,6 +89,18 @@ def check_results_file(path: Path) -> None:
                 f"{path}: not a urlfleet results file (line {number} is not a record); "
                 "refusing to resume into it"
             )
+
+
+def _check_csv_header(path: Path) -> None:
+    with open(path, "rb") as handle:
+        number, row = next(csv_rows(handle, MAX_RECORD_BYTES), (1, None))
+    try:
+        csv_header(row)
+    except ValueError:
+        raise InputError(
+            f"{path}:{number}: not a urlfleet CSV results file (its header has no url and ok "
+            "columns); refusing to resume into it"
+        ) from None
 
 
 def is_done(record: dict[str, Any]) -> bool:
@@ -126,7 +145,7 @@ class DoneUrls:
 
     @classmethod
     def read(cls, path: Path, *, on_bad_line: Callable[[int], None] | None = None) -> DoneUrls:
-        """Read the done URLs of a JSONL results file (a missing file holds none)."""
+        """Read the done URLs of a JSONL or CSV results file (a missing file holds none)."""
         if not path.exists():
             return cls(())
         return cls(_done_digests(path, on_bad_line))
@@ -174,11 +193,27 @@ def _sorted_array(digests: Iterable[int], run: int = 65_536) -> array[int]:
 
 
 def _done_digests(path: Path, on_bad_line: Callable[[int], None] | None) -> Iterator[int]:
+    if is_csv_records(path):
+        yield from _done_digests_csv(path, on_bad_line)
+        return
     with open(path, "rb") as handle:
         for number, line in enumerate(bounded_lines(handle, MAX_RECORD_BYTES), start=1):
             if line is not None and not line.strip():
                 continue
             record = None if line is None else record_of(line)
+            if record is None:
+                if on_bad_line is not None:
+                    on_bad_line(number)
+            elif is_done(record):
+                yield url_digest(record["url"])
+
+
+def _done_digests_csv(path: Path, on_bad_line: Callable[[int], None] | None) -> Iterator[int]:
+    with open(path, "rb") as handle:
+        rows = csv_rows(handle, MAX_RECORD_BYTES)
+        header = csv_header(next(rows, (1, None))[1])  # checked by check_results_file
+        for number, row in rows:
+            record = None if row is None else record_of_row(header, row)
             if record is None:
                 if on_bad_line is not None:
                     on_bad_line(number)

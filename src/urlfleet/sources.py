@@ -330,6 +330,24 @@ class UrlReader:
             except OSError as exc:
                 raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
+    def columns(self) -> list[str] | None:
+        """The CSV/TSV inputs' columns besides the URL's, in order (each once), for output
+        that carries them; None unless every input is a CSV/TSV file (stdin cannot be read
+        twice)."""
+        found: list[str] = []
+        for path in self.files():
+            if path == STDIN or is_stream(path) or self.format_for(path) not in ("csv", "tsv"):
+                return None
+            try:
+                with open(path, "rb") as handle:
+                    header = self._header(path, self._csv_reader(path, handle))
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+            if header is not None:
+                names, url_at = header
+                found.extend(n for i, n in enumerate(names) if i != url_at and n not in found)
+        return found if self.files() else None
+
     def estimate(self) -> int | None:
         """How many URLs the files hold at most (lines that are not blank or comments).
 

@@ -67,10 +67,17 @@ def gate(lease: Gate) -> Iterator[None]:
     >>> with gate(lease): session.send(request)
     """
     _waiting.gate = lease
+    _waiting.wrote_at = None
     try:
         yield
     finally:
         _waiting.gate = None
+
+
+def wrote_at() -> float | None:
+    """``time.monotonic()`` when this thread's last gated request began to be written (after
+    connection setup and the host's gap): where its time to first byte starts."""
+    return getattr(_waiting, "wrote_at", None)
 
 
 @contextmanager
@@ -94,6 +101,7 @@ def _held(connection: HTTPConnection) -> Iterator[None]:
         # 1.3 connection is readable (session tickets) without being closed.
         if reused and not connection.is_connected:
             raise NotDue(0.0)
+        _waiting.wrote_at = time.monotonic()
         yield
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from urlfleet._version import __version__
 from urlfleet.cli.bench import add_bench_command
+from urlfleet.cli.configfile import add_config_options, prepare_fetch
 from urlfleet.cli.demo import add_demo_command, add_serve_command
 from urlfleet.cli.exits import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from urlfleet.cli.fetch import add_fetch_command
@@ -44,7 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    try:
+        prepare_fetch(parser, words)  # urlfleet.toml: defaults the command line then overrides
+    except InputError as exc:
+        say(f"error: {exc}")
+        return EXIT_USAGE
+    args = parser.parse_args(words)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -64,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"urlfleet {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_fetch_command(commands)
+    add_config_options(commands.choices["fetch"])
     add_demo_command(commands)
     add_bench_command(commands)
     add_serve_command(commands)

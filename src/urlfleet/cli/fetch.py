@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -21,12 +22,14 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from urlfleet.cli.inputs import add_input_options, reader_from
 from urlfleet.cli.options import add_fetch_options, config_from, session_from
-from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked
-from urlfleet.cli.session import fetch_to, say
+from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked, same_path
+from urlfleet.cli.session import SessionOptions, fetch_to, say
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.cookies import load_jar
+from urlfleet.csvout import csv_header, csv_rows, header_of, is_csv_records
 from urlfleet.errors import InputError
-from urlfleet.resume import DoneUrls, check_results_file, repair_torn_tail
+from urlfleet.resume import MAX_RECORD_BYTES, DoneUrls, check_results_file, repair_torn_tail
+from urlfleet.revalidation import Validators
 from urlfleet.runner import Run
 from urlfleet.sources import InputProblem
 
@@ -50,6 +53,14 @@ def add_fetch_command(commands: Any) -> None:
     )  # fmt: skip
     add_input_options(fetch)
     add_fetch_options(fetch)
+    fetch.add_argument(
+        "--revalidate",
+        type=Path,
+        metavar="PREV",
+        help="a previous run's -o (JSON lines or CSV): each URL whose last record there is ok "
+        "and has an etag or last_modified is asked with If-None-Match / If-Modified-Since; a "
+        "304 is then ok, with unchanged true and no body read or saved again",
+    )
     cluster = fetch.add_argument_group("beyond one machine (needs urlfleet[dask])")
     cluster.add_argument(
         "--dask",
@@ -91,20 +102,23 @@ def run_fetch(args: argparse.Namespace) -> int:
         check_report_path(options.report)
     if options.resume and options.out is None:
         raise InputError("--resume needs -o/--out FILE: the results file to resume")
+    if options.out_format == "csv":
+        options = replace(options, columns=_columns(reader.columns()))
+    validators = _validators(args.revalidate, options.out)
     if args.insecure:
         say("warning: --insecure: TLS certificates are not verified")
         # Said once, here; urllib3 would repeat it for every host, with a file path.
         warnings.filterwarnings("ignore", category=InsecureRequestWarning)
     with _open_output(options.out, append=options.resume) as stream:
         # Read what to skip only now: the lock is ours, so no other run is writing it.
-        done = _resume_from(options.out) if options.resume else DoneUrls(())
+        done = _resume_from(options.out, options) if options.resume else DoneUrls(())
         run_for = _run_for(config, compare_serial=args.compare_serial, dask=args.dask,
                            shard_size=args.shard_size)  # fmt: skip
         with run_for as run:
             try:
                 save = run.save_cookies if isinstance(run, Run) else lambda: None
                 code = fetch_to(reader, stream, config, options, done=done, run=run,
-                                on_abandon=save)  # fmt: skip
+                                on_abandon=save, validators=validators)  # fmt: skip
             except RuntimeError as exc:
                 if "can't start new thread" not in str(exc):
                     raise
@@ -134,7 +148,41 @@ def _run_for(
         close()
 
 
-def _resume_from(out: Path | None) -> DoneUrls:
+def _columns(found: list[str] | None) -> tuple[str, ...] | None:
+    return None if found is None else tuple(found)
+
+
+def _validators(prev: Path | None, out: Path | None) -> Validators | None:
+    if prev is None:
+        return None
+    if out is not None and same_path(prev, out):
+        raise InputError(f"--revalidate {prev} is -o {out}: write the new records elsewhere "
+                         "(opening -o would empty it before it is read)")  # fmt: skip
+    validators = Validators.read(prev)
+    say(f"revalidating: {len(validators)} URLs in {prev} have validators")
+    return validators
+
+
+def _check_format(out: Path, options: SessionOptions) -> None:
+    # Appending rows of another shape would leave a file no reader can use.
+    csv = is_csv_records(out)
+    if csv != (options.out_format == "csv"):
+        held, writes = ("CSV", "JSON lines") if csv else ("JSON lines", "CSV")
+        raise InputError(f"{out}: holds {held} records and this run writes {writes}; "
+                         "give --out-format to match it")  # fmt: skip
+    if not csv:
+        return
+    with open(out, "rb") as handle:
+        number, row = next(csv_rows(handle, MAX_RECORD_BYTES), (1, None))
+    want = header_of(record_headers=options.record_headers, meta_columns=options.columns)
+    if csv_header(row) != want:
+        raise InputError(
+            f"{out}:{number}: its columns are not this run's (another "
+            "--record-headers or input columns); resume with the same options"
+        )
+
+
+def _resume_from(out: Path | None, options: SessionOptions) -> DoneUrls:
     if out is None:
         raise InputError("--resume needs -o/--out FILE: the results file to resume")
     bad = [0, 0]  # lines that are not records, and the first of them
@@ -150,6 +198,7 @@ def _resume_from(out: Path | None) -> DoneUrls:
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"{out}: not a regular file; --resume needs the -o of an earlier run")
         check_results_file(out)  # before the repair below, which would cut a foreign file
+        _check_format(out, options)
         if repair_torn_tail(out):
             say(f"{out}: removed a half-written last line (from an interrupted run)")
         done = DoneUrls.read(out, on_bad_line=count)

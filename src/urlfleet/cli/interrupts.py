@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Any
 
 from urlfleet.cli.exits import EXIT_INTERRUPTED
-from urlfleet.records import JsonlWriter
+from urlfleet.records import RecordWriter
 
 DEFAULT_GRACE = 3.0
 
@@ -31,7 +31,7 @@ class Interrupts:
     def __init__(
         self,
         stop: Callable[[], None],
-        writer: JsonlWriter,
+        writer: RecordWriter,
         *,
         grace: float = DEFAULT_GRACE,
         last_words: Callable[[], str] = lambda: "",

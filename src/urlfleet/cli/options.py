@@ -169,7 +169,20 @@ def add_fetch_options(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         metavar="PATH",
-        help="write the JSON lines to PATH instead of stdout",
+        help="write the records to PATH instead of stdout: JSON lines, or CSV when PATH ends "
+        "in .csv (see --out-format)",
+    )
+    out.add_argument(
+        "--out-format",
+        choices=OUT_FORMATS,
+        help="jsonl or csv: one row per URL, the record's keys as columns, a header row first "
+        "(a CSV/TSV list's own columns follow as columns of their own). Default: csv for an "
+        "-o ending in .csv, else jsonl (stdout too)",
+    )
+    out.add_argument(
+        "--record-headers",
+        action="store_true",
+        help="add the final response's headers to each record (a 'headers' key before meta)",
     )
     out.add_argument("--report", type=Path, metavar="PATH", help="write the run report as JSON")
     out.add_argument(
@@ -258,7 +271,8 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> FetchConfig:
             host_max_failures=args.host_max_failures, save_dir=args.save_dir,
             auto_throttle=args.auto_throttle, max_time=args.max_time,
             ca_bundle=ca_bundle, headers=headers,
-            secret_headers=tuple(args.secret_header), **shaping, **overrides,
+            secret_headers=tuple(args.secret_header), **shaping, **_host_settings(args),
+            **overrides,
         )  # fmt: skip
     except ValueError as exc:
         raise InputError(f"bad option: {exc}") from exc
@@ -334,6 +348,12 @@ def _parsed(option: str, parse: Callable[[Any], T], value: Any) -> T:
         raise InputError(f"bad option: {option}: {exc}") from exc
 
 
+def _host_settings(args: argparse.Namespace) -> dict[str, Any]:
+    # host_limits and host_headers, from a configuration file's [hosts."NAME"] tables (fetch).
+    return {name: getattr(args, name) for name in ("host_limits", "host_headers")
+            if getattr(args, name, None)}  # fmt: skip
+
+
 def _headers(lines: list[str]) -> dict[str, str | None]:
     headers: dict[str, str | None] = {}
     for line in lines:
@@ -365,7 +385,19 @@ def session_from(args: argparse.Namespace) -> SessionOptions:
         report=args.report,
         progress=not args.no_progress,
         grace=args.grace,
+        out_format=out_format_of(args.out, args.out_format),
+        record_headers=args.record_headers,
     )
+
+
+OUT_FORMATS = ("jsonl", "csv")
+
+
+def out_format_of(out: Path | None, given: str | None) -> str:
+    """The records' format: as given, else csv for an ``-o`` ending in .csv, else jsonl."""
+    if given is not None:
+        return given
+    return "csv" if out is not None and out.suffix.lower() == ".csv" else "jsonl"
 
 
 # Numeric options, checked once parsed so each message names the option as the user typed it.

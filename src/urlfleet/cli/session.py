@@ -18,11 +18,13 @@ from tqdm import tqdm
 from urlfleet.cli.exits import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from urlfleet.cli.interrupts import DEFAULT_GRACE, Interrupts
 from urlfleet.config import FetchConfig
+from urlfleet.csvout import CsvWriter
 from urlfleet.errors import InputError
 from urlfleet.progress import Progress
-from urlfleet.records import JsonlWriter, Result
+from urlfleet.records import JsonlWriter, RecordWriter, Result
 from urlfleet.report import Report, build_report
 from urlfleet.resume import DoneUrls
+from urlfleet.revalidation import Validators
 from urlfleet.runner import RunLike
 from urlfleet.sources import UrlReader
 
@@ -39,6 +41,11 @@ class SessionOptions:
     report: Path | None = None  # where to write the run report as JSON; None: summary only
     progress: bool = True  # False: no bar; True: a bar when stderr is a terminal
     grace: float = DEFAULT_GRACE  # seconds requests in flight get after the first Ctrl-C
+    out_format: str = "jsonl"  # or "csv"
+    record_headers: bool = False  # each record carries its final response's headers
+    # CSV only: the input list's own columns, each written as a column of its own (None:
+    # meta as one column of JSON).
+    columns: tuple[str, ...] | None = None
 
 
 def fetch_to(
@@ -50,6 +57,7 @@ def fetch_to(
     run: RunLike,
     done: DoneUrls | None = None,
     on_abandon: Callable[[], None] = lambda: None,
+    validators: Validators | None = None,
 ) -> int:
     """Fetch the reader's URLs into ``stream`` with ``run``; print the summary; the exit code.
 
@@ -57,9 +65,11 @@ def fetch_to(
     the URLs a resumed file already has, which are skipped; ``on_abandon`` runs if an
     interrupt abandons the requests in flight (the process then exits at once).
     """
-    writer = JsonlWriter(stream)
+    writer = writer_for(stream, options)
     skipped = [0]
     urls = done.skip_done(reader, skipped) if done else iter(reader)
+    if validators is not None:
+        urls = validators.apply(urls)
     bar = Progress(
         reader.estimate(),
         enabled=None if options.progress else False,
@@ -90,14 +100,30 @@ def fetch_to(
     return EXIT_OK if report.failed == 0 else EXIT_FAILURES
 
 
-def _write(writer: JsonlWriter, result: Result, out: Path | None) -> None:
+def writer_for(stream: IO[str], options: SessionOptions) -> RecordWriter:
+    """The writer of ``options.out_format`` on ``stream``; a CSV header row only at the
+    start of a stream (not when appending to a file that has one)."""
+    if options.out_format == "csv":
+        return CsvWriter(stream, record_headers=options.record_headers,
+                         meta_columns=options.columns, header=_at_start(stream))  # fmt: skip
+    return JsonlWriter(stream, record_headers=options.record_headers)
+
+
+def _at_start(stream: IO[str]) -> bool:
+    try:
+        return stream.tell() == 0
+    except (OSError, ValueError):  # a pipe: nothing before this run's rows
+        return True
+
+
+def _write(writer: RecordWriter, result: Result, out: Path | None) -> None:
     try:
         writer.write(result)
     except OSError as exc:
         raise InputError(f"{out or 'stdout'}: cannot write ({exc.strerror or exc})") from exc
 
 
-def _sync(writer: JsonlWriter, out: Path | None) -> None:
+def _sync(writer: RecordWriter, out: Path | None) -> None:
     try:
         writer.sync()
     except OSError as exc:

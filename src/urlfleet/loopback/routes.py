@@ -420,6 +420,45 @@ def _route_type(ctx: _Context) -> _Response:
     return _Response(200, f"a {media} body\n".encode(), media)
 
 
+# --------------------------------------------------------------------------- revalidation
+#   /etag/<tag>[/<epoch>]  the page, with ETag "<tag>" and Last-Modified <epoch> (seconds,
+#                          default _LAST_MODIFIED); 304 and no body to an If-None-Match that
+#                          names the tag (or *), or, without one, to an If-Modified-Since
+#                          not older than Last-Modified (RFC 9110 13.2.2: that order)
+
+_LAST_MODIFIED = 1_700_000_000
+
+
+def _route_etag(ctx: _Context) -> _Response:
+    tag = _arg(ctx, 0)
+    if not tag or '"' in tag:
+        raise _HttpError(400, f"etag wants a tag without quotes, got {tag!r}")
+    epoch = _int_arg(ctx, 1, "last-modified epoch", 0, 1 << 40) if len(ctx.args) > 1 else None
+    etag = f'"{tag}"'
+    modified = _LAST_MODIFIED if epoch is None else epoch
+    validators = [("ETag", etag), ("Last-Modified", email.utils.formatdate(modified, usegmt=True))]
+    if _not_modified(ctx.request.headers, etag, modified):
+        return _Response(304, headers=validators)
+    page = _route_page(ctx)
+    page.headers.extend(validators)
+    return page
+
+
+def _not_modified(headers: dict[str, str], etag: str, modified: int) -> bool:
+    if "if-none-match" in headers:
+        # Weak comparison, as for GET: W/"x" matches "x".
+        given = [t.strip().removeprefix("W/") for t in headers["if-none-match"].split(",")]
+        return "*" in given or etag in given
+    since = headers.get("if-modified-since")
+    if since is None:
+        return False
+    try:
+        when = email.utils.parsedate_to_datetime(since).timestamp()
+    except (TypeError, ValueError):
+        return False  # not a date: ignored, as RFC 9110 says
+    return when >= modified
+
+
 _ROUTES: dict[str, Callable[[_Context], _Response]] = {
     "status": _route_status,
     "flaky": _route_flaky,
@@ -447,6 +486,8 @@ _ROUTES: dict[str, Callable[[_Context], _Response]] = {
     "sitemap-index": _route_sitemap_index,
     "sitemap-nest": _route_sitemap_nest,
     "sitemap-bad": _route_sitemap_bad,
+    # revalidation: validators, and 304 to a request that still has the current copy
+    "etag": _route_etag,
     # "delay" only changes the latency (see _latency_of); the answer is the page.
     # request shaping: what a client sent (method, headers, body), cookies, HEAD, media types
     "echo": _route_echo,
