@@ -21,7 +21,7 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from urlfleet.cli.inputs import add_input_options, reader_from
 from urlfleet.cli.options import add_fetch_options, config_from, session_from
-from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked
+from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked, same_path
 from urlfleet.cli.session import fetch_to, say
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import InputError
@@ -49,6 +49,9 @@ def add_fetch_command(commands: Any) -> None:
     )  # fmt: skip
     add_input_options(fetch)
     add_fetch_options(fetch)
+    fetch.add_argument("--html", type=Path, metavar="PATH",
+                       help="write the report as one self-contained HTML page (a per-host "
+                       "timeline, latency, outcomes), also after Ctrl-C")  # fmt: skip
     cluster = fetch.add_argument_group("beyond one machine (needs urlfleet[dask])")
     cluster.add_argument(
         "--dask",
@@ -82,8 +85,12 @@ def run_fetch(args: argparse.Namespace) -> int:
         raise InputError("bad option: sitemaps cannot be fetched with --dask yet")
     check_outputs([*reader.sources, *reader.files()], out=options.out, report=options.report,
                   save_dir=config.save_dir)  # fmt: skip
-    if options.report is not None:
-        check_report_path(options.report)
+    for written in (options.report, options.html):
+        if written is not None:
+            check_report_path(written)
+    if options.html is not None and any(same_path(options.html, p) for p in
+                                        (*reader.files(), options.out, options.report) if p):
+        raise InputError(f"--html {options.html} is an input or another output: choose another")
     if options.resume and options.out is None:
         raise InputError("--resume needs -o/--out FILE: the results file to resume")
     if args.insecure:

@@ -243,6 +243,7 @@ def session_from(args: argparse.Namespace) -> SessionOptions:
         out=args.out,
         resume=args.resume,
         report=args.report,
+        html=getattr(args, "html", None),
         progress=not args.no_progress,
         grace=args.grace,
     )

@@ -8,6 +8,7 @@ values (a FetchConfig, SessionOptions), never the command line's Namespace.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -18,9 +19,10 @@ from urlfleet.cli.exits import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from urlfleet.cli.interrupts import DEFAULT_GRACE, Interrupts
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
+from urlfleet.htmlreport import render_html
 from urlfleet.progress import Progress
 from urlfleet.records import JsonlWriter, Result
-from urlfleet.report import Report, build_report
+from urlfleet.report import Report, build_report, write_atomically
 from urlfleet.resume import DoneUrls
 from urlfleet.runner import RunLike
 from urlfleet.sources import UrlReader
@@ -36,6 +38,7 @@ class SessionOptions:
     out: Path | None = None  # the records file, named in write errors; None is stdout
     resume: bool = False  # append to ``out``, skipping URLs it already holds a final record of
     report: Path | None = None  # where to write the run report as JSON; None: summary only
+    html: Path | None = None  # where to write the report as an HTML page; None: no page
     progress: bool = True  # False: no bar; True: a bar when stderr is a terminal
     grace: float = DEFAULT_GRACE  # seconds requests in flight get after the first Ctrl-C
 
@@ -55,6 +58,8 @@ def fetch_to(
     the URLs a resumed file already has, which are skipped.
     """
     writer = JsonlWriter(stream)
+    started, cpu_at_start = time.monotonic(), time.process_time()
+    timed: list[dict[str, object]] | None = [] if options.html is not None else None
     skipped = [0]
     urls = done.skip_done(reader, skipped) if done else iter(reader)
     bar = Progress(
@@ -72,6 +77,8 @@ def fetch_to(
         try:
             for result in run.results(urls):
                 _write(writer, result, options.out)
+                if timed is not None:
+                    timed.append(page_record(result, started))
                 bar.advance(result, dropped=reader.duplicates + reader.malformed + skipped[0])
         finally:
             bar.close()
@@ -81,6 +88,9 @@ def fetch_to(
         already_done=skipped[0], paused=run.paused_seconds(),
     )  # fmt: skip
     _finish(report, options.report)
+    if options.html is not None and timed is not None:
+        write_html(options.html, render_html(report, timed,
+                                             cpu_s=time.process_time() - cpu_at_start))  # fmt: skip
     if stop.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if report.failed == 0 else EXIT_FAILURES
@@ -107,6 +117,26 @@ def _finish(report: Report, path: Path | None) -> None:
             report.write(path)
         except OSError as exc:
             raise InputError(f"{path}: cannot write report ({exc.strerror or exc})") from exc
+
+
+def page_record(result: Result, run_started: float) -> dict[str, object]:
+    """What the HTML page needs of a result: its record's figures, and when it started."""
+    record = {name: getattr(result, name) for name in PAGE_KEYS}
+    since = result.started - run_started
+    record["started_s"] = round(max(0.0, since), 6) if result.started else None  # no request
+    return record
+
+
+PAGE_KEYS = ("ok", "status", "attempts", "elapsed_s", "host", "truncated", "error_kind")
+
+
+def write_html(path: Path, page: str) -> None:
+    """The page into ``path``, atomically; a one-line InputError when it cannot be written."""
+    try:
+        write_atomically(path, page.encode("utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write HTML report ({exc.strerror or exc})") from exc
+    say(f"HTML report: {path}")
 
 
 def say(message: str) -> None:
