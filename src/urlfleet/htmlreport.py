@@ -30,7 +30,8 @@ h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:28px 0 6px}
 svg text{font-size:11px;fill:#333}.lane-name{font-weight:600}.lane-note{fill:#666}
 .pace .lane-name{fill:#000;font-weight:800}.pace .band{fill:#fff0c8}
 .band{fill:#f7f7f7}.grid{stroke:#ddd}.limit{stroke:#0072B2;stroke-dasharray:4 3}
-.pause{fill:#E69F00;opacity:.28}.retried{stroke:#000;stroke-width:1}
+.pause{fill:#E69F00;opacity:.28}.pause-note{font-weight:700;fill:#7a4a00}
+.serial{fill:#e8eef7}.phase{fill:#0b4f8a;font-style:italic}.retried{stroke:#000;stroke-width:1}
 .col{fill:#0072B2}.mark{stroke:#D55E00;stroke-width:1.5}
 .key{margin-right:16px;white-space:nowrap}.key svg{vertical-align:middle}
 .charts{display:flex;flex-wrap:wrap;gap:24px}
@@ -62,7 +63,7 @@ def render_html(report: Report, records: Sequence[Mapping[str, Any]], *,
         "<h2>Per-host timeline: where the time went</h2>",
         _timeline_section(report, timeline, pace),
         "<h2>Throughput and requests in flight</h2>",
-        _flow_section(timeline),
+        _flow_section(timeline, report.jobs),
         "<h2>Latency</h2>",
         _latency_section(report, records),
         "<h2>Outcomes</h2>",
@@ -144,16 +145,23 @@ def _timeline_section(report: Report, timeline: Timeline, pace: str | None) -> s
             " per URL from its first request to its last byte; stacked bars were in flight "
             "together.</p>"
             + timeline_svg(timeline, per_host=report.per_host, delay=report.delay,
-                           pace_setter=pace))  # fmt: skip
+                           pace_setter=pace, serial_until=_serial_until(report)))  # fmt: skip
 
 
-def _flow_section(timeline: Timeline) -> str:
+def _serial_until(report: Report) -> float | None:
+    if not report.serial_sample or report.serial_s_per_url is None:
+        return None
+    return report.serial_sample * report.serial_s_per_url
+
+
+def _flow_section(timeline: Timeline, threads: int) -> str:
     if not timeline.timed:
         return '<p class="note">No timing in these records.</p>'
     span = timeline.span_s
     return ('<div class="charts">'
             + column_chart(timeline.throughput, span_s=span, label="URLs finished per second")
-            + column_chart(timeline.in_flight, span_s=span, label="URLs in flight")
+            + column_chart(timeline.in_flight, span_s=span,
+                           label=f"URLs in flight (on {threads} threads)")
             + "</div>")  # fmt: skip
 
 

@@ -250,6 +250,7 @@ def build_report(
     serial_per_url = _per_url(serial)
     threaded_per_url = _per_url(threaded)
     threads = threaded.threads if threaded else 1
+    threaded_wall = threaded.wall_s if threaded else 0.0  # 0.0: not timed (a records file)
     ideal = (
         ideal_time(threaded.tally, threads, config.per_host, config.delay + config.jitter / 2,
                    paused)
@@ -272,7 +273,7 @@ def build_report(
         serial_sample=serial.tally.urls if serial else 0,
         serial_estimate_s=serial_per_url * urls if serial_per_url is not None else None,
         ideal_s=round(ideal.seconds, 6) if ideal else None,
-        efficiency=round(ideal.seconds / threaded.wall_s, 4) if ideal and threaded else None,
+        efficiency=round(ideal.seconds / threaded_wall, 4) if ideal and threaded_wall else None,
         bottleneck=ideal.bottleneck if ideal else None,
         failures=dict(failures),
         latency=latency.latency(),

@@ -36,7 +36,8 @@ DEFS = (
     'patternUnits="userSpaceOnUse"><rect width="5" height="5" fill="#CC79A7"/>'
     '<circle cx="2.5" cy="2.5" r="1.2" fill="#000"/></pattern></defs>'
 )
-LABEL_W, PLOT_W, ROW_H, LANE_GAP, AXIS_H = 260, 900, 9, 7, 24
+LABEL_W, PLOT_W, ROW_H, LANE_GAP, AXIS_H, PHASE_H = 260, 900, 9, 7, 24, 18
+PAUSE_LABEL_W = 70  # pixels a shaded stretch needs before it is labelled in words
 PAUSE_FILL = "#E69F00"  # shading behind a lane while a retry or pause was under way
 
 
@@ -45,10 +46,13 @@ def _n(value: float) -> str:
 
 
 def timeline_svg(timeline: Timeline, *, per_host: int | None, delay: float | None,
-                 pace_setter: str | None) -> str:  # fmt: skip
-    """The per-host timeline: a lane per host, a bar per URL, the time axis on top."""
+                 pace_setter: str | None, serial_until: float | None = None) -> str:  # fmt: skip
+    """The per-host timeline: a lane per host, a bar per URL, the time axis on top.
+
+    ``serial_until`` marks the serial sample (URLs fetched one at a time) at the start.
+    """
     scale = PLOT_W / timeline.span_s if timeline.span_s > 0 else 1.0
-    parts, y = [], AXIS_H
+    parts, y = [], AXIS_H + PHASE_H
     for lane in timeline.lanes:
         rows = max(lane.rows, per_host or 1) if lane.hosts == 1 else lane.rows
         parts.append(_lane(lane, y, rows, scale, per_host, delay, lane.name == pace_setter))
@@ -56,7 +60,20 @@ def timeline_svg(timeline: Timeline, *, per_host: int | None, delay: float | Non
     width = LABEL_W + PLOT_W + 20
     return (f'<svg class="timeline" width="{width}" height="{y + 4}" role="img" '
             f'aria-label="per-host timeline" xmlns="http://www.w3.org/2000/svg">{DEFS}'
-            f"{_axis(timeline.span_s, scale, y)}{''.join(parts)}</svg>")  # fmt: skip
+            f"{_axis(timeline.span_s, scale, y)}{_phases(serial_until, scale)}"
+            f"{''.join(parts)}</svg>")  # fmt: skip
+
+
+def _phases(serial_until: float | None, scale: float) -> str:
+    """Names the two phases of a --compare-serial run above the lanes."""
+    if not serial_until:
+        return ""
+    x = LABEL_W + serial_until * scale
+    return (f'<rect x="{LABEL_W}" y="{AXIS_H}" width="{_n(x - LABEL_W)}" height="{PHASE_H - 3}" '
+            f'class="serial"/><text x="{LABEL_W + 4}" y="{AXIS_H + 12}" class="phase">one at a '
+            f'time (the serial sample, for the speedup)</text><text x="{_n(x + 4)}" '
+            f'y="{AXIS_H + 12}" class="phase">threaded: the rest, all at once ▶</text>'
+            )  # fmt: skip
 
 
 def _axis(span: float, scale: float, bottom: float) -> str:
@@ -108,6 +125,9 @@ def _bars(lane: Lane, y: float, height: float, scale: float) -> str:
         if bar.attempts > 1 or bar.outcome == "throttled":
             shade.append(f'<rect x="{_n(x)}" y="{_n(y - 2)}" width="{_n(w)}" '
                          f'height="{_n(height + 4)}" class="pause"/>')  # fmt: skip
+            if w >= PAUSE_LABEL_W:
+                shade.append(f'<text x="{_n(x + w / 2)}" y="{_n(y + 9)}" text-anchor="middle" '
+                             f'class="pause-note">retry wait ({bar.attempts} attempts)</text>')
         top = _n(y + bar.row * ROW_H + 1)
         bars.append(f'<rect x="{_n(x)}" y="{top}" width="{_n(w)}" height="{ROW_H - 2}" '
                     f'fill="{FILLS[bar.outcome]}"{_outline(bar.outcome)}/>')  # fmt: skip
