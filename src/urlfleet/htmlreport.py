@@ -30,7 +30,7 @@ h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:28px 0 6px}
 svg text{font-size:11px;fill:#333}.lane-name{font-weight:600}.lane-note{fill:#666}
 .pace .lane-name{fill:#000;font-weight:800}.pace .band{fill:#fff0c8}
 .band{fill:#f7f7f7}.grid{stroke:#ddd}.limit{stroke:#0072B2;stroke-dasharray:4 3}
-.pause{fill:#E69F00;opacity:.28}.pause-note{font-weight:700;fill:#7a4a00}
+.pause{fill:#E69F00;opacity:.28}.pause-note{font-weight:700;fill:#5c3700;paint-order:stroke;stroke:#fff;stroke-width:3px}
 .serial{fill:#e8eef7}.phase{fill:#0b4f8a;font-style:italic}.retried{stroke:#000;stroke-width:1}
 .col{fill:#0072B2}.mark{stroke:#D55E00;stroke-width:1.5}
 .key{margin-right:16px;white-space:nowrap}.key svg{vertical-align:middle}
@@ -145,7 +145,12 @@ def _timeline_section(report: Report, timeline: Timeline, pace: str | None) -> s
             " per URL from its first request to its last byte; stacked bars were in flight "
             "together.</p>"
             + timeline_svg(timeline, per_host=report.per_host, delay=report.delay,
-                           pace_setter=pace, serial_until=_serial_until(report)))  # fmt: skip
+                           pace_setter=pace, serial_until=_serial_until(report),
+                           paused=_paused_hosts(report)))  # fmt: skip
+
+
+def _paused_hosts(report: Report) -> frozenset[str]:
+    return frozenset(row.host for row in report.hosts if row.paused_s)
 
 
 def _serial_until(report: Report) -> float | None:

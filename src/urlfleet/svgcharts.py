@@ -46,16 +46,19 @@ def _n(value: float) -> str:
 
 
 def timeline_svg(timeline: Timeline, *, per_host: int | None, delay: float | None,
-                 pace_setter: str | None, serial_until: float | None = None) -> str:  # fmt: skip
+                 pace_setter: str | None, serial_until: float | None = None,
+                 paused: frozenset[str] = frozenset()) -> str:  # fmt: skip
     """The per-host timeline: a lane per host, a bar per URL, the time axis on top.
 
-    ``serial_until`` marks the serial sample (URLs fetched one at a time) at the start.
+    ``serial_until`` marks the serial sample (URLs fetched one at a time) at the start;
+    ``paused`` names the hosts that paused (429/503, Retry-After), whose waits say so.
     """
     scale = PLOT_W / timeline.span_s if timeline.span_s > 0 else 1.0
     parts, y = [], AXIS_H + PHASE_H
     for lane in timeline.lanes:
         rows = max(lane.rows, per_host or 1) if lane.hosts == 1 else lane.rows
-        parts.append(_lane(lane, y, rows, scale, per_host, delay, lane.name == pace_setter))
+        why = "paused: 429/503, Retry-After" if lane.name in paused else "retry wait"
+        parts.append(_lane(lane, y, rows, scale, (per_host, delay), lane.name == pace_setter, why))
         y += rows * ROW_H + LANE_GAP
     width = LABEL_W + PLOT_W + 20
     return (f'<svg class="timeline" width="{width}" height="{y + 4}" role="img" '
@@ -95,8 +98,9 @@ def _tick_step(span: float) -> float:
     return 7200.0
 
 
-def _lane(lane: Lane, y: float, rows: int, scale: float, per_host: int | None,
-          delay: float | None, pace: bool) -> str:  # fmt: skip
+def _lane(lane: Lane, y: float, rows: int, scale: float, limits: tuple[int | None, float | None],
+          pace: bool, why: str) -> str:  # fmt: skip
+    per_host, delay = limits
     height = rows * ROW_H
     name = escape(lane.name)
     label = f"{name} ◀ set the pace" if pace else name
@@ -114,24 +118,25 @@ def _lane(lane: Lane, y: float, rows: int, scale: float, per_host: int | None,
         limit = y + per_host * ROW_H
         out.append(f'<line x1="{LABEL_W}" x2="{LABEL_W + PLOT_W}" y1="{_n(limit)}" '
                    f'y2="{_n(limit)}" class="limit"/>')  # fmt: skip
-    out.append(_dense(lane, y, height) if lane.dense is not None else _bars(lane, y, height, scale))
+    out.append(_dense(lane, y, height) if lane.dense is not None
+               else _bars(lane, y, height, scale, why))  # fmt: skip
     return "".join(out) + "</g>"
 
 
-def _bars(lane: Lane, y: float, height: float, scale: float) -> str:
-    shade, bars = [], []
+def _bars(lane: Lane, y: float, height: float, scale: float, why: str) -> str:
+    shade, bars, notes = [], [], []
     for bar in lane.bars:
         x, w = LABEL_W + bar.start * scale, max(0.6, (bar.end - bar.start) * scale)
         if bar.attempts > 1 or bar.outcome == "throttled":
             shade.append(f'<rect x="{_n(x)}" y="{_n(y - 2)}" width="{_n(w)}" '
                          f'height="{_n(height + 4)}" class="pause"/>')  # fmt: skip
             if w >= PAUSE_LABEL_W:
-                shade.append(f'<text x="{_n(x + w / 2)}" y="{_n(y + 9)}" text-anchor="middle" '
-                             f'class="pause-note">retry wait ({bar.attempts} attempts)</text>')
+                notes.append(f'<text x="{_n(x + w / 2)}" y="{_n(y + 9)}" text-anchor="middle" '
+                             f'class="pause-note">{why} ({bar.attempts} attempts)</text>')
         top = _n(y + bar.row * ROW_H + 1)
         bars.append(f'<rect x="{_n(x)}" y="{top}" width="{_n(w)}" height="{ROW_H - 2}" '
                     f'fill="{FILLS[bar.outcome]}"{_outline(bar.outcome)}/>')  # fmt: skip
-    return "".join(shade) + "".join(bars)
+    return "".join(shade) + "".join(bars) + "".join(notes)  # the words on top, readable
 
 
 def _outline(outcome: str) -> str:

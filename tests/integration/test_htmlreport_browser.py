@@ -86,7 +86,7 @@ def test_the_report_renders_with_every_host_and_the_headline(
     assert report["bottleneck"] == f"politeness towards {names[SLOW]}"
     assert f'<g class="lane pace" data-host="{names[SLOW]}">' in dom
     assert 'class="pause"' in lane(dom, names[THROTTLED])
-    assert "retry wait (2 attempts)" in lane(dom, names[THROTTLED])
+    assert "paused: 429/503, Retry-After (2 attempts)" in lane(dom, names[THROTTLED])
     assert "p50" in dom and "p99" in dom and "200: 49" in dom
 
 
