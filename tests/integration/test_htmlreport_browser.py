@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,3 +121,37 @@ def assert_not_blank(png: Path) -> None:
     inked = (pixels.sum(axis=2) < 2.9).mean()
     assert len(colours) > 20, f"only {len(colours)} colours"
     assert inked > 0.05, f"only {inked:.1%} of the page is not white"
+
+
+def test_ctrl_c_still_writes_the_page_with_what_finished(tmp_path: Path) -> None:
+    token = uuid.uuid4().hex[:8]
+    with LoopbackProcess(ServerSpec(hosts=2, latency=0.02, host_latency=(5.0,))) as server:
+        urls = [f"{base}/page/{token}/{i}" for i in range(40) for base in server.base_urls]
+        out, page, listed = tmp_path / "out.jsonl", tmp_path / "run.html", tmp_path / "urls.txt"
+        listed.write_text("\n".join(urls) + "\n", encoding="utf-8")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "urlfleet", "fetch", str(listed), "-o", str(out), "--html",
+             str(page), "--grace", "0.5", "--no-progress"],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        fast = server.base_urls[1].removeprefix("http://")
+        try:
+            deadline = time.monotonic() + 60
+            while recorded(out).count(f'"host": "{fast}"') < 40:  # the fast host is done, the slow one is not
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.02)
+            process.send_signal(signal.SIGINT)  # the slow host's requests would take 5 s each
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, stderr
+    finished = len(out.read_text(encoding="utf-8").splitlines())
+    text = page.read_text(encoding="utf-8")
+    assert finished >= 40 and f'id="urls"><b>{finished}</b>' in text
+    assert f'data-host="{fast}"' in text
+
+
+def recorded(out: Path) -> str:
+    return out.read_text(encoding="utf-8") if out.exists() else ""

@@ -21,6 +21,7 @@ from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.htmlreport import render_html
 from urlfleet.progress import Progress
+from urlfleet.recordfile import report_of_records
 from urlfleet.records import JsonlWriter, Result
 from urlfleet.report import Report, build_report, write_atomically
 from urlfleet.resume import DoneUrls
@@ -69,6 +70,8 @@ def fetch_to(
     )
 
     def last_words() -> str:
+        if options.html is not None and timed is not None:
+            _page_when_abandoned(options.html, list(timed), config)
         return (f"stopped: {bar.ok + bar.failed} URLs recorded ({bar.ok} ok, {bar.failed} "
                 "failed); requests still in flight were abandoned. Run again with --resume "
                 "to fetch the rest.")  # fmt: skip
@@ -127,7 +130,18 @@ def page_record(result: Result, run_started: float) -> dict[str, object]:
     return record
 
 
-PAGE_KEYS = ("ok", "status", "attempts", "elapsed_s", "host", "truncated", "error_kind")
+PAGE_KEYS = ("url", "ok", "status", "attempts", "elapsed_s", "host", "truncated", "error_kind")
+
+
+def _page_when_abandoned(path: Path, timed: list[dict[str, object]], config: FetchConfig) -> None:
+    # Requests still in flight are being abandoned and the process exits at once, before the
+    # run's phases are complete: the page is made from what was recorded, as `report` would.
+    report = report_of_records(timed, jobs=config.jobs, per_host=config.per_host,
+                               delay=config.delay)  # fmt: skip
+    try:
+        write_html(path, render_html(report, timed))
+    except InputError as exc:
+        say(f"error: {exc}")
 
 
 def write_html(path: Path, page: str) -> None:
