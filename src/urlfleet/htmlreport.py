@@ -53,14 +53,19 @@ document.querySelectorAll("table.hosts th").forEach((th, i) => th.onclick = () =
 
 
 def render_html(report: Report, records: Sequence[Mapping[str, Any]], *,
-                cpu_s: float | None = None, title: str = "urlfleet run") -> str:  # fmt: skip
-    """The whole page for a run: its Report and its records (dicts, as in the JSONL)."""
+                cpu_s: float | None = None, title: str = "urlfleet run",
+                sampled_of: int | None = None) -> str:  # fmt: skip
+    """The whole page for a run: its Report and its records (dicts, as in the JSONL).
+
+    ``sampled_of`` says how many URLs ``records`` is a sample of (see RecordSample).
+    """
     timeline = build_timeline(records)
     pace = pace_setter(report, timeline)
     sections = [
         f"<h1>{escape(title)}</h1>",
         headline_html(report, timeline, cpu_s, pace),
         "<h2>Per-host timeline: where the time went</h2>",
+        _sample_note(len(records), sampled_of),
         _timeline_section(report, timeline, pace),
         "<h2>Throughput and requests in flight</h2>",
         _flow_section(timeline, report.jobs),
@@ -135,6 +140,13 @@ def headline_html(report: Report, timeline: Timeline, cpu_s: float | None,
     return (f'<div class="figures">{"".join(figures)}</div>'
             f'<p class="why" id="bottleneck"><b>Bottleneck:</b> '
             f"{escape(bottleneck_words(report, cpu_s, pace))}</p>{serial}")  # fmt: skip
+
+
+def _sample_note(drawn: int, seen: int | None) -> str:
+    if seen is None or seen <= drawn:
+        return ""
+    return (f'<p class="note">Drawn from a fair sample of {drawn} of the {seen} URLs; the '
+            "figures at the top and the table count them all.</p>")  # fmt: skip
 
 
 def _timeline_section(report: Report, timeline: Timeline, pace: str | None) -> str:

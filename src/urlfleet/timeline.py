@@ -10,6 +10,7 @@ that host had in flight at once: ``--per-host`` can be read off it.
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,29 @@ MAX_BARS = 12_000  # bars drawn in all; beyond that lanes are drawn as density (
 TIME_BINS = 120  # columns of the throughput and in-flight charts and of a dense lane
 THROTTLE_STATUSES = frozenset({429, 503})
 OUTCOMES = ("ok", "retried", "throttled", "failed", "cut-off")
+PAGE_RECORDS = 200_000  # records a run keeps for its page (some 40 MB); past that, a sample
+
+
+class RecordSample:
+    """The records a run's page is drawn from: every one up to ``kept``, then a fair sample
+    (reservoir sampling), so a run of millions of URLs keeps bounded memory for its page.
+
+    >>> sample.add(record); render_html(report, sample.records, sampled_of=sample.seen)
+    """
+
+    def __init__(self, kept: int = PAGE_RECORDS) -> None:
+        self.kept = kept
+        self.records: list[dict[str, Any]] = []
+        self.seen = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.seen += 1
+        if len(self.records) < self.kept:
+            self.records.append(record)
+            return
+        slot = random.randrange(self.seen)
+        if slot < self.kept:
+            self.records[slot] = record
 
 
 def outcome_of(record: Mapping[str, Any]) -> str:

@@ -16,7 +16,7 @@ from urlfleet.htmlreport import bottleneck_words, pace_setter, render_html
 from urlfleet.recordfile import read_records, report_of_records, result_of
 from urlfleet.report import Phase, Report, Tally, build_report
 from urlfleet.runstats import LatencySample, latency_of, quantile, status_label, status_words
-from urlfleet.timeline import MAX_LANES, build_timeline, histogram, outcome_of
+from urlfleet.timeline import MAX_LANES, RecordSample, build_timeline, histogram, outcome_of
 
 
 def record(host: str = "a.test", start: float | None = 0.0, elapsed: float = 0.1,
@@ -204,3 +204,13 @@ def test_report_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFi
     assert 'data-host="a.test"' in page.read_text(encoding="utf-8")
     assert "p50" in capsys.readouterr().err
     assert main(["report", str(path), "--per-host", "0"]) == 2
+
+
+def test_a_long_run_keeps_a_bounded_fair_sample_for_its_page() -> None:
+    sample = RecordSample(kept=100)
+    for i in range(10_000):
+        sample.add(record(start=float(i)))
+    assert sample.seen == 10_000 and len(sample.records) == 100
+    assert max(r["started_s"] for r in sample.records) > 1000  # later records get in too
+    page = render_html(report_of(sample.records), sample.records, sampled_of=sample.seen)
+    assert "a fair sample of 100 of the 10000 URLs" in page

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -27,6 +27,7 @@ from urlfleet.report import Report, build_report, write_atomically
 from urlfleet.resume import DoneUrls
 from urlfleet.runner import RunLike
 from urlfleet.sources import UrlReader
+from urlfleet.timeline import RecordSample
 
 if TYPE_CHECKING:
     pass
@@ -60,7 +61,7 @@ def fetch_to(
     """
     writer = JsonlWriter(stream)
     started, cpu_at_start = time.monotonic(), time.process_time()
-    timed: list[dict[str, object]] | None = [] if options.html is not None else None
+    timed = RecordSample() if options.html is not None else None
     skipped = [0]
     urls = done.skip_done(reader, skipped) if done else iter(reader)
     bar = Progress(
@@ -71,7 +72,7 @@ def fetch_to(
 
     def last_words() -> str:
         if options.html is not None and timed is not None:
-            _page_when_abandoned(options.html, list(timed), config)
+            _page_when_abandoned(options.html, timed, config)
         return (f"stopped: {bar.ok + bar.failed} URLs recorded ({bar.ok} ok, {bar.failed} "
                 "failed); requests still in flight were abandoned. Run again with --resume "
                 "to fetch the rest.")  # fmt: skip
@@ -81,7 +82,7 @@ def fetch_to(
             for result in run.results(urls):
                 _write(writer, result, options.out)
                 if timed is not None:
-                    timed.append(page_record(result, started))
+                    timed.add(page_record(result, started))
                 bar.advance(result, dropped=reader.duplicates + reader.malformed + skipped[0])
         finally:
             bar.close()
@@ -92,7 +93,7 @@ def fetch_to(
     )  # fmt: skip
     _finish(report, options.report)
     if options.html is not None and timed is not None:
-        write_html(options.html, render_html(report, timed,
+        write_html(options.html, render_html(report, timed.records, sampled_of=timed.seen,
                                              cpu_s=time.process_time() - cpu_at_start))  # fmt: skip
     if stop.interrupted:
         return EXIT_INTERRUPTED
@@ -122,24 +123,29 @@ def _finish(report: Report, path: Path | None) -> None:
             raise InputError(f"{path}: cannot write report ({exc.strerror or exc})") from exc
 
 
-def page_record(result: Result, run_started: float) -> dict[str, object]:
+def page_record(result: Result, run_started: float) -> dict[str, Any]:
     """What the HTML page needs of a result: its record's figures, and when it started."""
     record = {name: getattr(result, name) for name in PAGE_KEYS}
+    for name in NEWER_KEYS:  # drawn when a Result carries them
+        if hasattr(result, name):
+            record[name] = getattr(result, name)
     since = result.started - run_started
     record["started_s"] = round(max(0.0, since), 6) if result.started else None  # no request
     return record
 
 
 PAGE_KEYS = ("url", "ok", "status", "attempts", "elapsed_s", "host", "truncated", "error_kind")
+NEWER_KEYS = ("ttfb_s",)
 
 
-def _page_when_abandoned(path: Path, timed: list[dict[str, object]], config: FetchConfig) -> None:
+def _page_when_abandoned(path: Path, timed: RecordSample, config: FetchConfig) -> None:
     # Requests still in flight are being abandoned and the process exits at once, before the
     # run's phases are complete: the page is made from what was recorded, as `report` would.
-    report = report_of_records(timed, jobs=config.jobs, per_host=config.per_host,
+    records = list(timed.records)  # a copy: the main thread may still be adding one
+    report = report_of_records(records, jobs=config.jobs, per_host=config.per_host,
                                delay=config.delay)  # fmt: skip
     try:
-        write_html(path, render_html(report, timed))
+        write_html(path, render_html(report, records))
     except InputError as exc:
         say(f"error: {exc}")
 
