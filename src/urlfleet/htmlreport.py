@@ -124,12 +124,19 @@ def headline_html(report: Report, timeline: Timeline, cpu_s: float | None,
         _figure(str(report.ok), "ok", "ok"),
         _figure(str(report.failed), "failed", "failed"),
         _figure(f"{wall:.2f} s" if wall else "unknown", "wall time", "wall"),
-        _figure(f"{report.speedup:.1f}×" if report.speedup else "not measured",
-                "speedup over one at a time", "speedup"),  # fmt: skip
-        _figure(f"{report.ideal_s:.2f} s" if report.ideal_s is not None else "-",
-                "ideal time", "ideal"),  # fmt: skip
-        _figure(f"{report.efficiency:.0%}" if report.efficiency is not None else "-",
-                "efficiency (ideal / actual)", "efficiency"),  # fmt: skip
+        _figure(
+            f"{report.speedup:.1f}×" if report.speedup else "not measured",
+            "speedup over one at a time",
+            "speedup",
+        ),  # fmt: skip
+        _figure(
+            f"{report.ideal_s:.2f} s" if report.ideal_s is not None else "-", "ideal time", "ideal"
+        ),  # fmt: skip
+        _figure(
+            f"{report.efficiency:.0%}" if report.efficiency is not None else "-",
+            "efficiency (ideal / actual)",
+            "efficiency",
+        ),  # fmt: skip
     ]
     serial = ""
     if report.serial_s_per_url and report.threaded_s_per_url:

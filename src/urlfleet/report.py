@@ -252,8 +252,9 @@ def build_report(
     threads = threaded.threads if threaded else 1
     threaded_wall = threaded.wall_s if threaded else 0.0  # 0.0: not timed (a records file)
     ideal = (
-        ideal_time(threaded.tally, threads, config.per_host, config.delay + config.jitter / 2,
-                   paused)
+        ideal_time(
+            threaded.tally, threads, config.per_host, config.delay + config.jitter / 2, paused
+        )
         if threaded and threaded.tally.urls
         else None
     )

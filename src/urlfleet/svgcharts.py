@@ -131,8 +131,10 @@ def _bars(lane: Lane, y: float, height: float, scale: float, why: str) -> str:
             shade.append(f'<rect x="{_n(x)}" y="{_n(y - 2)}" width="{_n(w)}" '
                          f'height="{_n(height + 4)}" class="pause"/>')  # fmt: skip
             if w >= PAUSE_LABEL_W:
-                notes.append(f'<text x="{_n(x + w / 2)}" y="{_n(y + 9)}" text-anchor="middle" '
-                             f'class="pause-note">{why} ({bar.attempts} attempts)</text>')
+                notes.append(
+                    f'<text x="{_n(x + w / 2)}" y="{_n(y + 9)}" text-anchor="middle" '
+                    f'class="pause-note">{why} ({bar.attempts} attempts)</text>'
+                )
         top = _n(y + bar.row * ROW_H + 1)
         bars.append(f'<rect x="{_n(x)}" y="{top}" width="{_n(w)}" height="{ROW_H - 2}" '
                     f'fill="{FILLS[bar.outcome]}"{_outline(bar.outcome)}/>')  # fmt: skip

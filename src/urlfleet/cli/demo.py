@@ -57,8 +57,14 @@ def add_demo_command(commands: Any) -> None:
         help="server latency per request (default %(default)s)",
     )
     add_fetch_options(demo)
-    demo.add_argument("--html", type=Path, nargs="?", const=Path(DEMO_HTML), metavar="PATH",
-                      help=f"write the report as an HTML page (default PATH: {DEMO_HTML})")
+    demo.add_argument(
+        "--html",
+        type=Path,
+        nargs="?",
+        const=Path(DEMO_HTML),
+        metavar="PATH",
+        help=f"write the report as an HTML page (default PATH: {DEMO_HTML})",
+    )
     demo.set_defaults(handler=run_demo, per_host=4, compare_serial=20, out=None)
 
 

@@ -88,8 +88,9 @@ def run_fetch(args: argparse.Namespace) -> int:
     for written in (options.report, options.html):
         if written is not None:
             check_report_path(written)
-    if options.html is not None and any(same_path(options.html, p) for p in
-                                        (*reader.files(), options.out, options.report) if p):
+    if options.html is not None and any(
+        same_path(options.html, p) for p in (*reader.files(), options.out, options.report) if p
+    ):
         raise InputError(f"--html {options.html} is an input or another output: choose another")
     if options.resume and options.out is None:
         raise InputError("--resume needs -o/--out FILE: the results file to resume")
