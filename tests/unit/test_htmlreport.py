@@ -214,3 +214,15 @@ def test_a_long_run_keeps_a_bounded_fair_sample_for_its_page() -> None:
     assert max(r["started_s"] for r in sample.records) > 1000  # later records get in too
     page = render_html(report_of(sample.records), sample.records, sampled_of=sample.seen)
     assert "a fair sample of 100 of the 10000 URLs" in page
+
+
+def test_fetch_refuses_an_html_path_that_is_its_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = tmp_path / "urls.txt"
+    listed.write_text("http://a.test/\n", encoding="utf-8")
+    assert main(["fetch", str(listed), "--html", str(listed), "--no-progress"]) == 2
+    assert "--html" in capsys.readouterr().err
+    assert listed.read_text(encoding="utf-8") == "http://a.test/\n"
+    assert main(["fetch", str(listed), "--html", str(tmp_path), "--no-progress"]) == 2
+    assert "Is a directory" in capsys.readouterr().err
