@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from urlfleet.records import Result
+from urlfleet.runstats import quantile
 
 LATENCY_SAMPLES = 1000  # per host: enough for a p95, bounded however many URLs a host has
 HOSTS_KEPT = 1000  # hosts with a row of their own; the report shows the top 20
@@ -149,16 +150,10 @@ def _row(host: str, tally: HostTally, paused_s: float) -> HostRow:
         failed=tally.urls - tally.ok,
         throttled=tally.throttled,
         paused_s=round(paused_s, 3),
-        p50_s=_quantile(ordered, 0.5),
-        p95_s=_quantile(ordered, 0.95),
+        p50_s=quantile(ordered, 0.5),
+        p95_s=quantile(ordered, 0.95),
         rate=round(tally.requests / span, 2) if span > 0 else 0.0,
     )
-
-
-def _quantile(ordered: list[float], q: float) -> float | None:
-    if not ordered:
-        return None
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
 
 
 def host_table(rows: list[HostRow]) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from urlfleet.config import FetchConfig
 from urlfleet.hoststats import HostRow, HostTallies, host_rows, host_table
 from urlfleet.records import Result
+from urlfleet.runstats import Latency, LatencySample, status_label, status_words
 
 # The contract's report keys, in order; the rest follow.
 SUMMARY_HOSTS = 5  # hosts shown on stderr; --report has up to 20
@@ -41,6 +42,8 @@ class Tally:
     hosts: HostTallies = field(default_factory=HostTallies)  # the busiest, exactly
     changed: int = 0  # asked with validators (--revalidate), answered with a new copy
     unchanged: int = 0  # asked with validators, answered 304
+    latency: LatencySample = field(default_factory=LatencySample)  # each URL's elapsed_s
+    statuses: Counter[str] = field(default_factory=Counter)  # runstats.status_label's
 
     def add(self, result: Result) -> None:
         self.urls += 1
@@ -55,6 +58,8 @@ class Tally:
         self.requests += result.requests
         self.busy_s += result.busy_s
         self.hosts.add(result)
+        self.latency.add(result.elapsed_s)
+        self.statuses[status_label(result.status, result.error_kind)] += 1
 
 
 def failure_kind(result: Result) -> str:
@@ -88,11 +93,14 @@ class Ideal:
     bottleneck: str
 
 
-def ideal_time(tally: Tally, threads: int, per_host: int, gap: float) -> Ideal | None:
-    """max(N*L/C, max over hosts of n_h * max(L_h/P, gap)), from the latencies measured.
+def ideal_time(
+    tally: Tally, threads: int, per_host: int, gap: float, paused: Mapping[str, float] | None = None
+) -> Ideal | None:
+    """max(N*L/C, max over hosts of n_h * max(L_h/P, gap) + pause_h), from what was measured.
 
     N*L/C is Little's law for the thread pool; a host serves at most min(P/L_h, 1/gap)
-    requests per second.
+    requests per second, and not at all while it is paused (429/503, Retry-After): no
+    scheduler can win that time back.
     """
     if not tally.requests:
         return None
@@ -102,6 +110,7 @@ def ideal_time(tally: Tally, threads: int, per_host: int, gap: float) -> Ideal |
         if not load.requests:
             continue
         need = load.requests * max(load.busy_s / load.requests / per_host, gap)
+        need += (paused or {}).get(host, 0.0)
         if need > best.seconds:
             best = Ideal(seconds=need, bottleneck=f"politeness towards {host}")
     return best
@@ -129,6 +138,8 @@ class Report:
     efficiency: float | None
     bottleneck: str | None
     failures: dict[str, int]
+    latency: Latency | None = None  # of each URL's elapsed_s: first request to last byte
+    statuses: dict[str, int] = field(default_factory=dict)  # final status, or error kind
     duplicates: int = 0
     malformed: int = 0
     already_done: int = 0
@@ -166,6 +177,10 @@ class Report:
         if self.threaded_s_per_url is not None:
             lines.append(f"threaded: {self.urls - self.serial_sample} URLs on {self.jobs} threads, "
                          f"{self.threaded_s_per_url:.4f} s/URL")  # fmt: skip
+        if self.latency is not None:
+            lines.append(f"latency:  {self.latency.words()} per URL")
+        if self.statuses:
+            lines.append(f"status:   {status_words(self.statuses)}")
         if self.speedup is not None:
             lines.append(f"speedup:  {self.speedup:.1f}x from concurrency")
         if self.ideal_s is not None and self.efficiency is not None:
@@ -236,13 +251,20 @@ def build_report(
     requests = sum(p.tally.requests for p in phases)
     wall = sum(p.wall_s for p in phases)
     failures: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    latency = LatencySample()
     for phase in phases:
         failures.update(phase.tally.failures)
+        statuses.update(phase.tally.statuses)
+        latency.merge(phase.tally.latency)
     serial_per_url = _per_url(serial)
     threaded_per_url = _per_url(threaded)
     threads = threaded.threads if threaded else 1
+    threaded_wall = threaded.wall_s if threaded else 0.0  # 0.0: not timed (a records file)
     ideal = (
-        ideal_time(threaded.tally, threads, config.per_host, config.delay + config.jitter / 2)
+        ideal_time(
+            threaded.tally, threads, config.per_host, config.delay + config.jitter / 2, paused
+        )
         if threaded and threaded.tally.urls
         else None
     )
@@ -262,9 +284,11 @@ def build_report(
         serial_sample=serial.tally.urls if serial else 0,
         serial_estimate_s=serial_per_url * urls if serial_per_url is not None else None,
         ideal_s=round(ideal.seconds, 6) if ideal else None,
-        efficiency=round(ideal.seconds / threaded.wall_s, 4) if ideal and threaded else None,
+        efficiency=round(ideal.seconds / threaded_wall, 4) if ideal and threaded_wall else None,
         bottleneck=ideal.bottleneck if ideal else None,
         failures=dict(failures),
+        latency=latency.latency(),
+        statuses=dict(statuses),
         duplicates=duplicates,
         malformed=malformed,
         already_done=already_done,

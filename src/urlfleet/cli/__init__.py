@@ -1,4 +1,4 @@
-"""The command line: ``urlfleet fetch | demo | bench | serve``. A thin layer over the library.
+"""The command line: ``urlfleet fetch | report | demo | bench | serve``, a thin layer.
 
 Data (JSON lines) goes to stdout or ``-o``; the progress bar, problems and the summary go to
 stderr, so ``urlfleet fetch urls.txt > results.jsonl`` keeps the two apart.
@@ -21,6 +21,7 @@ from urlfleet.cli.configfile import add_config_options, prepare_fetch
 from urlfleet.cli.demo import add_demo_command, add_serve_command
 from urlfleet.cli.exits import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from urlfleet.cli.fetch import add_fetch_command
+from urlfleet.cli.report import add_report_command
 from urlfleet.cli.session import say
 from urlfleet.errors import ClusterError, InputError, SaveError
 
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_fetch_command(commands)
     add_config_options(commands.choices["fetch"])
+    add_report_command(commands)
     add_demo_command(commands)
     add_bench_command(commands)
     add_serve_command(commands)

@@ -28,6 +28,7 @@ DEMO_LIST = "demo.txt"
 DEMO_FIRST_PORT = 8701  # the ports demo.txt names; `urlfleet serve` listens there by default
 DEMO_HOSTS = 8
 DEMO_LATENCY = 0.1
+DEMO_HTML = "urlfleet-demo.html"
 _PORT = re.compile(r"^(http://127\.0\.0\.1:)(\d+)(/.*)$")
 
 
@@ -56,6 +57,14 @@ def add_demo_command(commands: Any) -> None:
         help="server latency per request (default %(default)s)",
     )
     add_fetch_options(demo)
+    demo.add_argument(
+        "--html",
+        type=Path,
+        nargs="?",
+        const=Path(DEMO_HTML),
+        metavar="PATH",
+        help=f"write the report as an HTML page (default PATH: {DEMO_HTML})",
+    )
     demo.set_defaults(handler=run_demo, per_host=4, compare_serial=20, out=None)
 
 

@@ -61,6 +61,9 @@ def add_fetch_command(commands: Any) -> None:
         "and has an etag or last_modified is asked with If-None-Match / If-Modified-Since; a "
         "304 is then ok, with unchanged true and no body read or saved again",
     )
+    fetch.add_argument("--html", type=Path, metavar="PATH",
+                       help="write the report as one self-contained HTML page (a per-host "
+                       "timeline, latency, outcomes), also after Ctrl-C")  # fmt: skip
     cluster = fetch.add_argument_group("beyond one machine (needs urlfleet[dask])")
     cluster.add_argument(
         "--dask",
@@ -98,8 +101,13 @@ def run_fetch(args: argparse.Namespace) -> int:
         raise InputError("bad option: sitemaps cannot be fetched with --dask yet")
     check_outputs([*reader.sources, *reader.files()], out=options.out, report=options.report,
                   save_dir=config.save_dir)  # fmt: skip
-    if options.report is not None:
-        check_report_path(options.report)
+    for written in (options.report, options.html):
+        if written is not None:
+            check_report_path(written)
+    if options.html is not None and any(
+        same_path(options.html, p) for p in (*reader.files(), options.out, options.report) if p
+    ):
+        raise InputError(f"--html {options.html} is an input or another output: choose another")
     if options.resume and options.out is None:
         raise InputError("--resume needs -o/--out FILE: the results file to resume")
     if options.out_format == "csv":

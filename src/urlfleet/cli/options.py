@@ -383,6 +383,7 @@ def session_from(args: argparse.Namespace) -> SessionOptions:
         out=args.out,
         resume=args.resume,
         report=args.report,
+        html=getattr(args, "html", None),
         progress=not args.no_progress,
         grace=args.grace,
         out_format=out_format_of(args.out, args.out_format),

@@ -8,10 +8,11 @@ values (a FetchConfig, SessionOptions), never the command line's Namespace.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -20,13 +21,16 @@ from urlfleet.cli.interrupts import DEFAULT_GRACE, Interrupts
 from urlfleet.config import FetchConfig
 from urlfleet.csvout import CsvWriter
 from urlfleet.errors import InputError
+from urlfleet.htmlreport import render_html
 from urlfleet.progress import Progress
+from urlfleet.recordfile import report_of_records
 from urlfleet.records import JsonlWriter, RecordWriter, Result
-from urlfleet.report import Report, build_report
+from urlfleet.report import Report, build_report, write_atomically
 from urlfleet.resume import DoneUrls
 from urlfleet.revalidation import Validators
 from urlfleet.runner import RunLike
 from urlfleet.sources import UrlReader
+from urlfleet.timeline import RecordSample
 
 if TYPE_CHECKING:
     pass
@@ -39,6 +43,7 @@ class SessionOptions:
     out: Path | None = None  # the records file, named in write errors; None is stdout
     resume: bool = False  # append to ``out``, skipping URLs it already holds a final record of
     report: Path | None = None  # where to write the run report as JSON; None: summary only
+    html: Path | None = None  # where to write the report as an HTML page; None: no page
     progress: bool = True  # False: no bar; True: a bar when stderr is a terminal
     grace: float = DEFAULT_GRACE  # seconds requests in flight get after the first Ctrl-C
     out_format: str = "jsonl"  # or "csv"
@@ -66,6 +71,8 @@ def fetch_to(
     interrupt abandons the requests in flight (the process then exits at once).
     """
     writer = writer_for(stream, options)
+    started, cpu_at_start = time.monotonic(), time.process_time()
+    timed = RecordSample() if options.html is not None else None
     skipped = [0]
     urls = done.skip_done(reader, skipped) if done else iter(reader)
     if validators is not None:
@@ -77,6 +84,8 @@ def fetch_to(
     )
 
     def last_words() -> str:
+        if options.html is not None and timed is not None:
+            _page_when_abandoned(options.html, timed, config)
         return (f"stopped: {bar.ok + bar.failed} URLs recorded ({bar.ok} ok, {bar.failed} "
                 "failed); requests still in flight were abandoned. Run again with --resume "
                 "to fetch the rest.")  # fmt: skip
@@ -86,6 +95,8 @@ def fetch_to(
         try:
             for result in run.results(urls):
                 _write(writer, result, options.out)
+                if timed is not None:
+                    timed.add(page_record(result, started))
                 bar.advance(result, dropped=reader.duplicates + reader.malformed + skipped[0])
         finally:
             bar.close()
@@ -95,6 +106,9 @@ def fetch_to(
         already_done=skipped[0], paused=run.paused_seconds(),
     )  # fmt: skip
     _finish(report, options.report)
+    if options.html is not None and timed is not None:
+        write_html(options.html, render_html(report, timed.records, sampled_of=timed.seen,
+                                             cpu_s=time.process_time() - cpu_at_start))  # fmt: skip
     if stop.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if report.failed == 0 else EXIT_FAILURES
@@ -137,6 +151,42 @@ def _finish(report: Report, path: Path | None) -> None:
             report.write(path)
         except OSError as exc:
             raise InputError(f"{path}: cannot write report ({exc.strerror or exc})") from exc
+
+
+def page_record(result: Result, run_started: float) -> dict[str, Any]:
+    """What the HTML page needs of a result: its record's figures, and when it started."""
+    record = {name: getattr(result, name) for name in PAGE_KEYS}
+    for name in NEWER_KEYS:  # drawn when a Result carries them
+        if hasattr(result, name):
+            record[name] = getattr(result, name)
+    since = result.started - run_started
+    record["started_s"] = round(max(0.0, since), 6) if result.started else None  # no request
+    return record
+
+
+PAGE_KEYS = ("url", "ok", "status", "attempts", "elapsed_s", "host", "truncated", "error_kind")
+NEWER_KEYS = ("ttfb_s",)
+
+
+def _page_when_abandoned(path: Path, timed: RecordSample, config: FetchConfig) -> None:
+    # Requests still in flight are being abandoned and the process exits at once, before the
+    # run's phases are complete: the page is made from what was recorded, as `report` would.
+    records = list(timed.records)  # a copy: the main thread may still be adding one
+    report = report_of_records(records, jobs=config.jobs, per_host=config.per_host,
+                               delay=config.delay)  # fmt: skip
+    try:
+        write_html(path, render_html(report, records))
+    except InputError as exc:
+        say(f"error: {exc}")
+
+
+def write_html(path: Path, page: str) -> None:
+    """The page into ``path``, atomically; a one-line InputError when it cannot be written."""
+    try:
+        write_atomically(path, page.encode("utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write HTML report ({exc.strerror or exc})") from exc
+    say(f"HTML report: {path}")
 
 
 def say(message: str) -> None:

@@ -1,0 +1,241 @@
+"""The run report as one self-contained HTML page: headline, per-host timeline, charts, table.
+
+Pure: a Report (the numbers ``--report`` writes, from the same code) and the run's records (as
+dicts) in, one HTML string out. Inline CSS and SVG and a few lines of script to sort the table;
+no external resource, so the page opens offline, from a mail or a CI artifact.
+
+>>> page = render_html(report, records); Path("run.html").write_text(page)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from urlfleet.report import Report
+from urlfleet.runstats import latency_of, status_words
+from urlfleet.svgcharts import column_chart, count_bars, legend_html, timeline_svg
+from urlfleet.timeline import Timeline, build_timeline, histogram
+
+CPU_BOUND = 0.8  # of one core: past this, the client's CPU (the GIL), not waiting, sets the pace
+POLITENESS = "politeness towards "
+CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fff}
+h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:28px 0 6px}
+.figures{display:flex;flex-wrap:wrap;gap:10px;margin:10px 0}
+.figure{border:1px solid #ccc;border-radius:6px;padding:6px 12px;min-width:90px}
+.figure b{display:block;font-size:22px}.figure span{color:#555;font-size:12px}
+.why{font-size:16px;background:#fff6e0;border-left:5px solid #E69F00;padding:8px 12px}
+svg text{font-size:11px;fill:#333}.lane-name{font-weight:600}.lane-note{fill:#666}
+.pace .lane-name{fill:#000;font-weight:800}.pace .band{fill:#fff0c8}
+.band{fill:#f7f7f7}.grid{stroke:#ddd}.limit{stroke:#0072B2;stroke-dasharray:4 3}
+.pause{fill:#E69F00;opacity:.28}.pause-note{font-weight:700;fill:#5c3700;paint-order:stroke;stroke:#fff;stroke-width:3px}
+.serial{fill:#e8eef7}.phase{fill:#0b4f8a;font-style:italic}.retried{stroke:#000;stroke-width:1}
+.col{fill:#0072B2}.mark{stroke:#D55E00;stroke-width:1.5}
+.key{margin-right:16px;white-space:nowrap}.key svg{vertical-align:middle}
+.charts{display:flex;flex-wrap:wrap;gap:24px}
+table.hosts{border-collapse:collapse}table.hosts td,table.hosts th{padding:2px 8px;
+text-align:right;border-bottom:1px solid #eee}table.hosts td:first-child{text-align:left}
+table.hosts th{cursor:pointer;background:#f0f0f0}.breakdown th{text-align:left;padding-right:8px}
+.note{color:#555}
+"""
+SORT_SCRIPT = """
+document.querySelectorAll("table.hosts th").forEach((th, i) => th.onclick = () => {
+  const body = th.closest("table").tBodies[0], up = th.dataset.up !== "1";
+  th.dataset.up = up ? "1" : "0";
+  const key = r => { const t = r.cells[i].textContent, n = parseFloat(t);
+                     return isNaN(n) ? t : n; };
+  [...body.rows].sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (up ? 1 : -1))
+    .forEach(r => body.appendChild(r));
+});
+"""
+
+
+def render_html(report: Report, records: Sequence[Mapping[str, Any]], *,
+                cpu_s: float | None = None, title: str = "urlfleet run",
+                sampled_of: int | None = None) -> str:  # fmt: skip
+    """The whole page for a run: its Report and its records (dicts, as in the JSONL).
+
+    ``sampled_of`` says how many URLs ``records`` is a sample of (see RecordSample).
+    """
+    timeline = build_timeline(records)
+    pace = pace_setter(report, timeline)
+    sections = [
+        f"<h1>{escape(title)}</h1>",
+        headline_html(report, timeline, cpu_s, pace),
+        "<h2>Per-host timeline: where the time went</h2>",
+        _sample_note(len(records), sampled_of),
+        _timeline_section(report, timeline, pace),
+        "<h2>Throughput and requests in flight</h2>",
+        _flow_section(timeline, report.jobs),
+        "<h2>Latency</h2>",
+        _latency_section(report, records),
+        "<h2>Outcomes</h2>",
+        _outcome_section(report, timeline),
+        "<h2>Hosts (click a column to sort)</h2>",
+        host_table_html(report, timeline),
+    ]
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>'
+            f"{escape(title)}</title><style>{CSS}</style></head><body>\n"
+            + "\n".join(sections)
+            + f"\n<script>{SORT_SCRIPT}</script></body></html>\n")  # fmt: skip
+
+
+def pace_setter(report: Report, timeline: Timeline) -> str | None:
+    """The host that set the pace: the report's bottleneck host, else the lane that ended last."""
+    if report.bottleneck and report.bottleneck.startswith(POLITENESS):
+        return report.bottleneck.removeprefix(POLITENESS)
+    if report.bottleneck or len(timeline.lanes) < 2:
+        return None  # the threads (or nothing we can name) set the pace
+    return max(timeline.lanes, key=lambda lane: lane.last).name
+
+
+def bottleneck_words(report: Report, cpu_s: float | None, pace: str | None) -> str:
+    """What held the run back, in a sentence: the threads, a named host, or the client's CPU."""
+    if cpu_s is not None and report.wall_s > 0 and cpu_s / report.wall_s >= CPU_BOUND:
+        return (f"The client's CPU: this process used {cpu_s / report.wall_s:.0%} of a core, "
+                "so more threads cannot help. Spread the run over processes with "
+                "--dask local:N.")  # fmt: skip
+    if pace is not None:
+        row = next((r for r in report.hosts if r.host == pace), None)
+        paused = f", and it was paused {row.paused_s:.1f} s (429/503, Retry-After)" if (
+            row and row.paused_s) else ""  # fmt: skip
+        limits = f"at most {report.per_host} requests in flight there"
+        limits += f", {report.delay:g} s apart" if report.delay else ""
+        return (f"Politeness towards {pace} set the pace: {limits}{paused}. "
+                "Its lane is marked below; the other hosts finished earlier.")  # fmt: skip
+    if report.bottleneck:
+        return (f"The thread count ({report.bottleneck}): every thread was busy waiting on "
+                "servers, so more threads (-j) would go faster.")  # fmt: skip
+    return "Not known: the records do not say the run's limits."
+
+
+def _figure(value: str, label: str, ident: str) -> str:
+    return f'<div class="figure" id="{ident}"><b>{escape(value)}</b><span>{label}</span></div>'
+
+
+def headline_html(report: Report, timeline: Timeline, cpu_s: float | None,
+                  pace: str | None) -> str:  # fmt: skip
+    """URLs, ok, failed, wall time, speedup, ideal and efficiency, and the bottleneck in words."""
+    wall = report.wall_s or timeline.span_s
+    figures = [
+        _figure(str(report.urls), "URLs", "urls"),
+        _figure(str(report.ok), "ok", "ok"),
+        _figure(str(report.failed), "failed", "failed"),
+        _figure(f"{wall:.2f} s" if wall else "unknown", "wall time", "wall"),
+        _figure(
+            f"{report.speedup:.1f}×" if report.speedup else "not measured",
+            "speedup over one at a time",
+            "speedup",
+        ),  # fmt: skip
+        _figure(
+            f"{report.ideal_s:.2f} s" if report.ideal_s is not None else "-", "ideal time", "ideal"
+        ),  # fmt: skip
+        _figure(
+            f"{report.efficiency:.0%}" if report.efficiency is not None else "-",
+            "efficiency (ideal / actual)",
+            "efficiency",
+        ),  # fmt: skip
+    ]
+    serial = ""
+    if report.serial_s_per_url and report.threaded_s_per_url:
+        serial = (f'<p class="note">Speedup measured in this run: {report.serial_sample} URLs '
+                  f"one at a time took {report.serial_s_per_url:.4f} s each; the rest on "
+                  f"{report.jobs} threads took {report.threaded_s_per_url:.4f} s each.</p>"
+                  )  # fmt: skip
+    return (f'<div class="figures">{"".join(figures)}</div>'
+            f'<p class="why" id="bottleneck"><b>Bottleneck:</b> '
+            f"{escape(bottleneck_words(report, cpu_s, pace))}</p>{serial}")  # fmt: skip
+
+
+def _sample_note(drawn: int, seen: int | None) -> str:
+    if seen is None or seen <= drawn:
+        return ""
+    return (f'<p class="note">Drawn from a fair sample of {drawn} of the {seen} URLs; the '
+            "figures at the top and the table count them all.</p>")  # fmt: skip
+
+
+def _timeline_section(report: Report, timeline: Timeline, pace: str | None) -> str:
+    if not timeline.timed:
+        return ('<p class="note" id="no-timeline">No timeline: these records do not say when '
+                "each URL started (no started_s).</p>")  # fmt: skip
+    return (f"<p>{legend_html()}</p><p class=\"note\">One lane per host, busiest first; one bar"
+            " per URL from its first request to its last byte; stacked bars were in flight "
+            "together.</p>"
+            + timeline_svg(timeline, per_host=report.per_host, delay=report.delay,
+                           pace_setter=pace, serial_until=_serial_until(report),
+                           paused=_paused_hosts(report)))  # fmt: skip
+
+
+def _paused_hosts(report: Report) -> frozenset[str]:
+    return frozenset(row.host for row in report.hosts if row.paused_s)
+
+
+def _serial_until(report: Report) -> float | None:
+    if not report.serial_sample or report.serial_s_per_url is None:
+        return None
+    return report.serial_sample * report.serial_s_per_url
+
+
+def _flow_section(timeline: Timeline, threads: int) -> str:
+    if not timeline.timed:
+        return '<p class="note">No timing in these records.</p>'
+    span = timeline.span_s
+    return ('<div class="charts">'
+            + column_chart(timeline.throughput, span_s=span, label="URLs finished per second")
+            + column_chart(timeline.in_flight, span_s=span,
+                           label=f"URLs in flight (on {threads} threads)")
+            + "</div>")  # fmt: skip
+
+
+def _latency_section(report: Report, records: Sequence[Mapping[str, Any]]) -> str:
+    if report.latency is None:
+        return '<p class="note">No latencies: no URL finished.</p>'
+    lat = report.latency
+    top = max(lat.p99_s * 1.5, lat.p50_s * 2) or lat.max_s or 1.0
+    counts = histogram([float(r.get("elapsed_s") or 0.0) for r in records], top=top)
+    marks = {f"p50 {lat.p50_s:.3f}": lat.p50_s, f"p90 {lat.p90_s:.3f}": lat.p90_s,
+             f"p99 {lat.p99_s:.3f}": lat.p99_s}  # fmt: skip
+    ttfb = latency_of(
+        float(r["ttfb_s"]) for r in records if isinstance(r.get("ttfb_s"), int | float)
+    )
+    first_byte = (f"time to first byte: {ttfb.words()}" if ttfb else
+                  "time to first byte: not in these records (no ttfb_s)")  # fmt: skip
+    return (f'<p id="latency">Per URL (first request to last byte, retries included): '
+            f"{lat.words()}.<br>{first_byte}.</p>"
+            + column_chart([float(c) for c in counts], span_s=top, marks=marks,
+                           label=f"URLs by latency (last column: ≥ {top:.3g} s)"))  # fmt: skip
+
+
+def _outcome_section(report: Report, timeline: Timeline) -> str:
+    statuses = sorted(report.statuses.items(), key=lambda kv: -kv[1])
+    kinds = sorted(report.failures.items(), key=lambda kv: -kv[1])
+    retries = [
+        (f"{n} attempt{'s' if n != 1 else ''}", c) for n, c in sorted(timeline.attempts.items())
+    ]
+    return ('<div class="charts"><div><h3>Status</h3>'
+            f'<p id="statuses">{escape(status_words(report.statuses))}</p>'
+            f"{count_bars(statuses)}</div>"
+            f"<div><h3>Failures by kind</h3>{count_bars(kinds) if kinds else 'none'}</div>"
+            f"<div><h3>Attempts per URL</h3>{count_bars(retries)}</div></div>")  # fmt: skip
+
+
+def host_table_html(report: Report, timeline: Timeline) -> str:
+    """The busiest hosts, with the columns of the terminal's table and first and last request."""
+    spans = {lane.name: lane for lane in timeline.lanes}
+    head = ("host", "requests", "ok", "failed", "429/503", "paused s", "p50 s", "p95 s", "req/s",
+            "first s", "last s")  # fmt: skip
+    rows = []
+    for r in report.hosts:
+        lane = spans.get(r.host)
+        cells = (r.host, r.requests, r.ok, r.failed, r.throttled, f"{r.paused_s:.1f}",
+                 _s(r.p50_s), _s(r.p95_s), f"{r.rate:.1f}",
+                 _s(lane.first if lane else None), _s(lane.last if lane else None))  # fmt: skip
+        rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+    return (f'<table class="hosts"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>'
+            f"</thead><tbody>{''.join(rows)}</tbody></table>")  # fmt: skip
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
