@@ -14,12 +14,11 @@ import csv
 import io
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, BinaryIO
 
-from urlfleet.records import SYNC_EVERY, Result, record_columns
+from urlfleet.records import LineWriter, Result, record_columns
 from urlfleet.sources import bounded_lines
 
 META_PREFIX = "meta."  # an input column named like a record key
@@ -50,8 +49,8 @@ def header_of(
     return columns + [META_PREFIX + name if name in taken else name for name in meta_columns]
 
 
-class CsvWriter:
-    """Writes one CSV row per result, whole rows only, flushed as written (as JsonlWriter).
+class CsvWriter(LineWriter):
+    """Writes one CSV row per result, whole rows only (as JsonlWriter).
 
     ``meta_columns``: the input list's columns, each written as its own column from the
     result's ``meta`` dict; None writes ``meta`` as one JSON column. ``header=False`` when
@@ -67,15 +66,10 @@ class CsvWriter:
         meta_columns: Sequence[str] | None = None,
         header: bool = True,
     ) -> None:
-        self._stream = stream
-        self._clock = clock
-        self._synced_at = clock()
-        self._headers = record_headers
+        super().__init__(stream, clock=clock, record_headers=record_headers)
         self._meta_columns = None if meta_columns is None else list(meta_columns)
-        self.lock = threading.RLock()
-        self.written = 0
         if header:
-            self._put(header_of(record_headers=record_headers, meta_columns=meta_columns))
+            self._put(_row(header_of(record_headers=record_headers, meta_columns=meta_columns)))
 
     def write(self, result: Result) -> None:
         record = result.to_record(headers=self._headers)
@@ -86,27 +80,13 @@ class CsvWriter:
         else:
             given = meta if isinstance(meta, dict) else {}
             cells.extend(csv_cell(given.get(name)) for name in self._meta_columns)
-        with self.lock:
-            self._put(cells)
-            self.written += 1
-            if self._clock() - self._synced_at >= SYNC_EVERY:
-                self.sync()
+        self._put_record(_row(cells))
 
-    def _put(self, cells: list[str]) -> None:
-        line = io.StringIO()
-        csv.writer(line, lineterminator="\n").writerow(cells)
-        self._stream.write(line.getvalue())  # one call: a tailing reader sees whole rows
-        self._stream.flush()
 
-    def sync(self) -> None:
-        """Flush and, for a real file, fsync: what is written survives a power cut."""
-        with self.lock:
-            self._stream.flush()
-            self._synced_at = self._clock()
-            try:
-                os.fsync(self._stream.fileno())
-            except (OSError, ValueError, io.UnsupportedOperation):
-                pass  # a pipe or terminal: nothing to sync
+def _row(cells: list[str]) -> str:
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\n").writerow(cells)
+    return line.getvalue()
 
 
 # --------------------------------------------------------------------------- reading back

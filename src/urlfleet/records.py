@@ -136,8 +136,8 @@ def _known_codec(name: str) -> bool:
 SYNC_EVERY = 2.0  # seconds between fsyncs: a crash loses at most the last moments
 
 
-class JsonlWriter:
-    """Writes one JSON line per result, whole lines only, flushed as written.
+class LineWriter:
+    """Writes whole lines to a stream, flushed as written, fsynced every SYNC_EVERY seconds.
 
     Records come from one thread (the one reading results). The lock is for the other
     thread that may need the file: an interrupt's deadline, which flushes and exits, must
@@ -158,12 +158,14 @@ class JsonlWriter:
         self.lock = threading.RLock()
         self.written = 0
 
-    def write(self, result: Result) -> None:
-        record = result.to_record(headers=self._headers)
-        line = json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+    def _put(self, text: str) -> None:
         with self.lock:
-            self._stream.write(line + "\n")  # one call: a tailing reader sees whole records
+            self._stream.write(text)  # one call: a tailing reader sees whole records
             self._stream.flush()
+
+    def _put_record(self, text: str) -> None:
+        with self.lock:
+            self._put(text)
             self.written += 1
             if self._clock() - self._synced_at >= SYNC_EVERY:
                 self.sync()
@@ -177,6 +179,15 @@ class JsonlWriter:
                 os.fsync(self._stream.fileno())
             except (OSError, ValueError, io.UnsupportedOperation):
                 pass  # a pipe or terminal: nothing to sync
+
+
+class JsonlWriter(LineWriter):
+    """Writes one JSON line per result."""
+
+    def write(self, result: Result) -> None:
+        record = result.to_record(headers=self._headers)
+        line = json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+        self._put_record(line + "\n")
 
 
 def record_field_names() -> tuple[str, ...]:

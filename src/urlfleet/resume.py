@@ -193,29 +193,41 @@ def _sorted_array(digests: Iterable[int], run: int = 65_536) -> array[int]:
 
 
 def _done_digests(path: Path, on_bad_line: Callable[[int], None] | None) -> Iterator[int]:
-    if is_csv_records(path):
-        yield from _done_digests_csv(path, on_bad_line)
-        return
-    with open(path, "rb") as handle:
-        for number, line in enumerate(bounded_lines(handle, MAX_RECORD_BYTES), start=1):
-            if line is not None and not line.strip():
-                continue
-            record = None if line is None else record_of(line)
-            if record is None:
-                if on_bad_line is not None:
-                    on_bad_line(number)
-            elif is_done(record):
-                yield url_digest(record["url"])
+    # The header of a CSV file was checked by check_results_file.
+    for number, record in numbered_records(path):
+        if record is None:
+            if on_bad_line is not None:
+                on_bad_line(number)
+        elif is_done(record):
+            yield url_digest(record["url"])
 
 
-def _done_digests_csv(path: Path, on_bad_line: Callable[[int], None] | None) -> Iterator[int]:
+class NotResultsFile(ValueError):
+    """A CSV results file whose header is not urlfleet's; ``line`` is the header's line."""
+
+    def __init__(self, line: int, why: str) -> None:
+        super().__init__(why)
+        self.line = line
+
+
+def numbered_records(
+    path: str | os.PathLike[str],
+) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    """(line number, record) of each record of a results file, JSON Lines or CSV; the record
+    is None for a line that is not one. Blank lines are skipped; NotResultsFile for a CSV
+    file without urlfleet's header."""
+    csv = is_csv_records(path)
     with open(path, "rb") as handle:
+        if not csv:
+            for number, line in enumerate(bounded_lines(handle, MAX_RECORD_BYTES), start=1):
+                if line is None or line.strip():
+                    yield number, None if line is None else record_of(line)
+            return
         rows = csv_rows(handle, MAX_RECORD_BYTES)
-        header = csv_header(next(rows, (1, None))[1])  # checked by check_results_file
+        number, first = next(rows, (1, None))
+        try:
+            header = csv_header(first)
+        except ValueError as exc:
+            raise NotResultsFile(number, str(exc)) from None
         for number, row in rows:
-            record = None if row is None else record_of_row(header, row)
-            if record is None:
-                if on_bad_line is not None:
-                    on_bad_line(number)
-            elif is_done(record):
-                yield url_digest(record["url"])
+            yield number, None if row is None else record_of_row(header, row)

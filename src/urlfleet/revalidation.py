@@ -19,13 +19,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from urlfleet.csvout import csv_header, csv_rows, is_csv_records, record_of_row
 from urlfleet.errors import InputError
 from urlfleet.items import UrlItem, UrlRequest, split_item
 from urlfleet.records import Result
-from urlfleet.resume import MAX_RECORD_BYTES, record_of
+from urlfleet.resume import NotResultsFile, numbered_records
 from urlfleet.sitemaps import SitemapItem
-from urlfleet.sources import bounded_lines, redact_url
+from urlfleet.sources import redact_url
 
 _REVALIDATED_METHODS = (None, "GET", "HEAD")
 
@@ -67,8 +66,7 @@ class Validators:
         """From a results file, JSON Lines or CSV; InputError ``FILE:LINE: why`` for a line
         that is not a record, or a file that cannot be read."""
         try:
-            csv = is_csv_records(path)
-            return cls.from_records(_csv_records(path) if csv else _jsonl_records(path))
+            return cls.from_records(_records(path))
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
@@ -119,27 +117,11 @@ def _usable(value: Any) -> str | None:
     return value
 
 
-def _jsonl_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    with open(path, "rb") as handle:
-        for number, line in enumerate(bounded_lines(handle, MAX_RECORD_BYTES), start=1):
-            if line is not None and not line.strip():
-                continue
-            record = None if line is None else record_of(line)
+def _records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    try:
+        for number, record in numbered_records(path):
             if record is None:
                 raise InputError(f"{path}:{number}: --revalidate: not a urlfleet record")
             yield record
-
-
-def _csv_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    with open(path, "rb") as handle:
-        rows = csv_rows(handle, MAX_RECORD_BYTES)
-        number, first = next(rows, (1, None))
-        try:
-            header = csv_header(first)
-        except ValueError as exc:
-            raise InputError(f"{path}:{number}: --revalidate: {exc}") from None
-        for number, row in rows:
-            record = None if row is None else record_of_row(header, row)
-            if record is None:
-                raise InputError(f"{path}:{number}: --revalidate: not a urlfleet record")
-            yield record
+    except NotResultsFile as exc:
+        raise InputError(f"{path}:{exc.line}: --revalidate: {exc}") from None

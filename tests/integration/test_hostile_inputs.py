@@ -83,7 +83,6 @@ def test_dev_stdin_is_read_once(urls: list[str], tmp_path: Path) -> None:
     assert len(records(tmp_path / "out.jsonl")) == 6
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_a_named_fifo_is_read_once_and_does_not_hang(urls: list[str], tmp_path: Path) -> None:
     fifo = tmp_path / "urls.fifo"
     os.mkfifo(fifo)

@@ -34,9 +34,7 @@ def test_csv_of_pages_with_header_and_cookie_then_only_what_changed(
     token = uuid.uuid4().hex[:10]
     first_host, second_host = server.base_urls[0], server.base_urls[1]
     (tmp_path / "pages.csv").write_text(
-        "title,url\n"
-        f"home,{first_host}/etag/{token}-home\n"
-        f"about,{second_host}/etag/{token}-about\n",
+        f"title,url\nhome,{first_host}/etag/{token}-home\nabout,{second_host}/etag/{token}-about\n",
         encoding="utf-8",
     )
     shaping = ["-H", "X-Team: newsroom", "--cookie", "consent=yes"]

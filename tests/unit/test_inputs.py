@@ -26,7 +26,6 @@ from urlfleet.sources import (
 )
 
 Capsys = pytest.CaptureFixture[str]
-needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 
 
 def test_regular_files_and_directories_are_not_streams(tmp_path: Path) -> None:
@@ -37,7 +36,6 @@ def test_regular_files_and_directories_are_not_streams(tmp_path: Path) -> None:
     assert is_stream("-") and is_stream(os.devnull)
 
 
-@needs_fifo
 def test_a_fifo_is_neither_opened_by_check_nor_counted_by_estimate(tmp_path: Path) -> None:
     # Opening a FIFO for reading waits for a writer: if check() or estimate() opened it, this
     # test would hang (the timeout below turns that into a failure).
