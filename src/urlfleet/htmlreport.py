@@ -14,9 +14,9 @@ from html import escape
 from typing import Any
 
 from urlfleet.report import Report
-from urlfleet.runstats import latency_of, status_words
+from urlfleet.runstats import status_words
 from urlfleet.svgcharts import column_chart, count_bars, legend_html, timeline_svg
-from urlfleet.timeline import Timeline, build_timeline, histogram
+from urlfleet.timeline import Lane, Timeline, build_timeline, histogram, thread_use
 
 CPU_BOUND = 0.8  # of one core: past this, the client's CPU (the GIL), not waiting, sets the pace
 POLITENESS = "politeness towards "
@@ -31,6 +31,7 @@ svg text{font-size:11px;fill:#333}.lane-name{font-weight:600}.lane-note{fill:#66
 .pace .lane-name{fill:#000;font-weight:800}.pace .band{fill:#fff0c8}
 .band{fill:#f7f7f7}.grid{stroke:#ddd}.limit{stroke:#0072B2;stroke-dasharray:4 3}
 .pause{fill:#E69F00;opacity:.28}.pause-note{font-weight:700;fill:#5c3700;paint-order:stroke;stroke:#fff;stroke-width:3px}
+.resume{stroke:#000;stroke-width:1.5;stroke-dasharray:6 3}
 .serial{fill:#e8eef7}.phase{fill:#0b4f8a;font-style:italic}.retried{stroke:#000;stroke-width:1}
 .col{fill:#0072B2}.mark{stroke:#D55E00;stroke-width:1.5}
 .key{margin-right:16px;white-space:nowrap}.key svg{vertical-align:middle}
@@ -54,10 +55,12 @@ document.querySelectorAll("table.hosts th").forEach((th, i) => th.onclick = () =
 
 def render_html(report: Report, records: Sequence[Mapping[str, Any]], *,
                 cpu_s: float | None = None, title: str = "urlfleet run",
-                sampled_of: int | None = None) -> str:  # fmt: skip
+                sampled_of: int | None = None,
+                resumed_at: Sequence[float] = ()) -> str:  # fmt: skip
     """The whole page for a run: its Report and its records (dicts, as in the JSONL).
 
-    ``sampled_of`` says how many URLs ``records`` is a sample of (see RecordSample).
+    ``sampled_of`` says how many URLs ``records`` is a sample of (see RecordSample);
+    ``resumed_at`` where each resumed run of a records file begins on its time axis.
     """
     timeline = build_timeline(records)
     pace = pace_setter(report, timeline)
@@ -66,9 +69,10 @@ def render_html(report: Report, records: Sequence[Mapping[str, Any]], *,
         headline_html(report, timeline, cpu_s, pace),
         "<h2>Per-host timeline: where the time went</h2>",
         _sample_note(len(records), sampled_of),
-        _timeline_section(report, timeline, pace),
-        "<h2>Throughput and requests in flight</h2>",
-        _flow_section(timeline, report.jobs),
+        _timing_notes(len(records), timeline, resumed_at),
+        _timeline_section(report, timeline, pace, resumed_at),
+        "<h2>Throughput, requests in flight and threads busy</h2>",
+        _flow_section(timeline, report.jobs, _serial_until(report)),
         "<h2>Latency</h2>",
         _latency_section(report, records),
         "<h2>Outcomes</h2>",
@@ -91,9 +95,10 @@ def pace_setter(report: Report, timeline: Timeline) -> str | None:
     return max(timeline.lanes, key=lambda lane: lane.last).name
 
 
-def bottleneck_words(report: Report, cpu_s: float | None, pace: str | None) -> str:
+def bottleneck_words(report: Report, cpu_s: float | None, pace: str | None,
+                     timeline: Timeline | None = None) -> str:  # fmt: skip
     """What held the run back, in a sentence: the threads, a named host, or the client's CPU."""
-    if cpu_s is not None and report.wall_s > 0 and cpu_s / report.wall_s >= CPU_BOUND:
+    if cpu_s is not None and report.wall_s and cpu_s / report.wall_s >= CPU_BOUND:
         return (f"The client's CPU: this process used {cpu_s / report.wall_s:.0%} of a core, "
                 "so more threads cannot help. Spread the run over processes with "
                 "--dask local:N.")  # fmt: skip
@@ -101,14 +106,34 @@ def bottleneck_words(report: Report, cpu_s: float | None, pace: str | None) -> s
         row = next((r for r in report.hosts if r.host == pace), None)
         paused = f", and it was paused {row.paused_s:.1f} s (429/503, Retry-After)" if (
             row and row.paused_s) else ""  # fmt: skip
-        limits = f"at most {report.per_host} requests in flight there"
+        paused += _when(pause_spans(timeline, pace)) if paused else ""
+        limits = f"at most {report.per_host or '?'} requests in flight there"
         limits += f", {report.delay:g} s apart" if report.delay else ""
         return (f"Politeness towards {pace} set the pace: {limits}{paused}. "
                 "Its lane is marked below; the other hosts finished earlier.")  # fmt: skip
     if report.bottleneck:
         return (f"The thread count ({report.bottleneck}): every thread was busy waiting on "
                 "servers, so more threads (-j) would go faster.")  # fmt: skip
-    return "Not known: the records do not say the run's limits."
+    return (
+        "Not known: the records do not say the run's thread count and --per-host; give "
+        "them (urlfleet report RECORDS -j N --per-host P) to work it out."
+    )
+
+
+def pause_spans(timeline: Timeline | None, host: str) -> list[tuple[float, float]]:
+    """When ``host``'s URLs waited to be retried (drawn shaded), in seconds from the start."""
+    lane: Lane | None = next((ln for ln in timeline.lanes if ln.name == host), None) if (
+        timeline) else None  # fmt: skip
+    if lane is None:
+        return []
+    return [(b.start, b.end) for b in lane.bars if b.attempts > 1 or b.outcome == "throttled"]
+
+
+def _when(spans: list[tuple[float, float]]) -> str:
+    if not spans:
+        return ""
+    start, end = min(s for s, _ in spans), max(e for _, e in spans)
+    return f", between {start:.1f} s and {end:.1f} s (shaded in its lane)"
 
 
 def _figure(value: str, label: str, ident: str) -> str:
@@ -118,22 +143,27 @@ def _figure(value: str, label: str, ident: str) -> str:
 def headline_html(report: Report, timeline: Timeline, cpu_s: float | None,
                   pace: str | None) -> str:  # fmt: skip
     """URLs, ok, failed, wall time, speedup, ideal and efficiency, and the bottleneck in words."""
-    wall = report.wall_s or timeline.span_s
+    wall = report.wall_s
+    unknown = "not in these records" if report.jobs is None else "-"
     figures = [
         _figure(str(report.urls), "URLs", "urls"),
         _figure(str(report.ok), "ok", "ok"),
         _figure(str(report.failed), "failed", "failed"),
-        _figure(f"{wall:.2f} s" if wall else "unknown", "wall time", "wall"),
+        _figure(
+            f"{wall:.2f} s" if wall is not None else "not in these records", "wall time", "wall"
+        ),  # fmt: skip
         _figure(
             f"{report.speedup:.1f}×" if report.speedup else "not measured",
             "speedup over one at a time",
             "speedup",
         ),  # fmt: skip
         _figure(
-            f"{report.ideal_s:.2f} s" if report.ideal_s is not None else "-", "ideal time", "ideal"
+            f"{report.ideal_s:.2f} s" if report.ideal_s is not None else unknown,
+            "ideal time",
+            "ideal",
         ),  # fmt: skip
         _figure(
-            f"{report.efficiency:.0%}" if report.efficiency is not None else "-",
+            f"{report.efficiency:.0%}" if report.efficiency is not None else unknown,
             "efficiency (ideal / actual)",
             "efficiency",
         ),  # fmt: skip
@@ -146,7 +176,7 @@ def headline_html(report: Report, timeline: Timeline, cpu_s: float | None,
                   )  # fmt: skip
     return (f'<div class="figures">{"".join(figures)}</div>'
             f'<p class="why" id="bottleneck"><b>Bottleneck:</b> '
-            f"{escape(bottleneck_words(report, cpu_s, pace))}</p>{serial}")  # fmt: skip
+            f"{escape(bottleneck_words(report, cpu_s, pace, timeline))}</p>{serial}")  # fmt: skip
 
 
 def _sample_note(drawn: int, seen: int | None) -> str:
@@ -156,7 +186,23 @@ def _sample_note(drawn: int, seen: int | None) -> str:
             "figures at the top and the table count them all.</p>")  # fmt: skip
 
 
-def _timeline_section(report: Report, timeline: Timeline, pace: str | None) -> str:
+def _timing_notes(drawn: int, timeline: Timeline, resumed_at: Sequence[float]) -> str:
+    notes = []
+    if resumed_at:
+        notes.append(f"These records come from {len(resumed_at) + 1} runs (interrupted, then "
+                     "resumed), each timed from its own start: they are drawn end to end, and "
+                     "the wall time is the sum of the runs' (the time between them is not in "
+                     "the records).")  # fmt: skip
+    untimed = drawn - timeline.timed
+    if timeline.timed and untimed:
+        notes.append(f"{untimed} of the {drawn} URLs do not say when they started (no request "
+                     "was made, or older records without started_s): they are counted above "
+                     "but not drawn.")  # fmt: skip
+    return "".join(f'<p class="note" id="timing-note">{note}</p>' for note in notes)
+
+
+def _timeline_section(report: Report, timeline: Timeline, pace: str | None,
+                      resumed_at: Sequence[float] = ()) -> str:  # fmt: skip
     if not timeline.timed:
         return ('<p class="note" id="no-timeline">No timeline: these records do not say when '
                 "each URL started (no started_s).</p>")  # fmt: skip
@@ -165,7 +211,7 @@ def _timeline_section(report: Report, timeline: Timeline, pace: str | None) -> s
             "together.</p>"
             + timeline_svg(timeline, per_host=report.per_host, delay=report.delay,
                            pace_setter=pace, serial_until=_serial_until(report),
-                           paused=_paused_hosts(report)))  # fmt: skip
+                           paused=_paused_hosts(report), resumed_at=resumed_at))  # fmt: skip
 
 
 def _paused_hosts(report: Report) -> frozenset[str]:
@@ -178,14 +224,29 @@ def _serial_until(report: Report) -> float | None:
     return report.serial_sample * report.serial_s_per_url
 
 
-def _flow_section(timeline: Timeline, threads: int) -> str:
+def _flow_section(timeline: Timeline, threads: int | None, serial_until: float | None) -> str:
     if not timeline.timed:
         return '<p class="note">No timing in these records.</p>'
     span = timeline.span_s
-    return ('<div class="charts">'
+    use = thread_use(timeline.in_flight, span_s=span, threads=threads,
+                     since=serial_until or 0.0) if threads else None  # fmt: skip
+    if use is None:
+        words = (
+            "Threads busy: not known, the records do not say how many threads the run "
+            "had (urlfleet report RECORDS -j N says it). URLs in flight are shown."
+        )
+    else:
+        part = "after the serial sample" if serial_until else "over the run"
+        words = (f"Threads busy {part}: at most {use.busy:.0%} of the {use.threads} "
+                 f"(at least {use.idle_s:.1f} thread-seconds idle). Each URL in flight holds a "
+                 "thread, except while it waits to be retried; the dashed line is the thread "
+                 "count, and the gap below it is idle threads.")  # fmt: skip
+    ceiling = (f"{threads} threads", float(threads)) if threads else None
+    return (f'<p id="threads">{escape(words)}</p><div class="charts">'
             + column_chart(timeline.throughput, span_s=span, label="URLs finished per second")
-            + column_chart(timeline.in_flight, span_s=span,
-                           label=f"URLs in flight (on {threads} threads)")
+            + column_chart(timeline.in_flight, span_s=span, ceiling=ceiling,
+                           label="URLs in flight" + (f" against {threads} threads"
+                                                     if threads else ""))
             + "</div>")  # fmt: skip
 
 
@@ -197,9 +258,7 @@ def _latency_section(report: Report, records: Sequence[Mapping[str, Any]]) -> st
     counts = histogram([float(r.get("elapsed_s") or 0.0) for r in records], top=top)
     marks = {f"p50 {lat.p50_s:.3f}": lat.p50_s, f"p90 {lat.p90_s:.3f}": lat.p90_s,
              f"p99 {lat.p99_s:.3f}": lat.p99_s}  # fmt: skip
-    ttfb = latency_of(
-        float(r["ttfb_s"]) for r in records if isinstance(r.get("ttfb_s"), int | float)
-    )
+    ttfb = report.ttfb
     first_byte = (f"time to first byte: {ttfb.words()}" if ttfb else
                   "time to first byte: not in these records (no ttfb_s)")  # fmt: skip
     return (f'<p id="latency">Per URL (first request to last byte, retries included): '

@@ -43,6 +43,7 @@ class Tally:
     changed: int = 0  # asked with validators (--revalidate), answered with a new copy
     unchanged: int = 0  # asked with validators, answered 304
     latency: LatencySample = field(default_factory=LatencySample)  # each URL's elapsed_s
+    ttfb: LatencySample = field(default_factory=LatencySample)  # of URLs that got headers
     statuses: Counter[str] = field(default_factory=Counter)  # runstats.status_label's
 
     def add(self, result: Result) -> None:
@@ -59,6 +60,8 @@ class Tally:
         self.busy_s += result.busy_s
         self.hosts.add(result)
         self.latency.add(result.elapsed_s)
+        if result.ttfb_s is not None:
+            self.ttfb.add(result.ttfb_s)
         self.statuses[status_label(result.status, result.error_kind)] += 1
 
 
@@ -123,15 +126,15 @@ class Report:
     urls: int
     ok: int
     failed: int
-    wall_s: float
+    wall_s: float | None  # None: not measured (records that do not say when URLs started)
     serial_s_per_url: float | None
     threaded_s_per_url: float | None
     speedup: float | None
-    jobs: int
-    per_host: int
+    jobs: int | None  # None: not known (a records file, without the run's -j)
+    per_host: int | None
     delay: float
     requests: int
-    requests_per_s: float
+    requests_per_s: float | None
     serial_sample: int
     serial_estimate_s: float | None
     ideal_s: float | None
@@ -139,6 +142,7 @@ class Report:
     bottleneck: str | None
     failures: dict[str, int]
     latency: Latency | None = None  # of each URL's elapsed_s: first request to last byte
+    ttfb: Latency | None = None  # of each ttfb_s: final request written to its headers read
     statuses: dict[str, int] = field(default_factory=dict)  # final status, or error kind
     duplicates: int = 0
     malformed: int = 0
@@ -157,8 +161,11 @@ class Report:
     def summary(self) -> str:
         """The report in words, a few lines for stderr."""
         failures = ", ".join(f"{kind}: {n}" for kind, n in sorted(self.failures.items()))
+        rate = self.requests_per_s or 0.0
+        timing = ("(wall time not in these records)" if self.wall_s is None else
+                  f"in {self.wall_s:.2f} s ({rate:.1f} requests/s)")  # fmt: skip
         lines = [
-            f"{self.urls} URLs in {self.wall_s:.2f} s ({self.requests_per_s:.1f} requests/s): "
+            f"{self.urls} URLs {timing}: "
             f"{self.ok} ok, {self.failed} failed" + (f" ({failures})" if failures else "")
         ]
         if self.duplicates or self.malformed or self.already_done:
@@ -252,11 +259,12 @@ def build_report(
     wall = sum(p.wall_s for p in phases)
     failures: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
-    latency = LatencySample()
+    latency, ttfb = LatencySample(), LatencySample()
     for phase in phases:
         failures.update(phase.tally.failures)
         statuses.update(phase.tally.statuses)
         latency.merge(phase.tally.latency)
+        ttfb.merge(phase.tally.ttfb)
     serial_per_url = _per_url(serial)
     threaded_per_url = _per_url(threaded)
     threads = threaded.threads if threaded else 1
@@ -288,6 +296,7 @@ def build_report(
         bottleneck=ideal.bottleneck if ideal else None,
         failures=dict(failures),
         latency=latency.latency(),
+        ttfb=ttfb.latency(),
         statuses=dict(statuses),
         duplicates=duplicates,
         malformed=malformed,

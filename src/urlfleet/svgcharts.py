@@ -6,6 +6,8 @@ pattern or outline as well, named in the legend, so no reading depends on colour
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from html import escape
 
 from urlfleet.timeline import Lane, Timeline
@@ -47,11 +49,13 @@ def _n(value: float) -> str:
 
 def timeline_svg(timeline: Timeline, *, per_host: int | None, delay: float | None,
                  pace_setter: str | None, serial_until: float | None = None,
-                 paused: frozenset[str] = frozenset()) -> str:  # fmt: skip
+                 paused: frozenset[str] = frozenset(),
+                 resumed_at: Sequence[float] = ()) -> str:  # fmt: skip
     """The per-host timeline: a lane per host, a bar per URL, the time axis on top.
 
     ``serial_until`` marks the serial sample (URLs fetched one at a time) at the start;
-    ``paused`` names the hosts that paused (429/503, Retry-After), whose waits say so.
+    ``paused`` names the hosts that paused (429/503, Retry-After), whose waits say so;
+    ``resumed_at`` marks where each resumed run of a records file begins.
     """
     scale = PLOT_W / timeline.span_s if timeline.span_s > 0 else 1.0
     parts, y = [], AXIS_H + PHASE_H
@@ -64,7 +68,18 @@ def timeline_svg(timeline: Timeline, *, per_host: int | None, delay: float | Non
     return (f'<svg class="timeline" width="{width}" height="{y + 4}" role="img" '
             f'aria-label="per-host timeline" xmlns="http://www.w3.org/2000/svg">{DEFS}'
             f"{_axis(timeline.span_s, scale, y)}{_phases(serial_until, scale)}"
-            f"{''.join(parts)}</svg>")  # fmt: skip
+            f"{''.join(parts)}{_resumes(resumed_at, scale, y)}</svg>")  # fmt: skip
+
+
+def _resumes(resumed_at: Sequence[float], scale: float, bottom: float) -> str:
+    """A line where each resumed run begins: the time between the runs is not drawn."""
+    return "".join(
+        f'<line x1="{_n(LABEL_W + at * scale)}" x2="{_n(LABEL_W + at * scale)}" y1="{AXIS_H}" '
+        f'y2="{_n(bottom)}" class="resume"/><text x="{_n(LABEL_W + at * scale + 4)}" '
+        f'y="{AXIS_H + 12}" class="phase">resumed here (the time between runs is left out) '
+        "▶</text>"
+        for at in resumed_at
+    )  # fmt: skip
 
 
 def _phases(serial_until: float | None, scale: float) -> str:
@@ -95,7 +110,7 @@ def _tick_step(span: float) -> float:
     for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600):
         if span / step <= 12:
             return float(step)
-    return 7200.0
+    return 3600.0 * math.ceil(span / 12 / 3600)  # whole hours, still at most 12 ticks
 
 
 def _lane(lane: Lane, y: float, rows: int, scale: float, limits: tuple[int | None, float | None],
@@ -133,7 +148,8 @@ def _bars(lane: Lane, y: float, height: float, scale: float, why: str) -> str:
             if w >= PAUSE_LABEL_W:
                 notes.append(
                     f'<text x="{_n(x + w / 2)}" y="{_n(y + 9)}" text-anchor="middle" '
-                    f'class="pause-note">{why} ({bar.attempts} attempts)</text>'
+                    f'class="pause-note">{why}: {bar.attempts} attempts, '
+                    f"{_n(bar.start)}–{_n(bar.end)} s</text>"
                 )
         top = _n(y + bar.row * ROW_H + 1)
         bars.append(f'<rect x="{_n(x)}" y="{top}" width="{_n(w)}" height="{ROW_H - 2}" '
@@ -172,9 +188,11 @@ def legend_html() -> str:
 
 
 def column_chart(values: list[float], *, span_s: float, label: str, width: int = 560,
-                 height: int = 150, marks: dict[str, float] | None = None) -> str:  # fmt: skip
-    """A column per value across ``span_s`` (time, or latency), with labelled marker lines."""
-    top = max(values, default=0.0) or 1.0
+                 height: int = 150, marks: dict[str, float] | None = None,
+                 ceiling: tuple[str, float] | None = None) -> str:  # fmt: skip
+    """A column per value across ``span_s`` (time, or latency), with labelled marker lines;
+    ``ceiling`` (name, value) draws a labelled level the columns could reach."""
+    top = max(max(values, default=0.0), ceiling[1] if ceiling else 0.0) or 1.0
     plot_h, step = height - 34, width / max(1, len(values))
     cols = "".join(
         f'<rect x="{_n(i * step)}" y="{_n(8 + plot_h - v / top * plot_h)}" '
@@ -186,6 +204,11 @@ def column_chart(values: list[float], *, span_s: float, label: str, width: int =
         x = min(width - 2, at / span_s * width) if span_s > 0 else 0
         lines += (f'<line x1="{_n(x)}" x2="{_n(x)}" y1="8" y2="{8 + plot_h}" class="mark"/>'
                   f'<text x="{_n(x + 3)}" y="{18 + 12 * i}">{name}</text>')  # fmt: skip
+    if ceiling is not None:
+        level = _n(8 + plot_h - ceiling[1] / top * plot_h)
+        lines += (f'<line x1="0" x2="{width}" y1="{level}" y2="{level}" class="limit"/>'
+                  f'<text x="{width - 2}" y="{_n(float(level) + 12)}" text-anchor="end">'
+                  f"{escape(ceiling[0])}</text>")  # fmt: skip
     return (f'<svg width="{width}" height="{height}" class="chart" role="img" '
             f'aria-label="{escape(label)}"><line x1="0" x2="{width}" y1="{8 + plot_h}" '
             f'y2="{8 + plot_h}" class="grid"/>{cols}{lines}<text x="0" y="{height - 8}">0</text>'

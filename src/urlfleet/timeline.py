@@ -191,3 +191,33 @@ def histogram(values: list[float], *, bins: int = 30, top: float | None = None) 
     for value in values:
         counts[min(bins - 1, int(value / top * bins))] += 1
     return counts
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ThreadUse:
+    """How much of the run's threads' time held a URL, from the in-flight bins.
+
+    A URL waiting to be retried is in flight but holds no thread (the scheduler re-queues it),
+    so in flight bounds threads busy from above: ``busy`` is at most, ``idle_s`` at least.
+    """
+
+    threads: int
+    busy: float  # mean share of the threads holding a URL, at most
+    idle_s: float  # thread-seconds that held no URL, at least
+
+
+def thread_use(in_flight: list[float], *, span_s: float, threads: int,
+               since: float = 0.0) -> ThreadUse | None:  # fmt: skip
+    """The threads' use from ``since`` (the end of the serial sample, which ran on one) to the
+    end; each bin counts for the share of it after ``since``. None when there is no such time."""
+    if threads < 1 or span_s <= 0 or not in_flight:
+        return None
+    width = span_s / len(in_flight)
+    capacity = used = 0.0
+    for index, flying in enumerate(in_flight):
+        share = min(1.0, max(0.0, ((index + 1) * width - since) / width))
+        capacity += threads * width * share
+        used += min(float(threads), flying) * width * share
+    if capacity <= 0:
+        return None
+    return ThreadUse(threads=threads, busy=used / capacity, idle_s=capacity - used)

@@ -88,8 +88,14 @@ def test_the_report_renders_with_every_host_and_the_headline(
     assert report["bottleneck"] == f"politeness towards {names[SLOW]}"
     assert f'<g class="lane pace" data-host="{names[SLOW]}">' in dom
     assert 'class="pause"' in lane(dom, names[THROTTLED])
-    assert "paused: 429/503, Retry-After (2 attempts)" in lane(dom, names[THROTTLED])
+    assert re.search(r"paused: 429/503, Retry-After: 2 attempts, [\d.]+–[\d.]+ s",
+                     lane(dom, names[THROTTLED]))  # fmt: skip
     assert "p50" in dom and "p99" in dom and "200: 49" in dom
+    # The real records' time to first byte, as --report has it, and the threads' use.
+    ttfb = report["ttfb"]
+    assert isinstance(ttfb, dict) and ttfb["count"] == 49
+    assert f"time to first byte: p50 {ttfb['p50_s']:.3f} s, p90 {ttfb['p90_s']:.3f} s" in dom
+    assert re.search(r"Threads busy after the serial sample: at most \d+% of the 16", dom)
 
 
 def test_report_command_rebuilds_the_page_from_the_records(
@@ -105,6 +111,7 @@ def test_report_command_rebuilds_the_page_from_the_records(
     text = again.read_text(encoding="utf-8")
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert re.search(r'id="urls"><b>49</b>', text)
+    assert "time to first byte: p50" in text and "not in these records" in text  # no -j given
     if all("started_s" in r for r in records):  # records that say when each URL started
         for base in hosts.base_urls:
             assert f'data-host="{base.removeprefix("http://")}"' in text

@@ -99,13 +99,17 @@ def test_histogram_puts_the_tail_in_the_last_bin() -> None:
     assert histogram([0.0, 0.05, 0.5, 9.0], bins=4, top=1.0) == [2, 0, 1, 1]
 
 
-def test_records_without_started_s_give_no_bars_and_a_note() -> None:
+def test_records_without_started_s_give_no_bars_no_wall_time_and_a_note() -> None:
     records = [record(start=None), record(start=None, host="b.test")]
     report = report_of(records)
     assert build_timeline(records).timed == 0
     page = render_html(report, records)
     assert 'id="no-timeline"' in page and "no started_s" in page
-    assert report.efficiency is None and report.wall_s == 0.0  # no timings: nothing to divide
+    assert report.efficiency is None and report.wall_s is None and report.requests_per_s is None
+    assert 'id="wall"><b>not in these records</b>' in page and "0.00 s" not in page
+    summary = report.summary()
+    assert summary.startswith("2 URLs (wall time not in these records): 2 ok")
+    assert json.loads(report.to_json())["wall_s"] is None
 
 
 def test_a_ten_thousand_url_page_stays_under_two_megabytes() -> None:
@@ -155,6 +159,7 @@ def test_bottleneck_in_words() -> None:
     pace = pace_setter(report, build_timeline(records))
     assert pace == "slow.test"
     assert "Politeness towards slow.test set the pace" in bottleneck_words(report, None, pace)
+    assert report.wall_s is not None
     busy_cpu = bottleneck_words(report, report.wall_s * 0.95, pace)
     assert "more threads cannot help" in busy_cpu and "--dask local:N" in busy_cpu
     threads = report_of(records, jobs=1, per_host=64)
@@ -174,14 +179,14 @@ def test_read_records_keeps_the_last_record_of_a_url(tmp_path: Path) -> None:
     first = record(ok=False, status=503, url="http://a.test/x")
     lines = [first, record(url="http://b.test/y"), {**first, "ok": True, "status": 200}]
     path.write_text("".join(json.dumps(item) + "\n" for item in lines) + "\n", encoding="utf-8")
-    records = read_records(path)
+    records = read_records(path).records
     assert [(r["url"], r["ok"]) for r in records] == [("http://b.test/y", True),
                                                       ("http://a.test/x", True)]  # fmt: skip
 
 
-def test_a_bad_line_is_named_by_file_and_line(tmp_path: Path) -> None:
+def test_a_file_without_a_record_is_named_by_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
-    path.write_text(json.dumps(record()) + "\n{torn\n", encoding="utf-8")
+    path.write_text("\n{torn\n" + json.dumps({"url": 1, "ok": True}) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"r\.jsonl:2: not a urlfleet record"):
         read_records(path)
 

@@ -48,8 +48,13 @@ def run_report(args: argparse.Namespace) -> int:
             if same_path(path, args.records):
                 raise InputError(f"{option} {path} is the input: refusing to write over it")
             check_report_path(path)
-    records = read_records(args.records)
-    report = report_of_records(records, jobs=args.jobs, per_host=args.per_host, delay=args.delay)
+    read = read_records(args.records)
+    if read.skipped:
+        more = f" (and {read.skipped - 1} more such lines)" if read.skipped > 1 else ""
+        say(f"warning: {args.records}:{read.first_skipped}: not a urlfleet record, "
+            f"skipped{more}")  # fmt: skip
+    report = report_of_records(read.records, jobs=args.jobs, per_host=args.per_host,
+                               delay=args.delay, malformed=read.skipped)  # fmt: skip
     say(report.summary())
     if args.report is not None:
         try:
@@ -57,5 +62,6 @@ def run_report(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise InputError(f"{args.report}: cannot write report ({exc.strerror or exc})") from exc
     if args.html is not None:
-        write_html(args.html, render_html(report, records, title=f"urlfleet: {args.records}"))
+        write_html(args.html, render_html(report, read.records, title=f"urlfleet: {args.records}",
+                                             resumed_at=read.resumed_at))  # fmt: skip
     return EXIT_OK if report.failed == 0 else EXIT_FAILURES

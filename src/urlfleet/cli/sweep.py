@@ -101,14 +101,15 @@ def measure(urls: list[str], config: FetchConfig, total: int) -> Point:
     cpu_s = time.process_time() - cpu_before
     report = build_report(run.phases, config)
     scale = total / report.urls if report.urls else 1.0
+    wall = report.wall_s or 0.0  # a run's report is always timed; None is a records file's
     return Point(
-        jobs=report.jobs,
+        jobs=report.jobs or 1,
         fetched=report.urls,
-        wall_s=report.wall_s * scale,
-        requests_per_s=report.requests_per_s,
+        wall_s=wall * scale,
+        requests_per_s=report.requests_per_s or 0.0,
         ideal_s=report.ideal_s * scale if report.ideal_s is not None else None,
         efficiency=report.efficiency,
-        client_cpu=cpu_s / report.wall_s if report.wall_s > 0 else 0.0,
+        client_cpu=cpu_s / wall if wall > 0 else 0.0,
         failed=report.failed,
     )
 
