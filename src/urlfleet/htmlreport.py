@@ -28,9 +28,10 @@ h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:28px 0 6px}
 .figure b{display:block;font-size:22px}.figure span{color:#555;font-size:12px}
 .why{font-size:16px;background:#fff6e0;border-left:5px solid #E69F00;padding:8px 12px}
 svg text{font-size:11px;fill:#333}.lane-name{font-weight:600}.lane-note{fill:#666}
-.pace .lane-name{fill:#000;font-weight:800}.pace .band{fill:#fff0c8}
+.pace .lane-name{fill:#000;font-weight:800}.pace .band{fill:#e6f0fa;stroke:#0072B2;stroke-width:2}
 .band{fill:#f7f7f7}.grid{stroke:#ddd}.limit{stroke:#0072B2;stroke-dasharray:4 3}
-.pause{fill:#E69F00;opacity:.28}.pause-note{font-weight:700;fill:#5c3700;paint-order:stroke;stroke:#fff;stroke-width:3px}
+.pause{fill:#E69F00;opacity:.5;stroke:#8a5a00;stroke-dasharray:3 2}
+.pause-note{font-weight:700;fill:#5c3700;paint-order:stroke;stroke:#fff;stroke-width:3px}
 .resume{stroke:#000;stroke-width:1.5;stroke-dasharray:6 3}
 .serial{fill:#e8eef7}.phase{fill:#0b4f8a;font-style:italic}.retried{stroke:#000;stroke-width:1}
 .col{fill:#0072B2}.mark{stroke:#D55E00;stroke-width:1.5}
@@ -237,7 +238,7 @@ def _flow_section(timeline: Timeline, threads: int | None, serial_until: float |
         )
     else:
         part = "after the serial sample" if serial_until else "over the run"
-        words = (f"Threads busy {part}: at most {use.busy:.0%} of the {use.threads} "
+        words = (f"Threads busy {part}: at most {use.busy:.0%} of its {use.threads} threads "
                  f"(at least {use.idle_s:.1f} thread-seconds idle). Each URL in flight holds a "
                  "thread, except while it waits to be retried; the dashed line is the thread "
                  "count, and the gap below it is idle threads.")  # fmt: skip

@@ -149,7 +149,7 @@ def _bars(lane: Lane, y: float, height: float, scale: float, why: str) -> str:
                 notes.append(
                     f'<text x="{_n(x + w / 2)}" y="{_n(y + 9)}" text-anchor="middle" '
                     f'class="pause-note">{why}: {bar.attempts} attempts, '
-                    f"{_n(bar.start)}–{_n(bar.end)} s</text>"
+                    f"{bar.start:.1f}–{bar.end:.1f} s</text>"
                 )
         top = _n(y + bar.row * ROW_H + 1)
         bars.append(f'<rect x="{_n(x)}" y="{top}" width="{_n(w)}" height="{ROW_H - 2}" '

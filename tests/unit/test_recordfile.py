@@ -129,7 +129,7 @@ def test_the_page_says_threads_busy_only_when_the_thread_count_is_known() -> Non
     records = [record(f"http://a.test/{i}", start=i * 0.1, elapsed=0.2) for i in range(40)]
     known = render_html(report_of_records(records, jobs=8, per_host=2), records)
     # 2 URLs in flight most of the time: 8 thread-seconds used of 8 x 4.1
-    assert "Threads busy over the run: at most 24% of the 8 (at least 24.8 thread-seconds" in known
+    assert "Threads busy over the run: at most 24% of its 8 threads (at least 24.8" in known
     assert "against 8 threads" in known
     unknown = render_html(report_of_records(records), records)
     assert "Threads busy: not known" in unknown and "against" not in unknown
