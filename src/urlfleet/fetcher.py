@@ -28,6 +28,7 @@ from tenacity import Retrying
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
 
+from urlfleet import sending
 from urlfleet.config import FetchConfig
 from urlfleet.cookies import SharedCookieJar, new_jar
 from urlfleet.errors import (
@@ -56,7 +57,7 @@ from urlfleet.retrying import (
 from urlfleet.saving import SavedBody, body_path
 from urlfleet.sitemaps import MAX_BYTES as SITEMAP_MAX_BYTES
 from urlfleet.sitemaps import Sitemap, SitemapError, parse, unpack
-from urlfleet.sources import redact_url, scrub, url_problem
+from urlfleet.sources import checked_url, redact_url, scrub
 from urlfleet.transport import (
     Deadlines,
     Environment,
@@ -131,6 +132,7 @@ class Fetcher:
         self._sessions_lock = threading.Lock()
         self._adapter = shared_adapter(config)
         self._own_sessions = session_factory is None
+        self._preparer_made: sending.Preparer | None = None
         self._environment = Environment(config)
         self._deadlines = Deadlines(config.max_time) if config.max_time is not None else None
         self._host_headers = {key_of(key): dict(h) for key, h in config.host_headers.items()}
@@ -168,14 +170,24 @@ class Fetcher:
     def _default_session(self) -> requests.Session:
         return new_session(self.config, self._adapter, self.cookies)
 
+    def _preparer(self, session: requests.Session) -> sending.Preparer:
+        # Every Session of ours has the same settings: the first one made serves as the model.
+        preparer = self._preparer_made
+        if preparer is None:
+            with self._sessions_lock:
+                preparer = self._preparer_made = self._preparer_made or sending.Preparer(session)
+        return preparer
+
     def new_job(
         self, index: int, url: str, meta: Any = None, asked: UrlRequest | None = None
     ) -> Job:
         """A job for one input URL; a URL that cannot be fetched carries its problem."""
-        problem = url_problem(url) if isinstance(url, str) else f"not a URL string: {url!r}"
+        problem, prepared = checked_url(url) if isinstance(url, str) else (
+            f"not a URL string: {url!r}", None)  # fmt: skip
         host = host_key(url) if problem is None else ""
         job = Job(index=index, url=str(url), meta=meta, asked=asked, target=str(url), host=host)
         job.problem = None if problem is None else f"invalid URL: {problem}"
+        job.prepared_url = prepared
         job.attempts = new_attempts(self.retrying)
         return job
 
@@ -304,7 +316,10 @@ class Fetcher:
         session = self.session()
         if self._own_sessions:
             env = self._environment.settings(job.target)
-            request = job.request or session.prepare_request(self._request(job, auth=env.auth))
+            request = job.request or self._preparer(session).prepare(
+                self._request(job, auth=env.auth),
+                job.prepared_url if job.target == job.url else None,
+            )
             settings: dict[str, Any] = {"proxies": env.proxies, "verify": env.verify}
             settings.update(stream=True, cert=None)
             gated = env.gated
@@ -334,7 +349,10 @@ class Fetcher:
         # A gated request's clock starts at its write (connection set up, the host's gap
         # passed); any other's just before the send. Real time, whatever the run's clock.
         before = time.monotonic()
-        response = session.send(request, allow_redirects=False, **settings)
+        if self._own_sessions:
+            response = sending.send(session, request, **settings)
+        else:
+            response = session.send(request, allow_redirects=False, **settings)
         job.ttfb_s = round(time.monotonic() - max(before, wrote_at() or before), 6)
         return response
 
@@ -522,7 +540,7 @@ class Fetcher:
             attempts=attempts,
             elapsed_s=round(self._clock() - (job.first_start or self._clock()), 6),
             bytes=body.size,
-            host=host_key(job.url),
+            host=job.host if job.hops == 0 else host_key(job.url),  # hops move job.host
             final_url=redact_url(response.url) if response is not None else None,
             saved_to=body.saved_to,
             truncated=truncated,
@@ -538,7 +556,7 @@ class Fetcher:
             unchanged=unchanged,
             revalidated=_is_conditional(job),
             content=body.content,
-            headers=dict(response.headers) if response is not None else {},
+            headers=response.headers if response is not None else {},
             meta=job.meta,
             index=job.index,
             requests=job.requests,

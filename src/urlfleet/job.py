@@ -27,6 +27,7 @@ class Job:
     asked: UrlRequest | None = None  # what the list item asked for: method, headers, body...
     attempts: RetryCallState | None = None
     request: Any = None  # the next hop's prepared request, once a redirect has been followed
+    prepared_url: str | None = None  # url as requests sends it, from its check (None: not made)
     hops: int = 0
     first_start: float | None = None
     requests: int = 0

@@ -13,10 +13,12 @@ once, with no check beforehand that would consume it and no size estimate.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
 import os
+import re
 import stat
 import sys
 from array import array
@@ -46,6 +48,7 @@ from urlfleet.sitemaps import (
 # RFC 9110 (section 4.1) asks clients to support URIs of at least 8,000 octets; sites do use
 # long query strings. Far beyond that a "URL" is a pasted blob, not an address.
 MAX_URL_LENGTH = 65_536
+_UNSENDABLE = re.compile(r"[\s\x00-\x1f\x7f]")  # what str.isspace calls space, and controls
 # A line this long (in bytes) is skipped without being held in memory: no URL is that long,
 # and /dev/zero or a binary file may hold no newline at all.
 MAX_LINE_BYTES = 4 * MAX_URL_LENGTH + 1024
@@ -72,32 +75,39 @@ def url_problem(url: str) -> str | None:
     >>> url_problem("ftp://example.com/")
     "unsupported scheme 'ftp' (only http and https)"
     """
+    return checked_url(url)[0]
+
+
+# A URL read from a list is checked by the reader (to name its line) and again when its job
+# is made, moments later: the second check is a lookup.
+@functools.lru_cache(maxsize=1024)
+def checked_url(url: str) -> tuple[str | None, str | None]:
+    """``(None, url as requests sends it)`` for a URL that can be fetched, else
+    ``(why not, None)``."""
     if len(url) > MAX_URL_LENGTH:
-        return f"URL longer than {MAX_URL_LENGTH} characters ({len(url)})"
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        return "URL contains spaces or control characters"
+        return f"URL longer than {MAX_URL_LENGTH} characters ({len(url)})", None
+    if _UNSENDABLE.search(url):
+        return "URL contains spaces or control characters", None
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        return f"malformed URL ({exc})"
+        return f"malformed URL ({exc})", None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        return f"unsupported scheme {scheme!r} (only http and https)" if scheme else "no scheme"
+        why = f"unsupported scheme {scheme!r} (only http and https)" if scheme else "no scheme"
+        return why, None
     if not parts.hostname:
-        return "no host"
+        return "no host", None
     if port == 0:
-        return "port 0 is not a valid port"
-    return _requests_problem(url)
-
-
-def _requests_problem(url: str) -> str | None:
+        return "port 0 is not a valid port", None
     # The final word is requests' own: whatever it would refuse to send is malformed here.
+    prepared = requests.PreparedRequest()
     try:
-        requests.PreparedRequest().prepare_url(url, None)
+        prepared.prepare_url(url, None)
     except (requests.RequestException, ValueError, UnicodeError) as exc:
-        return f"rejected by requests ({exc})"
-    return None
+        return f"rejected by requests ({exc})", None
+    return None, prepared.url
 
 
 def is_stream(path: str) -> bool:

@@ -16,7 +16,9 @@ import contextlib
 import heapq
 import itertools
 import os
+import re
 import socket
+import ssl
 import threading
 import time
 from collections import OrderedDict
@@ -35,6 +37,7 @@ from urllib3 import PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
+from urllib3.util.ssl_ import create_urllib3_context, resolve_cert_reqs
 
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
@@ -49,6 +52,8 @@ RESERVED_FDS = 64
 # ...and the fewest it can truly run with: below this, a run would die of EMFILE.
 MIN_RESERVED_FDS = 16
 ENVIRONMENTS_KEPT = 4096  # hosts whose proxy, CA bundle and .netrc settings are kept
+POOL_PARAMS_KEPT = 4096  # origins whose connection pool settings are kept
+_ORIGIN = re.compile(r"[^:/?#]+://[^/?#]*")  # scheme://netloc, where urlsplit ends it
 
 _waiting = threading.local()  # this thread's gate and deadline for the request it sends
 
@@ -257,7 +262,86 @@ class GatedAdapter(HTTPAdapter):
         self.proxy_authorization = proxy_authorization
         self._pool_sizes = (pool_connections, pool_maxsize)
         self._proxy_lock = threading.Lock()
+        self._tls_contexts: dict[tuple[Any, Any], ssl.SSLContext] = {}
+        self._pool_params: dict[tuple[str, Any, Any], tuple[dict[str, Any], dict[str, Any]]] = {}
         super().__init__(pool_connections=pool_connections, pool_maxsize=pool_maxsize, **kwargs)
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: Any = None,
+    ) -> HTTPConnectionPool:
+        # requests works a direct request's pool out anew each time (it parses the URL and,
+        # for a CA bundle, stats the file): the answer depends only on the origin and the TLS
+        # settings, so it is worked out once for each. urllib3 still picks the pool itself.
+        url = request.url or ""
+        if proxies and select_proxy(url, dict(proxies)) is not None:
+            pool = super().get_connection_with_tls_context(
+                request, verify, proxies=dict(proxies), cert=cert
+            )
+            assert isinstance(pool, HTTPConnectionPool)
+            return pool
+        origin = _ORIGIN.match(url)
+        key = (origin.group(0) if origin else url, verify, cert)
+        params = self._pool_params.get(key)
+        if params is None:
+            try:
+                checked = True if verify is None else verify  # None: requests' default
+                params = self.build_connection_pool_key_attributes(request, checked, cert)
+            except ValueError as exc:
+                raise requests.exceptions.InvalidURL(exc, request=request) from exc
+            if len(self._pool_params) >= POOL_PARAMS_KEPT:
+                self._pool_params.clear()
+            self._pool_params[key] = params
+        host_params, pool_kwargs = params
+        found: HTTPConnectionPool = self.poolmanager.connection_from_host(
+            **host_params, pool_kwargs=pool_kwargs
+        )
+        return found
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> Any:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        if host_params.get("scheme") == "https":
+            # One TLS context for each verify and client-certificate setting, its CA bundle
+            # loaded once: urllib3 would make a context and load the bundle for every new
+            # connection (certifi's takes tens of milliseconds of CPU).
+            context = self._tls_context(verify, cert)
+            pool_kwargs = {  # requests types no ssl_context
+                "ssl_context": context,
+                "cert_reqs": pool_kwargs.get("cert_reqs"),
+            }
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str | None, cert: Any) -> None:
+        if getattr(conn, "conn_kw", {}).get("ssl_context") in self._tls_contexts.values():
+            return  # checked and loaded once, into the pool's context (_tls_context)
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+
+    def _tls_context(self, verify: bool | str | None, cert: Any) -> ssl.SSLContext:
+        key = (verify, cert)
+        context = self._tls_contexts.get(key)
+        if context is not None:
+            return context
+        with self._proxy_lock:
+            context = self._tls_contexts.get(key)
+            if context is None:
+                # requests' own checks and choices (its CA bundle, its error for a missing
+                # one), read off what cert_verify would set on a pool.
+                chosen = _TlsSettings()
+                super().cert_verify(chosen, "https://", verify, cert)  # type: ignore[no-untyped-call]
+                context = create_urllib3_context(cert_reqs=resolve_cert_reqs(chosen.cert_reqs))
+                if chosen.ca_certs or chosen.ca_cert_dir:
+                    context.load_verify_locations(chosen.ca_certs, chosen.ca_cert_dir)
+                if chosen.cert_file:
+                    context.load_cert_chain(chosen.cert_file, chosen.key_file)
+                self._tls_contexts[key] = context
+        return context
 
     def proxy_headers(self, proxy: str) -> dict[str, str]:
         # A Proxy-Authorization the user gave goes to the proxy alone: on CONNECT, and on
@@ -285,6 +369,16 @@ class GatedAdapter(HTTPAdapter):
                 self.proxy_manager[proxy] = manager
             found: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
             return found
+
+
+class _TlsSettings:
+    """What requests' ``cert_verify`` sets on a pool, for a TLS context to be made from."""
+
+    cert_reqs: str | None = None
+    ca_certs: str | None = None
+    ca_cert_dir: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
 
 
 class _OriginKeyedProxyManager(ProxyManager):

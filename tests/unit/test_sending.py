@@ -1,0 +1,145 @@
+"""``sending.Preparer`` prepares what ``Session.prepare_request`` prepares, for urlfleet's own
+sessions, and ``sending.send`` keeps cookies and finds the next hop as ``Session.send`` does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+import responses
+from requests.auth import HTTPDigestAuth
+
+from urlfleet.config import FetchConfig
+from urlfleet.cookies import new_jar
+from urlfleet.sending import Preparer, has_cookies, send
+from urlfleet.sources import checked_url
+from urlfleet.transport import new_session, shared_adapter
+
+URL = "http://a.test/p?q=1"
+
+
+def session_for(**config: Any) -> requests.Session:
+    made = FetchConfig(**config)
+    return new_session(made, shared_adapter(made), new_jar(made.cookies))
+
+
+def same(ours: requests.PreparedRequest, theirs: requests.PreparedRequest) -> None:
+    assert ours.method == theirs.method
+    assert ours.url == theirs.url
+    assert list(ours.headers.items()) == list(theirs.headers.items())
+    assert ours.body == theirs.body
+    assert {k: len(v) for k, v in ours.hooks.items()} == {
+        k: len(v) for k, v in theirs.hooks.items()
+    }
+
+
+REQUESTS = [
+    requests.Request("GET", URL),
+    requests.Request("HEAD", "http://A.test:80/a%20b/../c#frag"),
+    requests.Request("post", URL, data={"k": "v", "x": "y"}),
+    requests.Request("PUT", URL, data=b"raw"),
+    requests.Request("DELETE", URL),  # no body: Content-Length 0, as requests sends it
+    requests.Request("GET", URL, headers={"Accept": None, "X-One": "1", "user-agent": "mine"}),
+    requests.Request("GET", "http://user:pw@a.test/"),  # credentials in the URL
+    requests.Request("GET", URL, auth=("u", "p")),
+    requests.Request("GET", URL, auth=HTTPDigestAuth("u", "p")),  # registers its own hook
+    requests.Request("GET", URL, cookies={"item": "1"}),
+    requests.Request("GET", "http://bücher.test/ä"),
+]
+
+
+@pytest.mark.parametrize("request_", REQUESTS, ids=lambda r: f"{r.method} {r.url}")
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"headers": {"X-Run": "r", "Accept-Encoding": None, "Connection": None}},
+        {"cookies": {"c": "1"}, "auth": ("run", "secret")},
+    ],
+    ids=["plain", "headers", "cookies+auth"],
+)
+def test_prepares_as_the_session_does(request_: requests.Request, config: dict[str, Any]) -> None:
+    session = session_for(**config)
+    same(Preparer(session).prepare(request_), session.prepare_request(request_))
+
+
+def test_the_url_from_its_check_is_the_url_requests_makes() -> None:
+    session = session_for()
+    for request_ in REQUESTS:
+        problem, url = checked_url(request_.url)
+        assert problem is None and url is not None
+        same(Preparer(session).prepare(request_, url), session.prepare_request(request_))
+
+
+def test_cookies_in_the_jar_are_sent_and_the_jar_is_read_not_copied() -> None:
+    session = session_for()
+    preparer = Preparer(session)
+    assert not has_cookies(session.cookies)
+    assert "Cookie" not in preparer.prepare(requests.Request("GET", URL)).headers
+    session.cookies.set("sid", "42", domain="a.test", path="/")
+    assert has_cookies(session.cookies)
+    prepared = preparer.prepare(requests.Request("GET", URL))
+    assert prepared.headers["Cookie"] == "sid=42"
+    assert prepared._cookies is session.cookies  # type: ignore[attr-defined]
+    other = preparer.prepare(requests.Request("GET", "http://b.test/"))
+    assert "Cookie" not in other.headers  # a host's cookie stays its own
+
+
+def test_a_session_that_reads_the_environment_is_refused() -> None:
+    with pytest.raises(ValueError, match="trust_env"):
+        Preparer(requests.Session())
+
+
+@responses.activate
+def test_send_keeps_cookies_and_finds_the_next_hop() -> None:
+    responses.get(
+        "http://a.test/start",
+        status=302,
+        headers={"Location": "/next", "Set-Cookie": "sid=7; Path=/"},
+    )
+    session = session_for()
+    prepared = Preparer(session).prepare(requests.Request("GET", "http://a.test/start"))
+    response = send(session, prepared, stream=True, timeout=5, verify=True, proxies={}, cert=None)
+    assert response.status_code == 302
+    assert session.cookies.get("sid") == "7"  # kept in the run's jar
+    assert response.next is not None and response.next.url == "http://a.test/next"
+    assert response.next.headers["Cookie"] == "sid=7"  # the next hop carries it
+
+
+@responses.activate
+def test_send_without_a_cookie_leaves_the_jar_alone() -> None:
+    responses.get("http://a.test/", body="ok")
+    session = session_for()
+    prepared = Preparer(session).prepare(requests.Request("GET", "http://a.test/"))
+    response = send(session, prepared, stream=True, timeout=5, verify=True, proxies={}, cert=None)
+    assert response.status_code == 200 and response.next is None
+    assert not has_cookies(session.cookies)
+
+
+def test_https_pools_share_one_tls_context_with_the_bundle_loaded_once(tmp_path: Any) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    adapter = shared_adapter(FetchConfig())
+    pools = [
+        adapter.get_connection_with_tls_context(
+            requests.Request("GET", f"https://{name}.test/").prepare(), str(bundle)
+        )
+        for name in ("a", "b", "c", "a")
+    ]
+    contexts = {id(pool.conn_kw["ssl_context"]) for pool in pools}
+    assert len({id(pool) for pool in pools}) == 3 and len(contexts) == 1
+    context = pools[0].conn_kw["ssl_context"]
+    assert context.cert_store_stats()["x509_ca"] == 1  # the bundle's one CA, loaded once
+    assert pools[0].ca_certs is None  # nothing for urllib3 to load again per connection
+    unverified = adapter.get_connection_with_tls_context(
+        requests.Request("GET", "https://a.test/").prepare(), False
+    )
+    assert unverified.conn_kw["ssl_context"].verify_mode == 0  # ssl.CERT_NONE
+    with pytest.raises(OSError, match="invalid path"):  # requests' own words for a bad bundle
+        adapter.get_connection_with_tls_context(
+            requests.Request("GET", "https://a.test/").prepare(), str(tmp_path / "missing.pem")
+        )
