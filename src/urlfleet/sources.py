@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-
 from urlfleet.errors import InputError
 from urlfleet.items import UrlItem, UrlRequest, split_item
 from urlfleet.rows import RowError, csv_row, json_row
@@ -93,6 +91,9 @@ def url_problem(url: str) -> str | None:
 
 def _requests_problem(url: str) -> str | None:
     # The final word is requests' own: whatever it would refuse to send is malformed here.
+    # Imported here, where a URL is checked: `import urlfleet` and --help need no requests.
+    import requests
+
     try:
         requests.PreparedRequest().prepare_url(url, None)
     except (requests.RequestException, ValueError, UnicodeError) as exc:
