@@ -81,7 +81,7 @@ def fetch_to(
     if validators is not None:
         urls = validators.apply(urls)
     bar = Progress(
-        reader.estimate(),
+        reader.estimate,  # counted only for a bar that shows, while the run goes
         enabled=None if options.progress else False,
         paused_hosts=run.paused_hosts,
     )
