@@ -18,14 +18,18 @@ Around them: ``api`` (this front door), ``cli`` (the command line), ``distribute
 ``loopback`` (the test server, standing alone).
 """
 
+import typing as _typing
+
 from urlfleet._version import __version__
-from urlfleet.api import fetch, fetch_all, make_config
 from urlfleet.config import FetchConfig, HostLimits
 from urlfleet.errors import InputError, UrlfleetError
 from urlfleet.items import UrlRequest
 from urlfleet.records import Result
 from urlfleet.report import Report
 from urlfleet.sources import UrlReader
+
+if _typing.TYPE_CHECKING:
+    from urlfleet.api import fetch, fetch_all, make_config
 
 __all__ = [
     "FetchConfig",
@@ -41,3 +45,22 @@ __all__ = [
     "fetch_all",
     "make_config",
 ]
+
+
+# The fetching machinery (requests, joblib, tenacity) loads on first use of these, so
+# importing urlfleet, or running `urlfleet --version`, does not pay for it.
+_FROM_API = ("fetch", "fetch_all", "make_config")
+
+
+def __getattr__(name: str) -> object:
+    if name in _FROM_API:
+        from urlfleet import api
+
+        value = getattr(api, name)
+        globals()[name] = value  # found at once from now on
+        return value
+    raise AttributeError(f"module 'urlfleet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_FROM_API})

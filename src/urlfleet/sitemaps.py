@@ -20,7 +20,6 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-from xml.parsers import expat
 
 MAX_BYTES = 50 * 1024 * 1024  # the protocol's limit on an uncompressed sitemap
 MAX_URLS = 50_000  # the protocol's limit on the entries of one sitemap
@@ -85,6 +84,8 @@ def unpack(content: bytes, limit: int) -> bytes:
 
 def parse(content: bytes, *, max_urls: int = MAX_URLS) -> Sitemap:
     """The entries of a sitemap or sitemap index; raises SitemapError for anything else."""
+    from xml.parsers import expat  # here: most runs read no sitemap
+
     reader = _Reader(max_urls)
     parser = expat.ParserCreate(namespace_separator=" ")
     parser.StartDoctypeDeclHandler = _no_doctype

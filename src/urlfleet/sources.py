@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-
 from urlfleet.errors import InputError
 from urlfleet.items import UrlItem, UrlRequest, split_item
 from urlfleet.rows import RowError, csv_row, json_row
@@ -102,6 +100,9 @@ def checked_url(url: str) -> tuple[str | None, str | None]:
     if port == 0:
         return "port 0 is not a valid port", None
     # The final word is requests' own: whatever it would refuse to send is malformed here.
+    # Imported here, where a URL is checked: `import urlfleet` and --help need no requests.
+    import requests
+
     prepared = requests.PreparedRequest()
     try:
         prepared.prepare_url(url, None)

@@ -148,3 +148,86 @@ def test_the_politeness_rules_depend_on_no_fetch_code() -> None:
 def test_fetch_code_never_reaches_for_the_frontier() -> None:
     users = {m for m, _ in imports_of("urlfleet.frontier")}
     assert users <= {"urlfleet.runner"}, sorted(users)
+
+
+# -- what loads at import time ----------------------------------------------------------------
+
+
+@functools.cache
+def eager_imports() -> dict[str, set[str]]:
+    """Module -> every module it imports when it is imported (urlfleet's or not): the
+    module-level imports, not those in functions or under ``if TYPE_CHECKING:``."""
+    files = {name_of(path): path for path in ROOT.rglob("*.py")}
+    found: dict[str, set[str]] = {}
+    for module, path in files.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        found[module] = set()
+        pending = list(ast.parse(path.read_text(encoding="utf-8")).body)
+        while pending:
+            node = pending.pop()
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                pending += node.orelse
+            elif isinstance(node, (ast.If, ast.Try)):  # e.g. a version check: both ways
+                pending += [*node.body, *node.orelse, *getattr(node, "handlers", [])]
+                pending += getattr(node, "finalbody", [])
+            elif isinstance(node, ast.ExceptHandler):
+                pending += node.body
+            elif isinstance(node, ast.Import):
+                found[module] |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                base = node.module or ""
+                if node.level:
+                    up = package.rsplit(".", node.level - 1)[0]
+                    base = f"{up}.{base}" if base else up
+                found[module] |= {f"{base}.{a.name}" if f"{base}.{a.name}" in files else base
+                                  for a in node.names}  # fmt: skip
+    return found
+
+
+def loaded_by(*roots: str) -> set[str]:
+    """What importing ``roots`` loads, as far as urlfleet's own imports go: urlfleet's
+    modules (each with the packages above it) and the other modules they import."""
+    edges = eager_imports()
+    seen: set[str] = set()
+    pending = list(roots)
+    while pending:
+        module = pending.pop()
+        parts = module.split(".")
+        for name in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):
+            if name not in seen:
+                seen.add(name)
+                pending.extend(edges.get(name, ()))
+    return seen
+
+
+# Each only for what needs it: robots.txt rules, urlfleet.toml, sitemaps, the HTML page,
+# plots, clusters, the test server.
+NOT_FOR_A_PLAIN_FETCH = (
+    "protego", "tomllib", "tomli", "xml", "matplotlib", "dask", "distributed",
+    "urlfleet.loopback", "urlfleet.distributed", "urlfleet.htmlreport", "urlfleet.timeline",
+    "urlfleet.svgcharts", "urlfleet.recordfile", "urlfleet.cli.plot", "urlfleet.cli.sweep",
+)  # fmt: skip
+FETCHING = ("requests", "urllib3", "joblib", "tenacity", "tqdm", "urlfleet.api",
+            "urlfleet.runner", "urlfleet.fetcher", "urlfleet.cli.fetch")  # fmt: skip
+
+
+def test_the_walk_sees_what_loads_at_import_time() -> None:
+    edges = eager_imports()
+    assert "urlfleet.cli.session" in edges["urlfleet.cli.fetch"]  # module level
+    assert "urlfleet.loopback" not in edges["urlfleet.cli.demo"]  # inside a function
+    assert "urlfleet.records" not in edges["urlfleet.config"]  # under TYPE_CHECKING
+    assert "tomllib" not in edges["urlfleet.cli.configread"]  # only when a file is read
+    assert {"requests", "joblib"} <= loaded_by("urlfleet.cli.fetch")
+    assert "protego" not in edges["urlfleet.politeness.robots"]  # only to parse a robots.txt
+
+
+def test_a_plain_fetch_imports_only_what_it_uses() -> None:
+    # `urlfleet fetch` loads the command line, then its handler's module.
+    wrong = [m for m in loaded_by("urlfleet.cli", "urlfleet.cli.fetch")
+             if within(m, *NOT_FOR_A_PLAIN_FETCH)]  # fmt: skip
+    assert not wrong, sorted(wrong)
+
+
+def test_help_version_and_import_urlfleet_load_no_fetching() -> None:
+    wrong = [m for m in loaded_by("urlfleet", "urlfleet.cli") if within(m, *FETCHING)]
+    assert not wrong, sorted(wrong)

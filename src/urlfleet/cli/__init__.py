@@ -6,7 +6,8 @@ stderr, so ``urlfleet fetch urls.txt > results.jsonl`` keeps the two apart.
 Each command's module turns its argparse Namespace into library values (a FetchConfig, a
 SessionOptions, plain arguments) in its handler; nothing below a handler sees the Namespace.
 Heavy imports (the loopback server, dask, matplotlib) happen inside the commands that need
-them, so ``urlfleet fetch`` never pays for them.
+them, so ``urlfleet fetch`` never pays for them; building the parser loads none of a run's
+modules, so ``--help`` and ``--version`` are quick.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from urlfleet.cli.bench import add_bench_command
 from urlfleet.cli.configfile import add_config_options, prepare_fetch
 from urlfleet.cli.demo import add_demo_command, add_serve_command
 from urlfleet.cli.exits import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from urlfleet.cli.fetch import add_fetch_command
+from urlfleet.cli.fetchargs import add_fetch_command
 from urlfleet.cli.report import add_report_command
-from urlfleet.cli.session import say
 from urlfleet.errors import ClusterError, InputError, SaveError
 
 __all__ = [
@@ -78,3 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_command(commands)
     add_serve_command(commands)
     return parser
+
+
+def say(message: str) -> None:
+    """``session.say``, imported only when there is something to say."""
+    from urlfleet.cli.session import say
+
+    say(message)

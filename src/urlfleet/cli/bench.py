@@ -15,15 +15,16 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from urlfleet.cli.exits import EXIT_FAILURES, EXIT_OK
-from urlfleet.cli.plot import plot_png, text_chart
-from urlfleet.cli.sweep import Sweep, sweep
 from urlfleet.config import DEFAULT_PER_HOST, DEFAULT_TIMEOUT, FetchConfig
 from urlfleet.errors import InputError
-from urlfleet.items import split_item
-from urlfleet.sources import UrlReader
+
+# The sweep, the run's modules and the loopback server are imported where used: building the
+# parser must not load them.
+if TYPE_CHECKING:
+    from urlfleet.cli.sweep import Sweep
 
 DEFAULT_JOBS_LIST = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 DEFAULT_URLS = 500
@@ -94,6 +95,8 @@ def add_bench_command(commands: Any) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run the sweep the options describe, print the table (and chart); the exit code."""
+    from urlfleet.cli.plot import plot_png, text_chart
+
     jobs_list = sorted({1, *args.jobs_list})
     # The --per-host default depends on the list, so the config is made where the list is.
     config_for = functools.partial(_config, args.per_host, delay=args.delay, timeout=args.timeout)
@@ -133,6 +136,10 @@ def _sweep_file(
     *,
     sample: int,
 ) -> Sweep:
+    from urlfleet.cli.sweep import sweep
+    from urlfleet.items import split_item
+    from urlfleet.sources import UrlReader
+
     reader = UrlReader([file], on_problem=lambda p: print(p, file=sys.stderr))
     reader.check()
     # The URLs alone: a sweep compares thread counts on plain GETs (a sitemap here is not
@@ -155,7 +162,8 @@ def _sweep_loopback(
     *,
     sample: int,
 ) -> Sweep:
-    from urlfleet.loopback import LoopbackProcess, ServerSpec, host_loads  # only when serving
+    from urlfleet.cli.sweep import sweep
+    from urlfleet.loopback import LoopbackProcess, ServerSpec, host_loads
 
     config = config_for(LOOPBACK_PER_HOST)
     token = uuid.uuid4().hex[:8]

@@ -18,12 +18,9 @@ from typing import Any
 from urlfleet.cli.options import check_numbers
 from urlfleet.config import FetchConfig, HostLimits
 from urlfleet.errors import InputError
-from urlfleet.politeness.identity import key_of
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the same parser, before it joined the standard library
-    import tomli as tomllib
+# The TOML parser and the host-name rules are imported where used: only a run that has a
+# configuration file needs them.
 
 __all__ = ["HostSection", "option_key", "read_config", "settable_options"]
 
@@ -55,6 +52,11 @@ def read_config(
         raise InputError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text, as TOML must be") from exc
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - the same parser, before it joined the standard library
+        import tomli as tomllib
+
     found = _Found(path, text)
     try:
         table = tomllib.loads(text)
@@ -180,6 +182,8 @@ def _host_value(dest: str, value: Any, host: str) -> Any:
 
 def _host_key(host: str) -> str:
     # As host_key() makes it of a URL: the canonical name, the port only when not the default.
+    from urlfleet.politeness.identity import key_of
+
     return _DEFAULT_PORT.sub("", key_of(host))
 
 
@@ -200,7 +204,7 @@ class _Found:
         pattern = re.compile(rf"""^\s*\[\s*hosts\s*\.\s*(?:"{name}"|'{name}'|{name})\s*\]""")
         return next((n for n, line in self._numbered(0) if pattern.match(line)), 0)
 
-    def syntax_error(self, exc: tomllib.TOMLDecodeError) -> InputError:
+    def syntax_error(self, exc: ValueError) -> InputError:  # a tomllib.TOMLDecodeError
         message = str(exc)
         where = _TOML_WHERE.search(message)
         line, reason = len(self.lines) or 1, _TOML_WHERE.sub("", message)

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from urlfleet.cli.exits import EXIT_OK
 from urlfleet.cli.options import add_fetch_options, config_from, session_from
-from urlfleet.cli.session import fetch_to
-from urlfleet.runner import Run
-from urlfleet.sources import UrlReader
 
+# The server and the run's modules are imported by the handlers: building the parser must
+# not load them.
 if TYPE_CHECKING:
     from urlfleet.loopback import RequestRecord
 
@@ -84,7 +83,7 @@ def add_serve_command(commands: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from urlfleet.loopback import ServerSpec, serve  # the server only when serving
+    from urlfleet.loopback import ServerSpec, serve
 
     serve(ServerSpec(hosts=args.hosts, latency=args.latency, port=args.port))
     return EXIT_OK
@@ -107,7 +106,10 @@ def demo_urls(base_urls: list[str], count: int | None) -> list[str]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from urlfleet.loopback import LoopbackProcess, ServerSpec  # the server only for the demo
+    from urlfleet.cli.session import fetch_to
+    from urlfleet.loopback import LoopbackProcess, ServerSpec
+    from urlfleet.runner import Run
+    from urlfleet.sources import UrlReader
 
     config = config_from(args, keep_content=False)
     options = session_from(args)

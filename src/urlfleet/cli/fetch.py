@@ -1,6 +1,7 @@
 """``urlfleet fetch``: every URL in the given lists, one JSON line each, on stdout or ``-o``.
 
-The handler turns the Namespace into a FetchConfig and SessionOptions, checks the input and
+Its options are in ``fetchargs``, so that building the parser loads none of this. The
+handler turns the Namespace into a FetchConfig and SessionOptions, checks the input and
 that no output would overwrite it or another output, opens and locks the output (appending
 when resuming), picks the run (threads here, or a dask cluster), and hands them all to
 ``fetch_to``. Every refusal comes before the first byte is written.
@@ -16,15 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from urllib3.exceptions import InsecureRequestWarning
 
-from urlfleet.cli.inputs import add_input_options, reader_from
-from urlfleet.cli.options import add_fetch_options, config_from, session_from
+from urlfleet.cli.inputs import reader_from
+from urlfleet.cli.options import config_from, session_from
 from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked, same_path
 from urlfleet.cli.session import SessionOptions, fetch_to, say
-from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
+from urlfleet.config import FetchConfig
 from urlfleet.cookies import load_jar
 from urlfleet.csvout import csv_header, csv_rows, header_of, is_csv_records
 from urlfleet.errors import InputError
@@ -35,51 +36,6 @@ from urlfleet.sources import InputProblem
 
 if TYPE_CHECKING:
     from urlfleet.distributed import ClusterRun
-
-
-def add_fetch_command(commands: Any) -> None:
-    fetch = commands.add_parser(
-        "fetch",
-        help="fetch the URLs listed in files",
-        description="Fetch every URL in the given lists; one JSON line per URL on stdout or -o.",
-        epilog="Exit status: 0 all URLs ok, 1 some failed (all recorded), 2 usage or input "
-        "error, 130 interrupted.",
-    )
-    fetch.add_argument(
-        "files", nargs="*", metavar="FILE",
-        help="URL list: one URL per line, '#' comments; '-' or none reads stdin; a directory "
-        "means every *.txt in it; .jsonl, .csv, .tsv and .xml (sitemap) files are read as "
-        "such (see --input-format)",
-    )  # fmt: skip
-    add_input_options(fetch)
-    add_fetch_options(fetch)
-    fetch.add_argument(
-        "--revalidate",
-        type=Path,
-        metavar="PREV",
-        help="a previous run's -o (JSON lines or CSV): each URL whose last record there is ok "
-        "and has an etag or last_modified is asked with If-None-Match / If-Modified-Since; a "
-        "304 is then ok, with unchanged true and no body read or saved again",
-    )
-    fetch.add_argument("--html", type=Path, metavar="PATH",
-                       help="write the report as one self-contained HTML page (a per-host "
-                       "timeline, latency, outcomes), also after Ctrl-C")  # fmt: skip
-    cluster = fetch.add_argument_group("beyond one machine (needs urlfleet[dask])")
-    cluster.add_argument(
-        "--dask",
-        metavar="ADDRESS",
-        help="fetch on a dask.distributed cluster: tcp://HOST:PORT of a running scheduler, or "
-        "local:N to start N worker processes here. Each host is fetched by one worker at a "
-        "time, with the limits above; this machine writes the records",
-    )
-    cluster.add_argument(
-        "--shard-size",
-        type=int,
-        default=DEFAULT_SHARD_SIZE,
-        metavar="N",
-        help="URLs per task on the cluster (default %(default)s)",
-    )
-    fetch.set_defaults(handler=run_fetch)
 
 
 def run_fetch(args: argparse.Namespace) -> int:

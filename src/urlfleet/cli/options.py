@@ -12,10 +12,9 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from urlfleet.cli.interrupts import DEFAULT_GRACE
-from urlfleet.cli.session import SessionOptions
 from urlfleet.config import (
     DEFAULT_BACKOFF,
     DEFAULT_HOST_BACKOFF,
@@ -36,6 +35,9 @@ from urlfleet.config import (
 )
 from urlfleet.errors import InputError
 from urlfleet.mediatypes import media_patterns
+
+if TYPE_CHECKING:
+    from urlfleet.cli.session import SessionOptions
 
 T = TypeVar("T")
 
@@ -379,6 +381,9 @@ def _ca_bundle(path: Path | None) -> str | None:
 
 def session_from(args: argparse.Namespace) -> SessionOptions:
     """What ``fetch_to`` needs of the output options, without the Namespace."""
+    # Imported here: building the parser must not load the run's modules (--help, --version).
+    from urlfleet.cli.session import SessionOptions
+
     return SessionOptions(
         out=args.out,
         resume=args.resume,

@@ -13,11 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from urlfleet.cli.exits import EXIT_FAILURES, EXIT_OK
-from urlfleet.cli.outputs import check_report_path, same_path
-from urlfleet.cli.session import say, write_html
 from urlfleet.errors import InputError
-from urlfleet.htmlreport import render_html
-from urlfleet.recordfile import read_records, report_of_records
 
 
 def add_report_command(commands: Any) -> None:
@@ -38,6 +34,12 @@ def add_report_command(commands: Any) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    # Imported here: building the parser must not load the report's modules.
+    from urlfleet.cli.outputs import check_report_path, same_path
+    from urlfleet.cli.session import say, write_html
+    from urlfleet.htmlreport import render_html
+    from urlfleet.recordfile import read_records, report_of_records
+
     for option, value in (("-j/--jobs", args.jobs), ("--per-host", args.per_host)):
         if value is not None and value < 1:
             raise InputError(f"bad option: {option} must be >= 1")

@@ -21,19 +21,18 @@ from urlfleet.cli.interrupts import DEFAULT_GRACE, Interrupts
 from urlfleet.config import FetchConfig
 from urlfleet.csvout import CsvWriter
 from urlfleet.errors import InputError
-from urlfleet.htmlreport import render_html
 from urlfleet.progress import Progress
-from urlfleet.recordfile import report_of_records
 from urlfleet.records import JsonlWriter, RecordWriter, Result
 from urlfleet.report import Report, build_report, write_atomically
 from urlfleet.resume import DoneUrls
 from urlfleet.revalidation import Validators
 from urlfleet.runner import RunLike
 from urlfleet.sources import UrlReader
-from urlfleet.timeline import RecordSample
 
+# The HTML page's modules (htmlreport, recordfile, timeline) are imported where a page is
+# made: only a run with --html needs them.
 if TYPE_CHECKING:
-    pass
+    from urlfleet.timeline import RecordSample
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +71,17 @@ def fetch_to(
     """
     writer = writer_for(stream, options)
     started, cpu_at_start = time.monotonic(), time.process_time()
-    timed = RecordSample() if options.html is not None else None
+    timed: RecordSample | None = None
+    if options.html is not None:
+        from urlfleet.timeline import RecordSample
+
+        timed = RecordSample()
     skipped = [0]
     urls = done.skip_done(reader, skipped) if done else iter(reader)
     if validators is not None:
         urls = validators.apply(urls)
     bar = Progress(
-        reader.estimate(),
+        reader.estimate,  # counted only for a bar that shows, while the run goes
         enabled=None if options.progress else False,
         paused_hosts=run.paused_hosts,
     )
@@ -107,6 +110,8 @@ def fetch_to(
     )  # fmt: skip
     _finish(report, options.report)
     if options.html is not None and timed is not None:
+        from urlfleet.htmlreport import render_html
+
         write_html(options.html, render_html(report, timed.records, sampled_of=timed.seen,
                                              cpu_s=time.process_time() - cpu_at_start))  # fmt: skip
     if stop.interrupted:
@@ -171,6 +176,9 @@ NEWER_KEYS = ("ttfb_s",)
 def _page_when_abandoned(path: Path, timed: RecordSample, config: FetchConfig) -> None:
     # Requests still in flight are being abandoned and the process exits at once, before the
     # run's phases are complete: the page is made from what was recorded, as `report` would.
+    from urlfleet.htmlreport import render_html
+    from urlfleet.recordfile import report_of_records
+
     records = list(timed.records)  # a copy: the main thread may still be adding one
     report = report_of_records(records, jobs=config.jobs, per_host=config.per_host,
                                delay=config.delay)  # fmt: skip

@@ -15,9 +15,11 @@ library's parser ignores. What an answer means follows RFC 9309 and Google's pra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from protego import Protego
+if TYPE_CHECKING:
+    from protego import Protego
 
 ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309: crawlers may ignore what lies past 500 KiB
 
@@ -46,6 +48,8 @@ def understand(status: int, body: bytes, user_agent: str, max_crawl_delay: float
     """Robots from a robots.txt response that was answered (2xx or 4xx)."""
     if not 200 <= status < 300:
         return ALLOW_ALL
+    from protego import Protego  # here: only runs with --robots parse a robots.txt
+
     rules = Protego.parse(body[:ROBOTS_MAX_BYTES].decode("utf-8", errors="replace"))
     delay = rules.crawl_delay(user_agent)
     return Robots(rules=rules, crawl_delay=min(float(delay or 0.0), max_crawl_delay))
