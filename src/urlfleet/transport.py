@@ -27,12 +27,13 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+from urllib.request import getproxies
 
 import requests
 from joblib import effective_n_jobs, parallel_config
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 from requests.cookies import RequestsCookieJar
-from requests.utils import get_environ_proxies, get_netrc_auth, select_proxy
+from requests.utils import NETRC_FILES, get_environ_proxies, get_netrc_auth, select_proxy
 from urllib3 import PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -404,6 +405,29 @@ class _OriginKeyedProxyManager(ProxyManager):
         return super().connection_from_host(host, port, scheme, pool_kwargs=pool_kwargs)
 
 
+def _same_for_every_host(config: FetchConfig) -> bool:
+    """Whether the environment gives every host of a scheme the same proxies and no .netrc
+    credentials: no proxy variables at all (NO_PROXY included), proxies in
+    the config keyed by scheme only (``http``, not ``http://host``), and no .netrc file
+    that requests would read (or auth given, which overrides it)."""
+    if getproxies():
+        return False
+    if any("://" in key for key in config.proxies):
+        return False
+    return config.auth is not None or _netrc_file() is None
+
+
+def _netrc_file() -> str | None:
+    """The .netrc file requests would read: $NETRC, else ~/.netrc or ~/_netrc (None if
+    there is none)."""
+    named = os.environ.get("NETRC")
+    for candidate in (named,) if named is not None else (f"~/{f}" for f in NETRC_FILES):
+        path = os.path.expanduser(candidate)
+        if os.path.exists(path):
+            return path
+    return None
+
+
 def _is_socks(proxy: str) -> bool:
     # SOCKS connections are urllib3's contrib classes, built their own way: never gated.
     return proxy.lower().startswith("socks")
@@ -571,17 +595,27 @@ class Environment:
 
     requests looks these up again for every request (``trust_env``), scanning os.environ and
     reading ~/.netrc: about a fifth of its CPU per request. The answers do not change during
-    a run, so they are looked up once per scheme, host and port and kept: for the
-    ``ENVIRONMENTS_KEPT`` hosts used last, so a list of a million hosts stays in flat memory
-    (a host that comes back after that is looked up again, for the same answer).
+    a run, so they are looked up once. With no proxy in the environment, no host-specific
+    proxy in the config and no .netrc to read, the answer is the same for every host of a
+    scheme: it is kept per scheme, so a list of a million hosts costs one look-up each. Else
+    it is kept per scheme, host and port, for the ``ENVIRONMENTS_KEPT`` hosts used last, so
+    memory stays flat (a host that comes back after that is looked up again, for the same
+    answer).
     """
 
     def __init__(self, config: FetchConfig) -> None:
         self._config = config
         self._known: OrderedDict[tuple[str, str, int | None], Settings] = OrderedDict()
+        self._per_scheme: dict[str, Settings] | None = {} if _same_for_every_host(config) else None
         self._lock = threading.Lock()
 
     def settings(self, url: str) -> Settings:
+        if self._per_scheme is not None:
+            scheme = url[: url.find(":")].lower()
+            known = self._per_scheme.get(scheme)
+            if known is None:  # two threads may both look it up, for one answer
+                known = self._per_scheme[scheme] = self._look_up(url, True)
+            return known
         parts = urlsplit(url)
         key = (parts.scheme, parts.hostname or "", parts.port)
         with self._lock:

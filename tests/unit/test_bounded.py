@@ -110,16 +110,6 @@ def test_a_forgotten_hosts_adaptive_pace_is_kept_for_its_next_state() -> None:
     assert rules.host("a.test:80").limits.delay == 0.4
 
 
-def test_environment_settings_are_kept_for_the_hosts_used_last(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(transport, "ENVIRONMENTS_KEPT", 50)
-    environment = transport.Environment(FetchConfig())
-    for i in range(500):
-        environment.settings(f"http://h{i}.test/")
-    assert len(environment._known) == 50
-
-
 def test_pools_shrink_to_the_open_files_limit() -> None:
     config = FetchConfig(jobs=64, per_host=8)
     assert transport.pooled_hosts(config, 8, None) == transport.POOLED_HOSTS
