@@ -88,6 +88,19 @@ class Workload:
         return [(0, 1, block), (1, hosts - 1, urls - block)]
 
 
+HTTPS = Workload(
+    name="https",
+    about="2,000 HTTPS URLs over 200 host names, 50 ms, per_host 2",
+    hosts=200,
+    latency=0.05,
+    urls=2000,
+    quick_urls=1000,
+    per_host=2,
+    references=("pool", "aiohttp"),
+    named=True,
+    tls=True,
+)
+
 WORKLOADS = (
     Workload(
         name="even",
@@ -126,29 +139,8 @@ WORKLOADS = (
         quick_urls=1000,
         serial_sample=500,
     ),
-    Workload(
-        name="https",
-        about="2,000 HTTPS URLs over 200 host names, 50 ms, per_host 2",
-        hosts=200,
-        latency=0.05,
-        urls=2000,
-        quick_urls=1000,
-        per_host=2,
-        references=("pool", "aiohttp"),
-        named=True,
-        tls=True,
-    ),
-    Workload(
-        name="https-plain",
-        about="the https list over plain HTTP",
-        hosts=200,
-        latency=0.05,
-        urls=2000,
-        quick_urls=1000,
-        per_host=2,
-        references=("pool", "aiohttp"),
-        named=True,
-    ),
+    HTTPS,
+    replace(HTTPS, name="https-plain", about="the https list over plain HTTP", tls=False),
     Workload(
         name="hosts-20k",
         about="20,000 URLs over 4,000 host names, 0 ms",

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Collection
 from pathlib import Path
+
+from tests.import_rules import FETCHING, NOT_FOR_A_PLAIN_FETCH, within
 
 ROOT = Path(__file__).parents[2] / "src" / "urlfleet"  # this checkout's, whatever is installed
 # Cycles accepted for now; the test fails while a listed one no longer exists, so this list
@@ -21,33 +24,43 @@ def name_of(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def imported(node: ast.AST, package: str) -> list[str]:
+    """What an import statement names, absolute (``from . import x`` in ``urlfleet.cli`` is
+    ``urlfleet.cli.x``; ``from a import b`` is ``a.b``, a module or a name in ``a``)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if not isinstance(node, ast.ImportFrom) or node.module == "__future__":
+        return []
+    base = node.module or ""
+    if node.level:  # relative: from the package, one level up per extra dot
+        up = package.rsplit(".", node.level - 1)[0]
+        base = f"{up}.{base}" if base else up
+    return [f"{base}.{alias.name}" for alias in node.names]
+
+
+def module_of(name: str, files: Collection[str]) -> str:
+    """The urlfleet module an imported name lies in: the name itself, else the nearest
+    module or package above it. Other names stay as they are (``xml.parsers.expat``)."""
+    if name.split(".")[0] != "urlfleet":
+        return name
+    while name not in files:
+        name = name.rpartition(".")[0]
+    return name
+
+
 @functools.cache
 def graph() -> dict[str, set[str]]:
     """Module -> the urlfleet modules it imports (a package is its ``__init__``)."""
     files = {name_of(path): path for path in ROOT.rglob("*.py")}
 
-    def known(name: str) -> str:  # the module itself, else the nearest package above it
-        while name not in files:
-            name = name.rpartition(".")[0]
-        return name
-
     edges: dict[str, set[str]] = {module: set() for module in files}
     for module, path in files.items():
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            targets = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:  # relative: from the package, one level up per extra dot
-                    up = package.rsplit(".", node.level - 1)[0]
-                    base = f"{up}.{base}" if base else up
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base
-                           for a in node.names]  # fmt: skip
-            for target in targets:
-                if target.split(".")[0] == "urlfleet" and known(target) != module:
-                    edges[module].add(known(target))
+            for target in imported(node, package):
+                found = module_of(target, files)
+                if found.split(".")[0] == "urlfleet" and found != module:
+                    edges[module].add(found)
     return edges
 
 
@@ -93,10 +106,6 @@ def path_through(component: set[str], edges: dict[str, set[str]]) -> str:
                 paths[nxt] = [*paths[node], nxt]
                 queue.append(nxt)
     raise AssertionError(f"not a cycle: {component}")
-
-
-def within(module: str, *prefixes: str) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
 def imports_of(target: str) -> set[tuple[str, str]]:
@@ -172,15 +181,8 @@ def eager_imports() -> dict[str, set[str]]:
                 pending += getattr(node, "finalbody", [])
             elif isinstance(node, ast.ExceptHandler):
                 pending += node.body
-            elif isinstance(node, ast.Import):
-                found[module] |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
-                base = node.module or ""
-                if node.level:
-                    up = package.rsplit(".", node.level - 1)[0]
-                    base = f"{up}.{base}" if base else up
-                found[module] |= {f"{base}.{a.name}" if f"{base}.{a.name}" in files else base
-                                  for a in node.names}  # fmt: skip
+            else:
+                found[module] |= {module_of(name, files) for name in imported(node, package)}
     return found
 
 
@@ -198,17 +200,6 @@ def loaded_by(*roots: str) -> set[str]:
                 seen.add(name)
                 pending.extend(edges.get(name, ()))
     return seen
-
-
-# Each only for what needs it: robots.txt rules, urlfleet.toml, sitemaps, the HTML page,
-# plots, clusters, the test server.
-NOT_FOR_A_PLAIN_FETCH = (
-    "protego", "tomllib", "tomli", "xml", "matplotlib", "dask", "distributed",
-    "urlfleet.loopback", "urlfleet.distributed", "urlfleet.htmlreport", "urlfleet.timeline",
-    "urlfleet.svgcharts", "urlfleet.recordfile", "urlfleet.cli.plot", "urlfleet.cli.sweep",
-)  # fmt: skip
-FETCHING = ("requests", "urllib3", "joblib", "tenacity", "tqdm", "urlfleet.api",
-            "urlfleet.runner", "urlfleet.fetcher", "urlfleet.cli.fetch")  # fmt: skip
 
 
 def test_the_walk_sees_what_loads_at_import_time() -> None:
