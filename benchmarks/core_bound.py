@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from urlfleet.config import FetchConfig  # noqa: E402
 from urlfleet.loopback import LoopbackProcess, ServerSpec, host_loads  # noqa: E402
-from urlfleet.report import build_report  # noqa: E402
-from urlfleet.runner import Run  # noqa: E402
+from urlfleet.report.summary import build_report  # noqa: E402
+from urlfleet.run.runner import Run  # noqa: E402
 
 N, HOSTS, LATENCY, JOBS, PER_HOST = 2000, 20, 0.05, 64, 4
 

@@ -198,7 +198,7 @@ WORKLOADS = (
 
 
 CLIENT_MODULES = {
-    "urlfleet": "urlfleet.runner",
+    "urlfleet": "urlfleet.run.runner",
     "pool": "requests",
     "serial": "requests",
     "aiohttp": "aiohttp",
@@ -271,8 +271,8 @@ def generate_urls(spec: dict[str, Any]) -> Iterator[str]:
 
 def _child_urlfleet(urls: Iterator[str], spec: dict[str, Any]) -> dict[str, Any]:
     from urlfleet.config import FetchConfig
-    from urlfleet.report import build_report
-    from urlfleet.runner import Run
+    from urlfleet.report.summary import build_report
+    from urlfleet.run.runner import Run
 
     config = FetchConfig(
         jobs=spec["jobs"],

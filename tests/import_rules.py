@@ -8,15 +8,17 @@ NOT_FOR_A_PLAIN_FETCH = frozenset({
     "protego",  # robots.txt, with --robots
     "tomllib", "tomli",  # urlfleet.toml, when there is one
     "xml.parsers.expat",  # sitemaps
-    "urlfleet.loopback", "urlfleet.distributed", "urlfleet.htmlreport", "urlfleet.timeline",
-    "urlfleet.svgcharts", "urlfleet.recordfile", "urlfleet.cli.plot", "urlfleet.cli.sweep",
+    "urlfleet.loopback", "urlfleet.distributed", "urlfleet.report.htmlreport",
+    "urlfleet.report.timeline", "urlfleet.report.svgcharts", "urlfleet.report.recordfile",
+    "urlfleet.cli.plot", "urlfleet.cli.sweep",
 })  # fmt: skip
 
 # The fetching machinery and everything below it: --version, --help and `import urlfleet`
 # need none of it.
 FETCHING = frozenset({
     "requests", "urllib3", "joblib", "numpy", "tenacity", "tqdm", "protego",
-    "urlfleet.api", "urlfleet.runner", "urlfleet.fetcher", "urlfleet.transport",
+    "urlfleet.api", "urlfleet.run.runner", "urlfleet.fetching.fetcher",
+    "urlfleet.fetching.transport",
     "urlfleet.politeness", "urlfleet.cli.fetch", "urlfleet.cli.session",
 })  # fmt: skip
 

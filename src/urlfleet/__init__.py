@@ -23,10 +23,10 @@ import typing as _typing
 from urlfleet._version import __version__
 from urlfleet.config import FetchConfig, HostLimits
 from urlfleet.errors import InputError, UrlfleetError
-from urlfleet.items import UrlRequest
-from urlfleet.records import Result
-from urlfleet.report import Report
-from urlfleet.sources import UrlReader
+from urlfleet.read.items import UrlRequest
+from urlfleet.read.sources import UrlReader
+from urlfleet.record.records import Result
+from urlfleet.report.summary import Report
 
 if _typing.TYPE_CHECKING:
     from urlfleet.api import fetch, fetch_all, make_config

@@ -8,13 +8,13 @@ from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
-from urlfleet.fetcher import SessionFactory
-from urlfleet.items import UrlItem
-from urlfleet.parsing import Parser, parse_in_processes
-from urlfleet.progress import Progress
-from urlfleet.records import Result
-from urlfleet.revalidation import Validators, validators_from
-from urlfleet.runner import Run
+from urlfleet.fetching.fetcher import SessionFactory
+from urlfleet.read.items import UrlItem
+from urlfleet.read.revalidation import Validators, validators_from
+from urlfleet.record.records import Result
+from urlfleet.run.parsing import Parser, parse_in_processes
+from urlfleet.run.progress import Progress
+from urlfleet.run.runner import Run
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -65,7 +65,7 @@ def fetch(
 
     ``revalidate=`` a previous run's results (its ``-o`` file, or its Results) asks each URL
     it has validators for with If-None-Match / If-Modified-Since; a 304 is then ok, with
-    ``unchanged`` true and no body (see ``urlfleet.revalidation``).
+    ``unchanged`` true and no body (see ``urlfleet.read.revalidation``).
 
     >>> for result in urlfleet.fetch(urls, jobs=64, per_host=4): print(result.url, result.status)
     """

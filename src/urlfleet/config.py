@@ -14,10 +14,10 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from urlfleet._version import __version__
-from urlfleet.mediatypes import media_patterns
+from urlfleet.fetching.mediatypes import media_patterns
 
 if TYPE_CHECKING:
-    from urlfleet.records import Result
+    from urlfleet.record.records import Result
 
 DEFAULT_JOBS = 32
 DEFAULT_PER_HOST = 2

@@ -40,8 +40,8 @@ from urlfleet.distributed import (
 from urlfleet.errors import ClusterError, InputError
 from urlfleet.loopback import LoopbackProcess, RequestRecord, ServerSpec, host_loads
 from urlfleet.politeness import HostMemory
-from urlfleet.records import Result
-from urlfleet.runner import Run
+from urlfleet.record.records import Result
+from urlfleet.run.runner import Run
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pytest
 
 import urlfleet
 from tests.realparts import ForwardProxy, TlsFiles, make_tls_files
-from urlfleet.failures import ERROR_KINDS
+from urlfleet.fetching.failures import ERROR_KINDS
 from urlfleet.loopback import LoopbackProcess, ServerSpec
 
 pytestmark = pytest.mark.integration

@@ -55,7 +55,7 @@ def fetch_one(server: LoopbackProcess, tmp_path: Path, *options: str) -> set[str
 
 def test_a_plain_fetch_loads_only_what_it_uses(server: LoopbackProcess, tmp_path: Path) -> None:
     modules = fetch_one(server, tmp_path)
-    assert {"requests", "joblib", "tenacity", "tqdm", "urlfleet.runner"} <= modules
+    assert {"requests", "joblib", "tenacity", "tqdm", "urlfleet.run.runner"} <= modules
     wrong = sorted(m for m in modules if within(m, *NOT_FOR_A_PLAIN_FETCH))
     assert not wrong, wrong
 
@@ -68,7 +68,7 @@ def test_the_options_that_need_more_load_it(server: LoopbackProcess, tmp_path: P
     toml = "tomllib" if sys.version_info >= (3, 11) else "tomli"
     assert toml in fetch_one(server, tmp_path)
     html = tmp_path / "run.html"
-    assert "urlfleet.htmlreport" in fetch_one(server, tmp_path, "--html", str(html))
+    assert "urlfleet.report.htmlreport" in fetch_one(server, tmp_path, "--html", str(html))
     assert html.is_file()
 
 

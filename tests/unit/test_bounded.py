@@ -8,15 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from urlfleet import politeness, transport
+from urlfleet import politeness
+from urlfleet.fetching import transport
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
-from urlfleet.hoststats import HostTallies
 from urlfleet.politeness import Politeness, RobotsAnswer
-from urlfleet.records import Result
-from urlfleet.report import Phase, Tally, build_report
-from urlfleet.resume import _sorted_array
-from urlfleet.sources import DigestSet, UrlReader
+from urlfleet.read.resume import _sorted_array
+from urlfleet.read.sources import DigestSet, UrlReader
+from urlfleet.record.records import Result
+from urlfleet.report.hoststats import HostTallies
+from urlfleet.report.summary import Phase, Tally, build_report
 
 DIGESTS = st.integers(0, 2**64 - 1) | st.integers(0, 50) | st.integers(2**63, 2**63 + 50)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from requests.utils import get_environ_proxies, get_netrc_auth
 
-from urlfleet import transport
 from urlfleet.config import FetchConfig
+from urlfleet.fetching import transport
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 

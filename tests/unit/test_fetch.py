@@ -10,7 +10,7 @@ import responses
 
 import urlfleet
 from urlfleet.errors import RetryableStatus
-from urlfleet.failures import describe
+from urlfleet.fetching.failures import describe
 
 FAST = {"backoff": 0.0, "host_backoff": 0.0, "jobs": 4}
 

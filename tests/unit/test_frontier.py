@@ -10,9 +10,9 @@ import pytest
 
 from tests.conftest import FakeClock
 from urlfleet.config import FetchConfig
-from urlfleet.frontier import Frontier
-from urlfleet.job import Job
 from urlfleet.politeness import GAP_MARGIN, Attempt, Lease, Politeness, host_key
+from urlfleet.schedule.frontier import Frontier
+from urlfleet.schedule.job import Job
 
 OK = Attempt(status=200, latency=0.01)
 THROTTLED = Attempt(status=429, latency=0.01)
@@ -283,8 +283,8 @@ def test_a_hop_into_a_host_whose_robots_txt_is_queued_waits_behind_it(clock: Fak
 
 
 def test_a_robots_txt_cut_short_is_no_answer() -> None:
-    from urlfleet.fetcher import Fetcher
-    from urlfleet.records import Result
+    from urlfleet.fetching.fetcher import Fetcher
+    from urlfleet.record.records import Result
 
     fetcher = Fetcher(FetchConfig(robots=True))
     job = Job(-1, "http://a.test/robots.txt", None, "http://a.test/robots.txt", "a.test")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import responses
 
 import urlfleet
-from urlfleet.items import UrlRequest
+from urlfleet.read.items import UrlRequest
 
 FAST = {"backoff": 0.0, "host_backoff": 0.0, "jobs": 2}
 

@@ -12,11 +12,11 @@ import pytest
 from urlfleet.cli import main
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
-from urlfleet.htmlreport import bottleneck_words, pace_setter, render_html
-from urlfleet.recordfile import read_records, report_of_records, result_of
-from urlfleet.report import Phase, Report, Tally, build_report
-from urlfleet.runstats import LatencySample, latency_of, quantile, status_label, status_words
-from urlfleet.timeline import MAX_LANES, RecordSample, build_timeline, histogram, outcome_of
+from urlfleet.report.htmlreport import bottleneck_words, pace_setter, render_html
+from urlfleet.report.recordfile import read_records, report_of_records, result_of
+from urlfleet.report.runstats import LatencySample, latency_of, quantile, status_label, status_words
+from urlfleet.report.summary import Phase, Report, Tally, build_report
+from urlfleet.report.timeline import MAX_LANES, RecordSample, build_timeline, histogram, outcome_of
 
 
 def record(host: str = "a.test", start: float | None = 0.0, elapsed: float = 0.1,

@@ -14,8 +14,7 @@ from urlfleet.cli import EXIT_USAGE, main
 from urlfleet.cli.options import MAX_JOBS
 from urlfleet.cli.outputs import check_report_path, open_locked
 from urlfleet.errors import InputError
-from urlfleet.report import write_atomically
-from urlfleet.sources import (
+from urlfleet.read.sources import (
     MAX_LINE_BYTES,
     MAX_URL_LENGTH,
     InputProblem,
@@ -24,6 +23,7 @@ from urlfleet.sources import (
     is_stream,
     url_problem,
 )
+from urlfleet.report.summary import write_atomically
 
 Capsys = pytest.CaptureFixture[str]
 

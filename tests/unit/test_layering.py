@@ -116,7 +116,7 @@ def test_the_graph_sees_every_kind_of_import() -> None:
     edges = graph()
     assert "urlfleet.cli.session" in edges["urlfleet.cli.fetch"]  # module level
     assert "urlfleet.distributed" in edges["urlfleet.api"]  # inside a function
-    assert "urlfleet.records" in edges["urlfleet.config"]  # under TYPE_CHECKING
+    assert "urlfleet.record.records" in edges["urlfleet.config"]  # under TYPE_CHECKING
 
 
 def test_no_import_cycles_but_the_known_ones() -> None:
@@ -149,14 +149,14 @@ def test_only_the_api_and_the_cli_reach_for_dask() -> None:
 
 def test_the_politeness_rules_depend_on_no_fetch_code() -> None:
     politeness = [m for m in graph() if within(m, "urlfleet.politeness")]
-    allowed = ("urlfleet.politeness", "urlfleet.config", "urlfleet.job", "urlfleet.errors")
+    allowed = ("urlfleet.politeness", "urlfleet.config", "urlfleet.schedule.job", "urlfleet.errors")
     wrong = {(m, t) for m in politeness for t in graph()[m] if not within(t, *allowed)}
     assert not wrong, sorted(wrong)
 
 
 def test_fetch_code_never_reaches_for_the_frontier() -> None:
-    users = {m for m, _ in imports_of("urlfleet.frontier")}
-    assert users <= {"urlfleet.runner"}, sorted(users)
+    users = {m for m, _ in imports_of("urlfleet.schedule.frontier")}
+    assert users <= {"urlfleet.run.runner"}, sorted(users)
 
 
 # -- what loads at import time ----------------------------------------------------------------
@@ -206,7 +206,7 @@ def test_the_walk_sees_what_loads_at_import_time() -> None:
     edges = eager_imports()
     assert "urlfleet.cli.session" in edges["urlfleet.cli.fetch"]  # module level
     assert "urlfleet.loopback" not in edges["urlfleet.cli.demo"]  # inside a function
-    assert "urlfleet.records" not in edges["urlfleet.config"]  # under TYPE_CHECKING
+    assert "urlfleet.record.records" not in edges["urlfleet.config"]  # under TYPE_CHECKING
     assert "tomllib" not in edges["urlfleet.cli.configread"]  # only when a file is read
     assert {"requests", "joblib"} <= loaded_by("urlfleet.cli.fetch")
     assert "protego" not in edges["urlfleet.politeness.robots"]  # only to parse a robots.txt

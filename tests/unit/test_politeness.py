@@ -6,7 +6,6 @@ import pytest
 
 from tests.conftest import FakeClock
 from urlfleet.config import FetchConfig, HostLimits
-from urlfleet.job import Job
 from urlfleet.politeness import (
     GAP_MARGIN,
     HOLD_AT_WRITE,
@@ -18,6 +17,7 @@ from urlfleet.politeness import (
     host_key,
 )
 from urlfleet.politeness.identity import key_of
+from urlfleet.schedule.job import Job
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from urlfleet.progress import Progress
-from urlfleet.records import Result
+from urlfleet.record.records import Result
+from urlfleet.run.progress import Progress
 
 
 def result(ok: bool = True) -> Result:

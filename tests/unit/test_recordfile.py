@@ -11,10 +11,16 @@ import pytest
 
 from urlfleet.cli import main
 from urlfleet.errors import InputError
-from urlfleet.htmlreport import render_html
-from urlfleet.recordfile import MAX_SECONDS, checked, read_records, report_of_records, span_of
-from urlfleet.svgcharts import _tick_step
-from urlfleet.timeline import build_timeline, thread_use
+from urlfleet.report.htmlreport import render_html
+from urlfleet.report.recordfile import (
+    MAX_SECONDS,
+    checked,
+    read_records,
+    report_of_records,
+    span_of,
+)
+from urlfleet.report.svgcharts import _tick_step
+from urlfleet.report.timeline import build_timeline, thread_use
 
 
 def record(url: str, start: float | None = 0.0, elapsed: float = 0.1, **kw: Any) -> dict[str, Any]:

@@ -13,13 +13,13 @@ import pytest
 import responses
 
 import urlfleet
-from urlfleet.csvout import CsvWriter, csv_cell, header_of
 from urlfleet.errors import InputError
-from urlfleet.items import UrlRequest
-from urlfleet.records import RECORD_FIELDS, JsonlWriter, Result, record_columns
-from urlfleet.report import Phase, Tally, build_report
-from urlfleet.resume import DoneUrls, check_results_file
-from urlfleet.revalidation import Validators
+from urlfleet.read.items import UrlRequest
+from urlfleet.read.resume import DoneUrls, check_results_file
+from urlfleet.read.revalidation import Validators
+from urlfleet.record.csvout import CsvWriter, csv_cell, header_of
+from urlfleet.record.records import RECORD_FIELDS, JsonlWriter, Result, record_columns
+from urlfleet.report.summary import Phase, Tally, build_report
 
 FAST = {"backoff": 0.0, "host_backoff": 0.0, "jobs": 2}
 NEW_KEYS = ("content_type", "content_encoding", "fetched_at", "started_s", "ttfb_s", "sha256",

@@ -10,8 +10,15 @@ import pytest
 
 import urlfleet
 from urlfleet.config import FetchConfig, HostLimits
-from urlfleet.records import RECORD_FIELDS, JsonlWriter, Result, record_field_names
-from urlfleet.report import REPORT_FIELDS, Phase, Tally, build_report, ideal_time, speedup_of
+from urlfleet.record.records import RECORD_FIELDS, JsonlWriter, Result, record_field_names
+from urlfleet.report.summary import (
+    REPORT_FIELDS,
+    Phase,
+    Tally,
+    build_report,
+    ideal_time,
+    speedup_of,
+)
 
 CONTRACT_RECORD = ("url", "ok", "status", "error", "attempts", "elapsed_s", "bytes", "host",
                    "final_url", "saved_to")  # fmt: skip
@@ -128,7 +135,7 @@ def test_public_names_are_exactly_all() -> None:
 
 
 def test_failures_are_counted_by_their_kind() -> None:
-    from urlfleet.report import failure_kind
+    from urlfleet.report.summary import failure_kind
 
     def failed(**fields: object) -> Result:
         base: dict[str, object] = {"url": "http://a.test/", "ok": False, "status": None,

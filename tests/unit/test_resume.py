@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from urlfleet.resume import DoneUrls, is_done, repair_torn_tail
+from urlfleet.read.resume import DoneUrls, is_done, repair_torn_tail
 
 
 @pytest.mark.parametrize(

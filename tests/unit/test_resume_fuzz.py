@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from urlfleet import resume
 from urlfleet.errors import InputError
-from urlfleet.resume import DoneUrls, check_results_file, is_done, repair_torn_tail
+from urlfleet.read import resume
+from urlfleet.read.resume import DoneUrls, check_results_file, is_done, repair_torn_tail
 
 LIMIT = 2048  # MAX_RECORD_BYTES while fuzzing, so "too long" lines stay cheap
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from urlfleet.config import FetchConfig
 from urlfleet.errors import RetryableStatus, SaveError
-from urlfleet.retrying import (
+from urlfleet.fetching.retrying import (
     RETRY_STATUSES,
     build_retrying,
     new_attempts,

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from urlfleet.saving import MAX_COMPONENT_BYTES, MAX_DIRS, SavedBody, body_path
+from urlfleet.record.saving import MAX_COMPONENT_BYTES, MAX_DIRS, SavedBody, body_path
 
 # Written out again rather than imported, so a mistake in the module's own list can't hide here.
 WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {

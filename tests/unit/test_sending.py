@@ -11,10 +11,10 @@ import responses
 from requests.auth import HTTPDigestAuth
 
 from urlfleet.config import FetchConfig
-from urlfleet.cookies import new_jar
-from urlfleet.sending import Preparer, has_cookies, send
-from urlfleet.sources import checked_url
-from urlfleet.transport import new_session, shared_adapter
+from urlfleet.fetching.cookies import new_jar
+from urlfleet.fetching.sending import Preparer, has_cookies, send
+from urlfleet.fetching.transport import new_session, shared_adapter
+from urlfleet.read.sources import checked_url
 
 URL = "http://a.test/p?q=1"
 

@@ -14,12 +14,12 @@ import requests
 from urlfleet.cli import EXIT_USAGE, build_parser, main
 from urlfleet.cli.options import config_from
 from urlfleet.config import FetchConfig, status_ranges
-from urlfleet.cookies import SharedCookieJar, load_jar, new_jar, save_jar
 from urlfleet.errors import InputError
-from urlfleet.failures import ERROR_KINDS
-from urlfleet.fetcher import Fetcher
+from urlfleet.fetching.cookies import SharedCookieJar, load_jar, new_jar, save_jar
+from urlfleet.fetching.failures import ERROR_KINDS
+from urlfleet.fetching.fetcher import Fetcher
+from urlfleet.fetching.mediatypes import accepts, media_patterns, shown
 from urlfleet.loopback.spec import RequestRecord
-from urlfleet.mediatypes import accepts, media_patterns, shown
 
 Capsys = pytest.CaptureFixture[str]
 

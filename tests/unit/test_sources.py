@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from urlfleet.errors import InputError
-from urlfleet.sources import InputProblem, UrlReader, redact_url, url_problem
+from urlfleet.read.sources import InputProblem, UrlReader, redact_url, url_problem
 
 
 @pytest.mark.parametrize(

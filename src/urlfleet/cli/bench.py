@@ -137,8 +137,8 @@ def _sweep_file(
     sample: int,
 ) -> Sweep:
     from urlfleet.cli.sweep import sweep
-    from urlfleet.items import split_item
-    from urlfleet.sources import UrlReader
+    from urlfleet.read.items import split_item
+    from urlfleet.read.sources import UrlReader
 
     reader = UrlReader([file], on_problem=lambda p: print(p, file=sys.stderr))
     reader.check()

@@ -108,8 +108,8 @@ def demo_urls(base_urls: list[str], count: int | None) -> list[str]:
 def run_demo(args: argparse.Namespace) -> int:
     from urlfleet.cli.session import fetch_to
     from urlfleet.loopback import LoopbackProcess, ServerSpec
-    from urlfleet.runner import Run
-    from urlfleet.sources import UrlReader
+    from urlfleet.read.sources import UrlReader
+    from urlfleet.run.runner import Run
 
     config = config_from(args, keep_content=False)
     options = session_from(args)

@@ -26,13 +26,13 @@ from urlfleet.cli.options import config_from, session_from
 from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked, same_path
 from urlfleet.cli.session import SessionOptions, fetch_to, say
 from urlfleet.config import FetchConfig
-from urlfleet.cookies import load_jar
-from urlfleet.csvout import csv_header, csv_rows, header_of, is_csv_records
 from urlfleet.errors import InputError
-from urlfleet.resume import MAX_RECORD_BYTES, DoneUrls, check_results_file, repair_torn_tail
-from urlfleet.revalidation import Validators
-from urlfleet.runner import Run
-from urlfleet.sources import InputProblem
+from urlfleet.fetching.cookies import load_jar
+from urlfleet.read.resume import MAX_RECORD_BYTES, DoneUrls, check_results_file, repair_torn_tail
+from urlfleet.read.revalidation import Validators
+from urlfleet.read.sources import InputProblem
+from urlfleet.record.csvout import csv_header, csv_rows, header_of, is_csv_records
+from urlfleet.run.runner import Run
 
 if TYPE_CHECKING:
     from urlfleet.distributed import ClusterRun

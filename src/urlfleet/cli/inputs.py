@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from urlfleet.sources import INPUT_FORMATS, InputProblem, UrlReader
+from urlfleet.read.sources import INPUT_FORMATS, InputProblem, UrlReader
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:

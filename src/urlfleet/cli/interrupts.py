@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Any
 
 from urlfleet.cli.exits import EXIT_INTERRUPTED
-from urlfleet.records import RecordWriter
+from urlfleet.record.records import RecordWriter
 
 DEFAULT_GRACE = 3.0
 

@@ -34,7 +34,7 @@ from urlfleet.config import (
     status_ranges,
 )
 from urlfleet.errors import InputError
-from urlfleet.mediatypes import media_patterns
+from urlfleet.fetching.mediatypes import media_patterns
 
 if TYPE_CHECKING:
     from urlfleet.cli.session import SessionOptions

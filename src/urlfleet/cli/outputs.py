@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import IO
 
 from urlfleet.errors import InputError
-from urlfleet.report import temp_name
-from urlfleet.sources import STDIN, is_stream
+from urlfleet.read.sources import STDIN, is_stream
+from urlfleet.report.summary import temp_name
 
 if sys.platform != "win32":
     import fcntl

@@ -37,8 +37,8 @@ def run_report(args: argparse.Namespace) -> int:
     # Imported here: building the parser must not load the report's modules.
     from urlfleet.cli.outputs import check_report_path, same_path
     from urlfleet.cli.session import say, write_html
-    from urlfleet.htmlreport import render_html
-    from urlfleet.recordfile import read_records, report_of_records
+    from urlfleet.report.htmlreport import render_html
+    from urlfleet.report.recordfile import read_records, report_of_records
 
     for option, value in (("-j/--jobs", args.jobs), ("--per-host", args.per_host)):
         if value is not None and value < 1:

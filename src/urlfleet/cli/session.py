@@ -19,20 +19,20 @@ from tqdm import tqdm
 from urlfleet.cli.exits import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from urlfleet.cli.interrupts import DEFAULT_GRACE, Interrupts
 from urlfleet.config import FetchConfig
-from urlfleet.csvout import CsvWriter
 from urlfleet.errors import InputError
-from urlfleet.progress import Progress
-from urlfleet.records import JsonlWriter, RecordWriter, Result
-from urlfleet.report import Report, build_report, write_atomically
-from urlfleet.resume import DoneUrls
-from urlfleet.revalidation import Validators
-from urlfleet.runner import RunLike
-from urlfleet.sources import UrlReader
+from urlfleet.read.resume import DoneUrls
+from urlfleet.read.revalidation import Validators
+from urlfleet.read.sources import UrlReader
+from urlfleet.record.csvout import CsvWriter
+from urlfleet.record.records import JsonlWriter, RecordWriter, Result
+from urlfleet.report.summary import Report, build_report, write_atomically
+from urlfleet.run.progress import Progress
+from urlfleet.run.runner import RunLike
 
 # The HTML page's modules (htmlreport, recordfile, timeline) are imported where a page is
 # made: only a run with --html needs them.
 if TYPE_CHECKING:
-    from urlfleet.timeline import RecordSample
+    from urlfleet.report.timeline import RecordSample
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,7 @@ def fetch_to(
     started, cpu_at_start = time.monotonic(), time.process_time()
     timed: RecordSample | None = None
     if options.html is not None:
-        from urlfleet.timeline import RecordSample
+        from urlfleet.report.timeline import RecordSample
 
         timed = RecordSample()
     skipped = [0]
@@ -110,7 +110,7 @@ def fetch_to(
     )  # fmt: skip
     _finish(report, options.report)
     if options.html is not None and timed is not None:
-        from urlfleet.htmlreport import render_html
+        from urlfleet.report.htmlreport import render_html
 
         write_html(options.html, render_html(report, timed.records, sampled_of=timed.seen,
                                              cpu_s=time.process_time() - cpu_at_start))  # fmt: skip
@@ -176,8 +176,8 @@ NEWER_KEYS = ("ttfb_s",)
 def _page_when_abandoned(path: Path, timed: RecordSample, config: FetchConfig) -> None:
     # Requests still in flight are being abandoned and the process exits at once, before the
     # run's phases are complete: the page is made from what was recorded, as `report` would.
-    from urlfleet.htmlreport import render_html
-    from urlfleet.recordfile import report_of_records
+    from urlfleet.report.htmlreport import render_html
+    from urlfleet.report.recordfile import report_of_records
 
     records = list(timed.records)  # a copy: the main thread may still be adding one
     report = report_of_records(records, jobs=config.jobs, per_host=config.per_host,

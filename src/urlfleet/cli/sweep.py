@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 
 from urlfleet.config import FetchConfig
 from urlfleet.politeness import host_key
-from urlfleet.report import build_report, speedup_of
-from urlfleet.runner import Run
+from urlfleet.report.summary import build_report, speedup_of
+from urlfleet.run.runner import Run
 
 # Python threads share one core for Python code: past this share of it, more threads add
 # queueing, not speed, and efficiency falls for reasons no scheduler can fix.

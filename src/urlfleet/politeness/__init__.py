@@ -29,11 +29,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from urlfleet.config import FetchConfig, HostLimits
-from urlfleet.job import Job
 from urlfleet.politeness.health import HostHealth, HostRules, Outcome, outcome_of
 from urlfleet.politeness.identity import canonical_host, host_key, key_of
 from urlfleet.politeness.pace import next_delay
 from urlfleet.politeness.robots import ALLOW_ALL, ROBOTS_MAX_BYTES, Robots, robots_url, understand
+from urlfleet.schedule.job import Job
 
 __all__ = [
     "GAP_MARGIN",

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, BinaryIO
 
-from urlfleet.records import LineWriter, Result, record_columns
-from urlfleet.sources import bounded_lines
+from urlfleet.read.sources import bounded_lines
+from urlfleet.record.records import LineWriter, Result, record_columns
 
 META_PREFIX = "meta."  # an input column named like a record key
 

@@ -11,8 +11,8 @@ import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from urlfleet.records import Result
-from urlfleet.runstats import quantile
+from urlfleet.record.records import Result
+from urlfleet.report.runstats import quantile
 
 LATENCY_SAMPLES = 1000  # per host: enough for a p95, bounded however many URLs a host has
 HOSTS_KEPT = 1000  # hosts with a row of their own; the report shows the top 20

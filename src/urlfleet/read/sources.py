@@ -29,9 +29,9 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 from urlfleet.errors import InputError
-from urlfleet.items import UrlItem, UrlRequest, split_item
-from urlfleet.rows import RowError, csv_row, json_row
-from urlfleet.sitemaps import (
+from urlfleet.read.items import UrlItem, UrlRequest, split_item
+from urlfleet.read.rows import RowError, csv_row, json_row
+from urlfleet.read.sitemaps import (
     MAX_BYTES,
     MAX_DEPTH,
     MAX_URLS,

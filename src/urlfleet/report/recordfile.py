@@ -22,10 +22,10 @@ from typing import Any
 
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
-from urlfleet.records import Result
-from urlfleet.report import Phase, Report, Tally, build_report
-from urlfleet.resume import NotResultsFile, numbered_records
-from urlfleet.timeline import THROTTLE_STATUSES
+from urlfleet.read.resume import NotResultsFile, numbered_records
+from urlfleet.record.records import Result
+from urlfleet.report.summary import Phase, Report, Tally, build_report
+from urlfleet.report.timeline import THROTTLE_STATUSES
 
 # What the report reads of a record; the rest (headers, meta, sha256...) is not kept, so a
 # file of a million records costs what the report needs of them.

@@ -9,7 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from urlfleet.records import Result
+from urlfleet.record.records import Result
 
 PAUSED_EVERY = 0.5  # seconds between counts of paused hosts (a look at every host)
 

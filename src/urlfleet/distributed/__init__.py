@@ -62,14 +62,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urlfleet._version import __version__
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import ClusterError, InputError, SaveError, UrlfleetError
-from urlfleet.items import UrlItem, UrlRequest, split_item
+from urlfleet.fetching.transport import threads_for
 from urlfleet.politeness import HostMemory, Politeness, host_key
-from urlfleet.records import Result
-from urlfleet.report import Phase, Tally
-from urlfleet.runner import Hop, Run
-from urlfleet.sitemaps import SitemapItem
-from urlfleet.sources import redact_url
-from urlfleet.transport import threads_for
+from urlfleet.read.items import UrlItem, UrlRequest, split_item
+from urlfleet.read.sitemaps import SitemapItem
+from urlfleet.read.sources import redact_url
+from urlfleet.record.records import Result
+from urlfleet.report.summary import Phase, Tally
+from urlfleet.run.runner import Hop, Run
 
 if TYPE_CHECKING:
     from distributed import Client

@@ -19,7 +19,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from urlfleet.items import UrlRequest
+from urlfleet.read.items import UrlRequest
 
 ROW_KEYS = ("url", "method", "headers", "data", "meta", "etag", "last_modified")
 _TEXT_KEYS = ("method", "data", "etag", "last_modified")  # a string or null each

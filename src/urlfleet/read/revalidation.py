@@ -20,11 +20,11 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from urlfleet.errors import InputError
-from urlfleet.items import UrlItem, UrlRequest, split_item
-from urlfleet.records import Result
-from urlfleet.resume import NotResultsFile, numbered_records
-from urlfleet.sitemaps import SitemapItem
-from urlfleet.sources import redact_url
+from urlfleet.read.items import UrlItem, UrlRequest, split_item
+from urlfleet.read.resume import NotResultsFile, numbered_records
+from urlfleet.read.sitemaps import SitemapItem
+from urlfleet.read.sources import redact_url
+from urlfleet.record.records import Result
 
 _REVALIDATED_METHODS = (None, "GET", "HEAD")
 

@@ -18,17 +18,17 @@ from typing import Any, Protocol
 from joblib import Parallel, delayed
 
 from urlfleet.config import FetchConfig
-from urlfleet.cookies import load_jar, save_jar
 from urlfleet.errors import SaveError
-from urlfleet.fetcher import Fetcher, SessionFactory, Step
-from urlfleet.frontier import Frontier
-from urlfleet.items import UrlItem, split_item
-from urlfleet.job import Job
+from urlfleet.fetching.cookies import load_jar, save_jar
+from urlfleet.fetching.fetcher import Fetcher, SessionFactory, Step
+from urlfleet.fetching.transport import threads_for
 from urlfleet.politeness import HostMemory, Lease, Politeness, host_key
-from urlfleet.records import Result
-from urlfleet.report import Phase, Tally
-from urlfleet.sitemaps import SitemapInbox, SitemapItem
-from urlfleet.transport import threads_for
+from urlfleet.read.items import UrlItem, split_item
+from urlfleet.read.sitemaps import SitemapInbox, SitemapItem
+from urlfleet.record.records import Result
+from urlfleet.report.summary import Phase, Tally
+from urlfleet.schedule.frontier import Frontier
+from urlfleet.schedule.job import Job
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from urlfleet.timeline import Lane, Timeline
+from urlfleet.report.timeline import Lane, Timeline
 
 # Okabe-Ito: bluish green, sky blue, orange, vermillion, reddish purple; the fill, then the
 # pattern that says the same thing without colour.

@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from urlfleet.report import Report
-from urlfleet.runstats import status_words
-from urlfleet.svgcharts import column_chart, count_bars, legend_html, timeline_svg
-from urlfleet.timeline import Lane, Timeline, build_timeline, histogram, thread_use
+from urlfleet.report.runstats import status_words
+from urlfleet.report.summary import Report
+from urlfleet.report.svgcharts import column_chart, count_bars, legend_html, timeline_svg
+from urlfleet.report.timeline import Lane, Timeline, build_timeline, histogram, thread_use
 
 CPU_BOUND = 0.8  # of one core: past this, the client's CPU (the GIL), not waiting, sets the pace
 POLITENESS = "politeness towards "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from urlfleet.sitemaps import SitemapItem
+from urlfleet.read.sitemaps import SitemapItem
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,7 @@ from tenacity import Retrying
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
 
-from urlfleet import sending
 from urlfleet.config import FetchConfig
-from urlfleet.cookies import SharedCookieJar, new_jar
 from urlfleet.errors import (
     DeadlineExceeded,
     NotAccepted,
@@ -39,14 +37,11 @@ from urlfleet.errors import (
     SaveError,
     UrlfleetError,
 )
-from urlfleet.failures import describe, kind_of, kind_of_problem
-from urlfleet.items import UrlRequest
-from urlfleet.job import Job
-from urlfleet.mediatypes import accepts, shown
-from urlfleet.politeness import ROBOTS_MAX_BYTES, Attempt, Lease, NotDue, RobotsAnswer, host_key
-from urlfleet.politeness.identity import key_of
-from urlfleet.records import Result
-from urlfleet.retrying import (
+from urlfleet.fetching import sending
+from urlfleet.fetching.cookies import SharedCookieJar, new_jar
+from urlfleet.fetching.failures import describe, kind_of, kind_of_problem
+from urlfleet.fetching.mediatypes import accepts, shown
+from urlfleet.fetching.retrying import (
     RETRY_STATUSES,
     TRANSIENT_ERRORS,
     build_retrying,
@@ -54,11 +49,7 @@ from urlfleet.retrying import (
     next_wait,
     parse_retry_after,
 )
-from urlfleet.saving import SavedBody, body_path
-from urlfleet.sitemaps import MAX_BYTES as SITEMAP_MAX_BYTES
-from urlfleet.sitemaps import Sitemap, SitemapError, parse, unpack
-from urlfleet.sources import checked_url, redact_url, scrub
-from urlfleet.transport import (
+from urlfleet.fetching.transport import (
     Deadlines,
     Environment,
     Watch,
@@ -69,6 +60,15 @@ from urlfleet.transport import (
     shared_adapter,
     wrote_at,
 )
+from urlfleet.politeness import ROBOTS_MAX_BYTES, Attempt, Lease, NotDue, RobotsAnswer, host_key
+from urlfleet.politeness.identity import key_of
+from urlfleet.read.items import UrlRequest
+from urlfleet.read.sitemaps import MAX_BYTES as SITEMAP_MAX_BYTES
+from urlfleet.read.sitemaps import Sitemap, SitemapError, parse, unpack
+from urlfleet.read.sources import checked_url, redact_url, scrub
+from urlfleet.record.records import Result
+from urlfleet.record.saving import SavedBody, body_path
+from urlfleet.schedule.job import Job
 
 T = TypeVar("T")
 CHUNK_SIZE = 64 * 1024  # requests' default of 10 KiB costs CPU on large bodies

@@ -11,8 +11,8 @@ from typing import Any
 
 from tenacity import RetryCallState
 
-from urlfleet.items import UrlRequest
-from urlfleet.sitemaps import SitemapItem
+from urlfleet.read.items import UrlRequest
+from urlfleet.read.sitemaps import SitemapItem
 
 
 @dataclass(eq=False, slots=True)

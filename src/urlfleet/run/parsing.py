@@ -19,7 +19,7 @@ from typing import Any
 from joblib import cpu_count
 from joblib.externals.loky import get_reusable_executor
 
-from urlfleet.records import Result
+from urlfleet.record.records import Result
 
 Parser = Callable[[Result], Any]
 

@@ -23,7 +23,7 @@ from tenacity.wait import wait_base
 
 from urlfleet.config import FetchConfig
 from urlfleet.errors import DeadlineExceeded, RetryableStatus, RetryRequested
-from urlfleet.failures import is_permanent
+from urlfleet.fetching.failures import is_permanent
 
 # Statuses that mean "not now" rather than "no": request timeout, too early, too many requests,
 # and the server-side failures that a later attempt often gets past (Scrapy's RETRY_HTTP_CODES

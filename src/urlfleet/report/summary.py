@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from urlfleet.config import FetchConfig
-from urlfleet.hoststats import HostRow, HostTallies, host_rows, host_table
-from urlfleet.records import Result
-from urlfleet.runstats import Latency, LatencySample, status_label, status_words
+from urlfleet.record.records import Result
+from urlfleet.report.hoststats import HostRow, HostTallies, host_rows, host_table
+from urlfleet.report.runstats import Latency, LatencySample, status_label, status_words
 
 # The contract's report keys, in order; the rest follow.
 SUMMARY_HOSTS = 5  # hosts shown on stderr; --report has up to 20

@@ -23,8 +23,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from urlfleet.job import Job
 from urlfleet.politeness import Attempt, HostPoliteness, Lease, Politeness, RobotsAnswer
+from urlfleet.schedule.job import Job
 
 ADMIT_PER_TAKE = 64  # read ahead in small steps so no thread holds the lock for long
 LONGEST_WAIT = 1.0  # a waiting thread looks again at least this often, whatever happens

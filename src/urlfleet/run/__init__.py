@@ -1,0 +1,1 @@
+"""Running a list: joblib threads take jobs from the frontier and stream results back."""
