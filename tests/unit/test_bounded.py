@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from urlfleet import politeness
-from urlfleet.fetching import transport
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
+from urlfleet.fetching import transport
 from urlfleet.politeness import Politeness, RobotsAnswer
 from urlfleet.read.resume import _sorted_array
 from urlfleet.read.sources import DigestSet, UrlReader

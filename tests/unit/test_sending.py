@@ -14,7 +14,7 @@ from urlfleet.config import FetchConfig
 from urlfleet.fetching.cookies import new_jar
 from urlfleet.fetching.sending import Preparer, has_cookies, send
 from urlfleet.fetching.transport import new_session, shared_adapter
-from urlfleet.read.sources import checked_url
+from urlfleet.urls import checked_url
 
 URL = "http://a.test/p?q=1"
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from urlfleet.errors import InputError
-from urlfleet.read.sources import InputProblem, UrlReader, redact_url, url_problem
+from urlfleet.read.sources import InputProblem, UrlReader
+from urlfleet.urls import redact_url, url_problem
 
 
 @pytest.mark.parametrize(

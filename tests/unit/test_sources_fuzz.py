@@ -9,7 +9,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from urlfleet.read.sources import MAX_URL_LENGTH, InputProblem, UrlReader
+from urlfleet.read.sources import InputProblem, UrlReader
+from urlfleet.urls import MAX_URL_LENGTH
 
 PIECES = st.sampled_from([
     "http://", "https://", "ftp://", "HTTP://", "//", "example.com", "bücher.example",

@@ -66,10 +66,10 @@ from urlfleet.fetching.transport import threads_for
 from urlfleet.politeness import HostMemory, Politeness, host_key
 from urlfleet.read.items import UrlItem, UrlRequest, split_item
 from urlfleet.read.sitemaps import SitemapItem
-from urlfleet.read.sources import redact_url
 from urlfleet.record.records import Result
 from urlfleet.report.summary import Phase, Tally
 from urlfleet.run.runner import Hop, Run
+from urlfleet.urls import redact_url
 
 if TYPE_CHECKING:
     from distributed import Client

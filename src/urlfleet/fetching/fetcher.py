@@ -65,10 +65,10 @@ from urlfleet.politeness.identity import key_of
 from urlfleet.read.items import UrlRequest
 from urlfleet.read.sitemaps import MAX_BYTES as SITEMAP_MAX_BYTES
 from urlfleet.read.sitemaps import Sitemap, SitemapError, parse, unpack
-from urlfleet.read.sources import checked_url, redact_url, scrub
 from urlfleet.record.records import Result
 from urlfleet.record.saving import SavedBody, body_path
 from urlfleet.schedule.job import Job
+from urlfleet.urls import checked_url, redact_url, scrub
 
 T = TypeVar("T")
 CHUNK_SIZE = 64 * 1024  # requests' default of 10 KiB costs CPU on large bodies

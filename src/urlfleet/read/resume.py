@@ -29,9 +29,10 @@ from urlfleet.errors import InputError
 from urlfleet.fetching.retrying import RETRY_STATUSES
 from urlfleet.read.items import UrlItem, split_item
 from urlfleet.read.sitemaps import SitemapItem
-from urlfleet.read.sources import MAX_LINE_BYTES, bounded_lines, redact_url
-from urlfleet.read.sources import url_digest as digest_of
+from urlfleet.read.sources import MAX_LINE_BYTES, bounded_lines
 from urlfleet.record.csvout import csv_header, csv_rows, is_csv_records, record_of_row
+from urlfleet.urls import redact_url
+from urlfleet.urls import url_digest as digest_of
 
 # A record holds a URL and a final URL (each at most MAX_URL_LENGTH characters, up to four
 # UTF-8 bytes each) and an error message that may quote them: a longer line is not a record.

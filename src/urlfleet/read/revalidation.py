@@ -23,8 +23,8 @@ from urlfleet.errors import InputError
 from urlfleet.read.items import UrlItem, UrlRequest, split_item
 from urlfleet.read.resume import NotResultsFile, numbered_records
 from urlfleet.read.sitemaps import SitemapItem
-from urlfleet.read.sources import redact_url
 from urlfleet.record.records import Result
+from urlfleet.urls import redact_url
 
 _REVALIDATED_METHODS = (None, "GET", "HEAD")
 

@@ -13,12 +13,9 @@ once, with no check beforehand that would consume it and no size estimate.
 from __future__ import annotations
 
 import csv
-import functools
-import hashlib
 import io
 import json
 import os
-import re
 import stat
 import sys
 from array import array
@@ -26,7 +23,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit, urlunsplit
 
 from urlfleet.errors import InputError
 from urlfleet.read.items import UrlItem, UrlRequest, split_item
@@ -42,11 +38,8 @@ from urlfleet.read.sitemaps import (
     parse,
     unpack,
 )
+from urlfleet.urls import MAX_URL_LENGTH, redact_url, url_digest, url_problem
 
-# RFC 9110 (section 4.1) asks clients to support URIs of at least 8,000 octets; sites do use
-# long query strings. Far beyond that a "URL" is a pasted blob, not an address.
-MAX_URL_LENGTH = 65_536
-_UNSENDABLE = re.compile(r"[\s\x00-\x1f\x7f]")  # what str.isspace calls space, and controls
 # A line this long (in bytes) is skipped without being held in memory: no URL is that long,
 # and /dev/zero or a binary file may hold no newline at all.
 MAX_LINE_BYTES = 4 * MAX_URL_LENGTH + 1024
@@ -65,50 +58,6 @@ class InputProblem:
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}: {self.reason}"
-
-
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be fetched, or None when it can.
-
-    >>> url_problem("ftp://example.com/")
-    "unsupported scheme 'ftp' (only http and https)"
-    """
-    return checked_url(url)[0]
-
-
-# A URL read from a list is checked by the reader (to name its line) and again when its job
-# is made, moments later: the second check is a lookup.
-@functools.lru_cache(maxsize=1024)
-def checked_url(url: str) -> tuple[str | None, str | None]:
-    """``(None, url as requests sends it)`` for a URL that can be fetched, else
-    ``(why not, None)``."""
-    if len(url) > MAX_URL_LENGTH:
-        return f"URL longer than {MAX_URL_LENGTH} characters ({len(url)})", None
-    if _UNSENDABLE.search(url):
-        return "URL contains spaces or control characters", None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        return f"malformed URL ({exc})", None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        why = f"unsupported scheme {scheme!r} (only http and https)" if scheme else "no scheme"
-        return why, None
-    if not parts.hostname:
-        return "no host", None
-    if port == 0:
-        return "port 0 is not a valid port", None
-    # The final word is requests' own: whatever it would refuse to send is malformed here.
-    # Imported here, where a URL is checked: `import urlfleet` and --help need no requests.
-    import requests
-
-    prepared = requests.PreparedRequest()
-    try:
-        prepared.prepare_url(url, None)
-    except (requests.RequestException, ValueError, UnicodeError) as exc:
-        return f"rejected by requests ({exc})", None
-    return None, prepared.url
 
 
 def is_stream(path: str) -> bool:
@@ -142,35 +91,6 @@ def bounded_lines(handle: BinaryIO, limit: int) -> Iterator[bytes | None]:
         while line and not line.endswith(b"\n"):  # drain the rest of the overlong line
             line = handle.readline(limit + 1)
         yield None
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password in it replaced by ``***``, fit for records and messages.
-
-    >>> redact_url("http://user:secret@example.com/a")
-    'http://user:***@example.com/a'
-    """
-    if "@" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None and parts.username is None:
-        return url
-    user = parts.username or ""
-    hidden = f"{user}:***" if parts.password is not None else user
-    netloc = hidden + "@" + parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def scrub(text: str, url: str) -> str:
-    """``text`` with the password of ``url`` (if any) masked, e.g. in an error message."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return text
-    return text.replace(f":{password}@", ":***@") if password else text
 
 
 class DigestSet:
@@ -240,11 +160,6 @@ def _slot(table: array[int], digest: int) -> int:
     while (held := table[slot]) and held != digest:
         slot = (slot + step) & mask
     return slot
-
-
-def url_digest(url: str) -> int:
-    """A 64-bit digest of a URL string, for remembering it in 8 bytes."""
-    return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "big")
 
 
 class UrlReader:
