@@ -16,8 +16,8 @@ from urlfleet.politeness import Politeness, RobotsAnswer
 from urlfleet.read.resume import _sorted_array
 from urlfleet.read.sources import DigestSet, UrlReader
 from urlfleet.record.records import Result
-from urlfleet.report.hoststats import HostTallies
-from urlfleet.report.summary import Phase, Tally, build_report
+from urlfleet.report.summary import build_report
+from urlfleet.report.tally import HostTallies, Phase, Tally
 
 DIGESTS = st.integers(0, 2**64 - 1) | st.integers(0, 50) | st.integers(2**63, 2**63 + 50)
 

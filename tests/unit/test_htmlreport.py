@@ -15,7 +15,8 @@ from urlfleet.errors import InputError
 from urlfleet.report.htmlreport import bottleneck_words, pace_setter, render_html
 from urlfleet.report.recordfile import read_records, report_of_records, result_of
 from urlfleet.report.runstats import LatencySample, latency_of, quantile, status_label, status_words
-from urlfleet.report.summary import Phase, Report, Tally, build_report
+from urlfleet.report.summary import Report, build_report
+from urlfleet.report.tally import Phase, Tally
 from urlfleet.report.timeline import MAX_LANES, RecordSample, build_timeline, histogram, outcome_of
 
 

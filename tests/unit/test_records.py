@@ -19,7 +19,8 @@ from urlfleet.read.resume import DoneUrls, check_results_file
 from urlfleet.read.revalidation import Validators
 from urlfleet.record.csvout import CsvWriter, csv_cell, header_of
 from urlfleet.record.records import RECORD_FIELDS, JsonlWriter, Result, record_columns
-from urlfleet.report.summary import Phase, Tally, build_report
+from urlfleet.report.summary import build_report
+from urlfleet.report.tally import Phase, Tally
 
 FAST = {"backoff": 0.0, "host_backoff": 0.0, "jobs": 2}
 NEW_KEYS = ("content_type", "content_encoding", "fetched_at", "started_s", "ttfb_s", "sha256",

@@ -135,7 +135,7 @@ def test_public_names_are_exactly_all() -> None:
 
 
 def test_failures_are_counted_by_their_kind() -> None:
-    from urlfleet.report.summary import failure_kind
+    from urlfleet.report.tally import failure_kind
 
     def failed(**fields: object) -> Result:
         base: dict[str, object] = {"url": "http://a.test/", "ok": False, "status": None,

@@ -67,7 +67,7 @@ from urlfleet.politeness import HostMemory, Politeness, host_key
 from urlfleet.read.items import UrlItem, UrlRequest, split_item
 from urlfleet.read.sitemaps import SitemapItem
 from urlfleet.record.records import Result
-from urlfleet.report.summary import Phase, Tally
+from urlfleet.report.tally import Phase, Tally
 from urlfleet.run.runner import Hop, Run
 from urlfleet.urls import redact_url
 

@@ -24,7 +24,8 @@ from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.read.resume import NotResultsFile, numbered_records
 from urlfleet.record.records import Result
-from urlfleet.report.summary import Phase, Report, Tally, build_report
+from urlfleet.report.summary import Report, build_report
+from urlfleet.report.tally import Phase, Tally
 from urlfleet.report.timeline import THROTTLE_STATUSES
 
 # What the report reads of a record; the rest (headers, meta, sha256...) is not kept, so a

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from urlfleet.config import FetchConfig
-from urlfleet.record.records import Result
-from urlfleet.report.hoststats import HostRow, HostTallies, host_rows, host_table
-from urlfleet.report.runstats import Latency, LatencySample, status_label, status_words
+from urlfleet.report.hoststats import HostRow, host_rows, host_table
+from urlfleet.report.runstats import Latency, LatencySample, status_words
+from urlfleet.report.tally import HostTallies, Phase, Tally
 
 # The contract's report keys, in order; the rest follow.
 SUMMARY_HOSTS = 5  # hosts shown on stderr; --report has up to 20
@@ -28,64 +28,6 @@ REPORT_FIELDS = (
     "urls", "ok", "failed", "wall_s", "serial_s_per_url", "threaded_s_per_url", "speedup",
     "jobs", "per_host", "delay",
 )  # fmt: skip
-
-
-@dataclass(slots=True)
-class Tally:
-    """Running totals over the results of one phase, kept by the thread that reads them."""
-
-    urls: int = 0
-    ok: int = 0
-    requests: int = 0
-    busy_s: float = 0.0
-    failures: Counter[str] = field(default_factory=Counter)
-    hosts: HostTallies = field(default_factory=HostTallies)  # the busiest, exactly
-    changed: int = 0  # asked with validators (--revalidate), answered with a new copy
-    unchanged: int = 0  # asked with validators, answered 304
-    latency: LatencySample = field(default_factory=LatencySample)  # each URL's elapsed_s
-    ttfb: LatencySample = field(default_factory=LatencySample)  # of URLs that got headers
-    statuses: Counter[str] = field(default_factory=Counter)  # runstats.status_label's
-
-    def add(self, result: Result) -> None:
-        self.urls += 1
-        if result.ok:
-            self.ok += 1
-            if result.unchanged:
-                self.unchanged += 1
-            elif result.revalidated:
-                self.changed += 1
-        else:
-            self.failures[failure_kind(result)] += 1
-        self.requests += result.requests
-        self.busy_s += result.busy_s
-        self.hosts.add(result)
-        self.latency.add(result.elapsed_s)
-        if result.ttfb_s is not None:
-            self.ttfb.add(result.ttfb_s)
-        self.statuses[status_label(result.status, result.error_kind)] += 1
-
-
-def failure_kind(result: Result) -> str:
-    """What sort of failure, for counting: ``HTTP 404``, ``timeout``, ``cut-off``, ...: the
-    record's error_kind, with the status for HTTP answers."""
-    if result.truncated:
-        return "body larger than --max-bytes"
-    kind = result.error_kind
-    if kind == "http" and result.status is not None:
-        return f"HTTP {result.status}"
-    if kind is not None:
-        return kind
-    return f"HTTP {result.status}" if result.status is not None else "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class Phase:
-    """One timed stretch of a run: the serial sample, or the threaded rest."""
-
-    name: str
-    threads: int
-    wall_s: float
-    tally: Tally
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

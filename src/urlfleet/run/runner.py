@@ -26,7 +26,7 @@ from urlfleet.politeness import HostMemory, Lease, Politeness, host_key
 from urlfleet.read.items import UrlItem, split_item
 from urlfleet.read.sitemaps import SitemapInbox, SitemapItem
 from urlfleet.record.records import Result
-from urlfleet.report.summary import Phase, Tally
+from urlfleet.report.tally import Phase, Tally
 from urlfleet.schedule.frontier import Frontier
 from urlfleet.schedule.job import Job
 
