@@ -14,13 +14,12 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 from .cli import _spec_to_argv
 from .routes import CONTROL_PREFIX
 from .server import READY_PREFIX
-from .spec import RequestRecord, ServerSpec
+from .spec import RequestRecord, ServerSpec, Started
 
 _START_TIMEOUT = 20.0
 
@@ -58,7 +57,7 @@ def _pinned_context(cert_path: str) -> ssl.SSLContext:
     return context
 
 
-class LoopbackProcess:
+class LoopbackProcess(Started):
     """The same server in a child process, so its CPU does not compete with the client's GIL.
 
     >>> with LoopbackProcess(ServerSpec(hosts=2, latency=0)) as server:
@@ -159,25 +158,6 @@ class LoopbackProcess:
             self._stderr.close()
             self._stderr = None
         self._urls = []
-
-    def __enter__(self) -> LoopbackProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_urls(self) -> list[str]:
-        """``["http://127.0.0.1:PORT", ...]`` (https with TLS), one per host in index order."""
-        if not self._urls:
-            raise RuntimeError("LoopbackProcess not started")
-        return list(self._urls)
 
     @property
     def _control_url(self) -> str:

@@ -10,11 +10,10 @@ import ssl
 import sys
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, TextIO
 
 from .protocol import _Connection
-from .spec import RequestRecord, ServerSpec, _Host
+from .spec import RequestRecord, ServerSpec, Started, _Host
 from .state import _State
 
 READY_PREFIX = "READY "
@@ -79,7 +78,7 @@ def _tls_context(
     return context
 
 
-class LoopbackServer:
+class LoopbackServer(Started):
     """Runs the simulated hosts on an asyncio loop in a background thread of this process.
 
     >>> with LoopbackServer(ServerSpec(hosts=2, latency=0)) as server:
@@ -138,25 +137,6 @@ class LoopbackServer:
                 pass
         thread.join()
         self._loop = self._stop = None
-
-    def __enter__(self) -> LoopbackServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_urls(self) -> list[str]:
-        """``["http://127.0.0.1:PORT", ...]`` (https with TLS), one per host in index order."""
-        if not self._urls:
-            raise RuntimeError("LoopbackServer not started")
-        return list(self._urls)
 
     def records(self, contains: str | None = None) -> list[RequestRecord]:
         """A snapshot of the recorded requests (all hosts), optionally only paths containing

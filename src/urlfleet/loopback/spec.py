@@ -7,7 +7,8 @@ import dataclasses
 import ipaddress
 import math
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
 # --------------------------------------------------------------------------- public data
 
@@ -276,3 +277,38 @@ class _Host:
     @property
     def base_url(self) -> str:
         return f"{self.scheme}://{self.key}"
+
+
+_S = TypeVar("_S", bound="Started")
+
+
+class Started:
+    """A server's life as a context manager: started on entry, stopped on exit, its hosts'
+    base URLs known in between (the thread-run server and the one in a process of its own)."""
+
+    _urls: list[str]
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_urls(self) -> list[str]:
+        """``["http://127.0.0.1:PORT", ...]`` (https with TLS), one per host in index order."""
+        if not self._urls:
+            raise RuntimeError(f"{type(self).__name__} not started")
+        return list(self._urls)
