@@ -35,6 +35,9 @@ DEFAULT_WINDOW = 10_000
 # On a dask cluster: URLs per task. A shard should take a second or more (a thread pool and
 # connections are set up per shard): 1,000 URLs is ~0.5 s of one process's CPU at 0 ms latency.
 DEFAULT_SHARD_SIZE = 1000
+# The answers with which a host asks us to slow down: each pauses the whole host, counts as
+# throttled in its record, and is drawn as such on the timeline.
+THROTTLE_STATUSES = frozenset({429, 503})
 DEFAULT_HOST_BACKOFF = 2.0  # first host-wide pause after a 429/503 that gave no Retry-After
 DEFAULT_MAX_FAILURES = 10  # failures in a row that cut a host off (wget2 blocks hosts too)
 DEFAULT_MAX_CRAWL_DELAY = 30.0  # a robots.txt Crawl-delay above this is taken as this

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from urlfleet.config import DEFAULT_HOST_BACKOFF, DEFAULT_MAX_FAILURES
+from urlfleet.config import DEFAULT_HOST_BACKOFF, DEFAULT_MAX_FAILURES, THROTTLE_STATUSES
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,10 +47,8 @@ def outcome_of(status: int | None, *, failed: bool) -> Outcome:
     ``failed`` is a request that failed in a way a retry may get past: refused, reset or
     timed out, before or during the body, or answered with a status worth retrying.
     """
-    if status == 429:
-        return Outcome.THROTTLED
-    if status == 503:
-        return Outcome.OVERLOADED
+    if status in THROTTLE_STATUSES:  # a 5xx among them also says the host is struggling
+        return Outcome.OVERLOADED if status >= 500 else Outcome.THROTTLED
     if (status is not None and status >= 500) or failed:
         return Outcome.FAILED
     return Outcome.ANSWERED

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from urlfleet.config import FetchConfig
+from urlfleet.config import THROTTLE_STATUSES, FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.read.resume import NotResultsFile, numbered_records
 from urlfleet.record.records import Result
 from urlfleet.report.summary import Report, build_report
 from urlfleet.report.tally import Phase, Tally
-from urlfleet.report.timeline import THROTTLE_STATUSES
 
 # What the report reads of a record; the rest (headers, meta, sha256...) is not kept, so a
 # file of a million records costs what the report needs of them.

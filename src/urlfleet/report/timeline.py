@@ -16,11 +16,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from urlfleet.config import THROTTLE_STATUSES
+
 MAX_LANES = 40  # hosts drawn with a lane of their own; the rest share one
 MAX_ROWS = 8  # rows a lane stacks concurrent bars in; beyond that they overlap on the last
 MAX_BARS = 12_000  # bars drawn in all; beyond that lanes are drawn as density (page < 2 MB)
 TIME_BINS = 120  # columns of the throughput and in-flight charts and of a dense lane
-THROTTLE_STATUSES = frozenset({429, 503})
 OUTCOMES = ("ok", "retried", "throttled", "failed", "cut-off")
 PAGE_RECORDS = 200_000  # records a run keeps for its page (some 40 MB); past that, a sample
 
