@@ -3,19 +3,24 @@
 >>> import urlfleet
 >>> for result in urlfleet.fetch(urls, jobs=64, per_host=4): ...
 
-The pipeline, stage by stage (``runner.Run`` ties them together in a dozen lines):
+The pipeline, stage by stage, one package each (``run.runner.Run`` ties them together):
 
-1. read:      ``sources`` (URL lists, validation), ``resume`` (what is already done),
-              ``revalidation`` (a previous run's validators)
-2. schedule:  ``frontier`` (per-host queues, fed by a reader thread) asking ``politeness``
-              (every per-host rule: identity, slots, gaps, pauses, cut-off, robots.txt, pace)
-3. fetch:     ``fetcher`` (one request per step, never raises), ``transport`` (the gate at the
-              write), ``retrying`` (tenacity), ``saving`` (bodies to disk)
-4. record:    ``records`` (Result, JSON lines), ``csvout`` (CSV rows)
-5. report:    ``report``, ``hoststats``
+1. ``read/``        URL lists, rows and sitemaps in (``sources``); what a previous run did
+                    (``resume``, ``revalidation``)
+2. ``schedule/``    per-host queues that hand out a URL only when its host can take it
+                    (``frontier``), each URL on its way as a ``job``
+   ``politeness/``  every per-host rule the frontier asks: identity, slots, gaps, pauses,
+                    cut-off, robots.txt, pace, and the same rules between dask shards
+3. ``fetching/``    one request per step, never raising (``fetcher``), written through the
+                    politeness gate; retries by tenacity (``retrying``)
+4. ``record/``      Result and its JSON line or CSV row; bodies saved to disk
+5. ``report/``      the run's numbers in words, JSON and one HTML page
 
-Around them: ``api`` (this front door), ``cli`` (the command line), ``distributed`` (dask),
-``loopback`` (the test server, standing alone).
+``run/`` runs them: joblib threads taking jobs from the frontier, the progress bar, the
+parse stage. Around them: ``urls`` (URL helpers every stage uses), ``config`` (FetchConfig),
+``api`` (this front door), ``cli/`` (the command line), ``distributed/`` (dask.distributed),
+``loopback/`` (the test server, standing alone). The fetch stage is ``fetching/``, not
+``fetch/``: ``urlfleet.fetch`` is the library's function, which a subpackage would shadow.
 """
 
 import typing as _typing
