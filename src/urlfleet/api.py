@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.fetching.fetcher import SessionFactory
@@ -19,6 +20,7 @@ from urlfleet.run.runner import Run
 if TYPE_CHECKING:
     from distributed import Client
 
+P = ParamSpec("P")
 _OPTION_NAMES = frozenset(f.name for f in fields(FetchConfig))
 # What revalidate= takes: a previous run's results file, its records or Results.
 Revalidate = Validators | str | os.PathLike[str] | Iterable[Mapping[str, Any] | Result]
@@ -108,27 +110,20 @@ def _watched(
             close()
 
 
-def fetch_all(
-    urls: Iterable[UrlItem],
-    config: FetchConfig | None = None,
-    *,
-    session_factory: SessionFactory | None = None,
-    parse: Parser | None = None,
-    parse_jobs: int | None = None,
-    progress: bool = False,
-    on_result: Callable[[Result], object] | None = None,
-    dask: Client | str | None = None,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    revalidate: Revalidate | None = None,
-    **options: Any,
-) -> list[Result]:
-    """Like ``fetch``, but wait for every URL and return the Results in input order.
+def _in_input_order(stream: Callable[P, Iterator[Result]]) -> Callable[P, list[Result]]:
+    """``stream``'s twin that waits for every URL and returns the Results in input order:
+    same parameters, said once."""
 
-    >>> results = urlfleet.fetch_all(["https://example.com/"], jobs=8)
-    """
-    stream = fetch(
-        urls, config, session_factory=session_factory, parse=parse, parse_jobs=parse_jobs,
-        progress=progress, on_result=on_result, dask=dask, shard_size=shard_size,
-        revalidate=revalidate, **options,
-    )  # fmt: skip
-    return sorted(stream, key=lambda result: result.index)
+    def fetch_all(*args: P.args, **kwargs: P.kwargs) -> list[Result]:
+        """Like ``fetch``, but wait for every URL and return the Results in input order.
+
+        >>> results = urlfleet.fetch_all(["https://example.com/"], jobs=8)
+        """
+        return sorted(stream(*args, **kwargs), key=lambda result: result.index)
+
+    returning = inspect.signature(stream).replace(return_annotation="list[Result]")
+    fetch_all.__signature__ = returning  # type: ignore[attr-defined]
+    return fetch_all
+
+
+fetch_all = _in_input_order(fetch)
