@@ -24,7 +24,7 @@ import requests
 from distributed import Client
 
 import urlfleet
-import urlfleet.distributed
+import urlfleet.distributed.client
 from tests.conftest import SERVER_SLACK
 from urlfleet.api import make_config
 from urlfleet.distributed import (
@@ -391,11 +391,11 @@ def test_a_worker_that_cannot_import_urlfleet_is_found_before_any_shard(
     monkeypatch.syspath_prepend(str(tmp_path))
     from not_on_workers import version  # type: ignore[import-not-found]
 
-    monkeypatch.setattr(urlfleet.distributed, "_urlfleet_version", version)
+    monkeypatch.setattr(urlfleet.distributed.client, "_urlfleet_version", version)
     urls = [f"{server.base_urls[0]}/page/{uuid.uuid4().hex}"]
     with pytest.raises(ClusterError, match="cannot run urlfleet .*ModuleNotFoundError"):
         fetch(client, urls, shard_size=1)
-    monkeypatch.setattr(urlfleet.distributed, "_urlfleet_version", lambda: "0.0.1")
+    monkeypatch.setattr(urlfleet.distributed.client, "_urlfleet_version", lambda: "0.0.1")
     with pytest.raises(ClusterError, match="has urlfleet 0.0.1, this machine"):
         fetch(client, urls, shard_size=1)
     assert server.records(contains=urls[0].rsplit("/", 1)[1]) == []
