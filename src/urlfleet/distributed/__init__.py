@@ -17,12 +17,14 @@ The parts, in the order a run meets them:
 - ``worker``: what runs on a worker (``fetch_shard``);
 - ``claims``: which copy of a shard may fetch, kept on the scheduler.
 
+The politeness rules between a host's shards (what the next one inherits, how long it waits)
+are not here but in ``urlfleet.politeness.shards``, with every other per-host rule.
+
 Nothing here imports dask until a cluster is used.
 """
 
 from urlfleet.distributed.client import DASK_HINT, client_for
 from urlfleet.distributed.dispatch import MAX_LOSSES, ClusterRun, fetch_distributed
-from urlfleet.distributed.dispatch import _Memories as _Memories
 from urlfleet.distributed.plan import HOST_GROUPS, Shard, ShardPlan, host_group, key_group
 from urlfleet.distributed.worker import DUPLICATE, ShardEnd, fetch_shard
 

@@ -1,10 +1,6 @@
 """The client side of a cluster run: shards started on free workers, Results taken as they
 come back, ended shards' groups let go again.
 
-A group's next shard starts one start gap (``delay``, jitter and margin) after the client saw
-its last one end, and that shard's requests had all started before it ended: so the gap holds
-across shards with no clocks compared between machines.
-
 A worker that dies takes with it only what it had not sent: its requests in flight and the
 URLs its shard had not started. When its shard ends (dask runs it again elsewhere, and the
 rerun only says so), the client puts those URLs back in their groups' queues, to start once
@@ -18,8 +14,9 @@ What one machine keeps per host holds across shards too:
   target's group: it goes out in a later shard of that group, under that host's limits, and
   its record is the one the URL would have had on one machine.
 - **Host state.** The client keeps the latest ``Politeness.memory`` per host that shards
-  sent and ships it with the next shard of its group, whose run starts from it. A remembered
-  pause or gap also holds back the group's next shard.
+  sent and ships it with the next shard of its group, whose run starts from it. When a
+  group's next shard may start, and what it inherits, is the politeness rules' decision
+  (``urlfleet.politeness.shards``): the client only asks.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -40,15 +37,10 @@ from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.distributed.claims import CLAIMS
 from urlfleet.distributed.client import _check_workers, _dask, _slots, client_for
 from urlfleet.distributed.plan import Item, Shard, ShardPlan, _host_of, key_group
-from urlfleet.distributed.worker import (
-    ShardEnd,
-    _aged,
-    _register_last_words,
-    fetch_shard,
-)
+from urlfleet.distributed.worker import ShardEnd, _register_last_words, fetch_shard
 from urlfleet.errors import ClusterError, SaveError, UrlfleetError
 from urlfleet.fetching.transport import threads_for
-from urlfleet.politeness import HostMemory, Politeness
+from urlfleet.politeness.shards import HostMemories
 from urlfleet.read.items import UrlItem, UrlRequest
 from urlfleet.record.records import Result
 from urlfleet.report.summary import Phase, Tally
@@ -63,7 +55,6 @@ if TYPE_CHECKING:
 MAX_LOSSES = 3
 POLL_S = 0.05  # how often the client looks for Results and ended shards when it saw none
 CLAIM_CHECK_S = 0.2  # how often the client asks whether a duplicate's claimant is still there
-MAX_MEMORIES = 100_000  # host states the client keeps between shards (the oldest go first)
 
 
 def fetch_distributed(
@@ -141,7 +132,6 @@ class ClusterRun:
             urls,
             shard_size=self.shard_size,
             window=max(self.config.window, 2 * self.shard_size * slots),
-            gap=Politeness(self.config).max_gap,
             clock=self._clock,
         )
         self._dispatch = dispatch = _Dispatch(plan, self.config, self.client, self._clock)
@@ -187,7 +177,7 @@ class _Dispatch:
         self._slots_known, self._slots_checked = 1, float("-inf")
         self._losses: dict[int, int] = {}  # input index: shards it was lost with
         self._slowest = 0.0  # the longest request seen: how long a lost one may still run
-        self._memories = _Memories(clock)
+        self._memories = HostMemories(config, group=key_group, clock=clock)
         self._handed_at: dict[int, float] = {}  # input index of a Hop: when it came back
         self._stopping = threading.Event()
         self._halted = threading.Event()
@@ -305,7 +295,7 @@ class _Dispatch:
             urls = [self._resumed(i, url) for i, url in zip(shard.indexes, shard.urls, strict=True)]
             future = self._client.submit(
                 fetch_shard, urls, self._config_blob, channel=self._channel, wait=shard.wait,
-                groups=shard.groups, memories=self._memories.of(shard.groups),
+                groups=shard.groups, memories=self._memories.inherited(shard.groups),
                 key=key, pure=False,
             )  # fmt: skip
             self._running[key] = _Task(future, shard)
@@ -371,14 +361,13 @@ class _Dispatch:
                     "the same urlfleet installed on every worker?)"
                 ) from error
         future.release()
-        hold = self._memories.hold(shard.groups)
         unsent = shard.items(p for p in range(len(shard.urls)) if p not in task.sent)
         if not unsent or self._stopping.is_set():
-            self._plan.release(shard, hold=hold)
+            self._release(shard)
             return
         if task.end is not None:
             # Stopped early (its worker is retiring): nothing of it is still in flight.
-            self._plan.release(shard, unsent=unsent, hold=hold)
+            self._release(shard, unsent)
             return
         # Lost with a worker (or not run at all): its requests in flight may still be running
         # on their servers; the URLs go again once they must have ended.
@@ -387,62 +376,16 @@ class _Dispatch:
         for item in unsent:
             self._losses[item[0]] = losses = self._losses.get(item[0], 0) + 1
             (given_up if losses >= MAX_LOSSES else again).append(item)
-        after = self._slowest or self._config.timeout
-        self._plan.release(shard, unsent=again, after=after, hold=hold)
+        self._release(shard, again, in_flight_for=self._slowest or self._config.timeout)
         if given_up:
             self._hand_over(_lost(given_up, f"worker died while fetching ({MAX_LOSSES} times)"))
 
-
-class _Memories:
-    """The latest state of each host that has one, as shards left it; times kept as
-    deadlines on this machine's clock, shipped as seconds from then. Bounded: a state that
-    has run out is dropped when next looked at, and past ``MAX_MEMORIES`` the oldest go."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._kept: dict[str, tuple[float, HostMemory]] = {}  # host: (when received, memory)
-        self._by_group: dict[int, set[str]] = {}
-
-    def update(self, memories: Mapping[str, HostMemory | None]) -> None:
-        now = self._clock()
-        for key, memory in memories.items():
-            self._forget(key)
-            if memory is not None:
-                self._kept[key] = (now, memory)
-                self._by_group.setdefault(key_group(key), set()).add(key)
-        while len(self._kept) > MAX_MEMORIES:
-            self._forget(next(iter(self._kept)))
-
-    def of(self, groups: Iterable[int]) -> dict[str, HostMemory]:
-        """What a shard of ``groups`` starts from, aged to now."""
-        now = self._clock()
-        memories: dict[str, HostMemory] = {}
-        for group in groups:
-            for key in list(self._by_group.get(group, ())):
-                received, memory = self._kept[key]
-                aged = _aged(memory, now - received)
-                if aged is None:
-                    self._forget(key)
-                else:
-                    memories[key] = aged
-        return memories
-
-    def hold(self, groups: Iterable[int]) -> dict[int, float]:
-        """How long each of ``groups`` must wait for a pause or gap its last shard left."""
-        hold: dict[int, float] = {}
-        for key, memory in self.of(groups).items():
-            wait = max(memory.paused_for, memory.gap_for)
-            if wait > 0:
-                group = key_group(key)
-                hold[group] = max(hold.get(group, 0.0), wait)
-        return hold
-
-    def _forget(self, key: str) -> None:
-        if self._kept.pop(key, None) is not None:
-            keys = self._by_group[key_group(key)]
-            keys.discard(key)
-            if not keys:
-                del self._by_group[key_group(key)]
+    def _release(
+        self, shard: Shard, unsent: list[Item] | None = None, *, in_flight_for: float = 0.0
+    ) -> None:
+        # What its hosts' memories and limits say now: a Crawl-delay learned in this shard too.
+        hold = self._memories.waits(shard.groups, shard.hosts(), in_flight_for=in_flight_for)
+        self._plan.release(shard, unsent=unsent or (), hold=hold)
 
 
 @dataclass(slots=True)

@@ -54,18 +54,20 @@ def _host_of(url: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Shard:
-    """URLs for one task, what the client keeps back (positions, metas, groups), and timing:
-    ``wait`` before its first request, ``gap`` the longest start gap of its hosts."""
+    """URLs for one task, what the client keeps back (positions, metas, groups), and
+    ``wait``, the seconds before its first request."""
 
     urls: list[Any]
     indexes: list[int]
     metas: list[Any]
     groups: frozenset[int]
     wait: float = 0.0
-    gap: float = 0.0
 
     def items(self, positions: Iterable[int]) -> list[Item]:
         return [(self.indexes[p], self.urls[p], self.metas[p]) for p in positions]
+
+    def hosts(self) -> set[str]:
+        return {_host_of(url) for url in self.urls}
 
 
 class ShardPlan:
@@ -81,7 +83,6 @@ class ShardPlan:
         *,
         shard_size: int,
         window: int = 100_000,
-        gap: Callable[[str], float] = lambda host: 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.shard_size = shard_size
@@ -89,17 +90,17 @@ class ShardPlan:
         self.read = 0  # URLs read from the list so far
         self.queued = 0
         self._urls: Iterator[UrlItem] | None = iter(urls)
-        self._gap = gap
         self._clock = clock
         self._queues: dict[int, deque[Item]] = {}
         self._held: set[int] = set()
-        self._ready_at: dict[int, float] = {}  # groups whose last shard ended under a gap ago
+        self._ready_at: dict[int, float] = {}  # groups to wait for, since their last shard
 
     def next_shard(self, share: int = 1) -> Shard | None:
         """A shard from idle groups, leaving some for ``share - 1`` more free workers; None if
         every group with URLs left is held.
 
-        Groups still within their gap go only when no other is idle (the shard then waits).
+        Groups still held since their last shard go only when no other is idle (the shard
+        then waits).
         The largest go first (a hot host's group starts at once), dealt in turn (every
         ``share``-th), so the free workers get groups of like sizes.
         """
@@ -118,28 +119,25 @@ class ShardPlan:
                 del self._queues[group]
         self._held.update(picked)
         wait = max(0.0, *(self._ready_at.pop(group, now) - now for group in picked))
-        gap = max(self._gap(host) for host in {_host_of(url) for _, url, _ in items})
         return Shard([u for _, u, _ in items], [i for i, _, _ in items],
-                     [m for _, _, m in items], frozenset(picked), wait, gap)  # fmt: skip
+                     [m for _, _, m in items], frozenset(picked), wait)  # fmt: skip
 
     def release(
         self,
         shard: Shard,
         *,
         unsent: Iterable[Item] = (),
-        after: float = 0.0,
         hold: Mapping[int, float] | None = None,
     ) -> None:
-        """The shard has ended: its groups may go into the next one, one gap (plus ``after``)
-        from now, or later where ``hold`` says (seconds by group: a remembered pause or gap);
+        """The shard has ended: its groups may go into the next one now, or as many seconds
+        from now as ``hold`` says (by group; the politeness rules' ``HostMemories.waits``);
         ``unsent`` URLs go back to the front of their groups' queues."""
         for item in reversed(list(unsent)):
             self.put_first(item)
         self._held.difference_update(shard.groups)
-        now, hold = self._clock(), hold or {}
-        for group in shard.groups:
-            wait = max(shard.gap + after, hold.get(group, 0.0))
-            if wait > 0:
+        now = self._clock()
+        for group, wait in (hold or {}).items():
+            if group in shard.groups and wait > 0:
                 self._ready_at[group] = now + wait
 
     def put_first(self, item: Item) -> None:

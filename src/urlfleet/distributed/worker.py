@@ -25,6 +25,7 @@ from urlfleet.distributed.claims import CLAIMS
 from urlfleet.distributed.client import _dask
 from urlfleet.distributed.plan import key_group
 from urlfleet.politeness import HostMemory
+from urlfleet.politeness.shards import all_aged
 from urlfleet.run.runner import Run
 
 SEND_EVERY_S = 0.1  # how long a worker gathers Results before it sends them on
@@ -73,12 +74,11 @@ def fetch_shard(
             return 0
         config: FetchConfig = pickle.loads(config_blob)
         waited = time.monotonic() - started  # the memories' times count from the client's send
-        inherited = {host: _aged(memory, waited) for host, memory in (memories or {}).items()}
         run = Run(
             config,
             keeps_host=lambda host: key_group(host) in groups,
             hand_back=outbox.send,
-            memories={host: memory for host, memory in inherited.items() if memory is not None},
+            memories=all_aged(memories or {}, waited),
         )
         live.begin(run, config.timeout)
         finished = threading.Event()
@@ -101,16 +101,6 @@ def fetch_shard(
     finally:
         live.end()
         outbox.close()  # every message is on the scheduler before the shard ends
-
-
-def _aged(memory: HostMemory, seconds: float) -> HostMemory | None:
-    # A memory ``seconds`` later: its pause and gap that much shorter; None once it says nothing.
-    aged = replace(
-        memory,
-        paused_for=max(0.0, memory.paused_for - seconds),
-        gap_for=max(0.0, memory.gap_for - seconds),
-    )
-    return None if aged == HostMemory() else aged
 
 
 def _told_to_stop(stop_flag: Any, live: _LiveShard, wait: float) -> bool:
