@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
 DASK_HINT = "--dask needs dask.distributed: install urlfleet[dask]"
-NO_PROFILER = {"distributed.worker.profile.enabled": False}  # see client_for
+NO_PROFILER = {"distributed.worker.profile.enabled": False}  # see _local_client
 
 
 def client_for(address: str) -> tuple[Client, Callable[[], None]]:
@@ -33,31 +33,7 @@ def client_for(address: str) -> tuple[Client, Callable[[], None]]:
     """
     dask = _dask()
     if address.startswith("local:"):
-        # No dashboard; the scheduler's HTTP routes (health, metrics) still listen, and on
-        # port 8787 unless told otherwise: taken by any other cluster on the machine, it
-        # makes dask warn, which is an error where warnings are (our tests). No profiler:
-        # its sys._current_frames() every 10 ms can deadlock a busy process on Python 3.11
-        # (CPython gh-106883, dask/distributed#8616): seen here as a worker frozen mid-shard.
-        with importlib.import_module("dask").config.set(NO_PROFILER):
-            # The config around this call holds for the first processes only: a worker its
-            # nanny restarts (after a crash, a kill) gets the nanny's, so it is given there.
-            cluster = dask.LocalCluster(
-                n_workers=_local_workers(address), threads_per_worker=1, processes=True,
-                dashboard_address=None, host="127.0.0.1",
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                config=_without_profiler(),
-            )  # fmt: skip
-        client = dask.Client(cluster)
-        # Ctrl-C reaches every process of the terminal's group: the workers must leave it to
-        # the client, which stops the run and lets the requests in flight finish.
-        plugin = type("IgnoreCtrlC", (dask.WorkerPlugin,), {"setup": _ignore_ctrl_c})
-        client.register_plugin(plugin(), name="urlfleet-ignore-ctrl-c")
-
-        def close() -> None:
-            client.close()
-            cluster.close()
-
-        return client, close
+        return _local_client(dask, address)
     if "://" not in address:
         raise InputError(f"--dask: expected tcp://HOST:PORT or local:N, got {address!r}")
     try:
@@ -65,6 +41,34 @@ def client_for(address: str) -> tuple[Client, Callable[[], None]]:
     except OSError as exc:
         raise InputError(f"--dask: no dask scheduler at {address} ({exc})") from exc
     return client, client.close
+
+
+def _local_client(dask: Any, address: str) -> tuple[Client, Callable[[], None]]:
+    # No dashboard; the scheduler's HTTP routes (health, metrics) still listen, and on
+    # port 8787 unless told otherwise: taken by any other cluster on the machine, it
+    # makes dask warn, which is an error where warnings are (our tests). No profiler:
+    # its sys._current_frames() every 10 ms can deadlock a busy process on Python 3.11
+    # (CPython gh-106883, dask/distributed#8616): seen here as a worker frozen mid-shard.
+    with importlib.import_module("dask").config.set(NO_PROFILER):
+        # The config around this call holds for the first processes only: a worker its
+        # nanny restarts (after a crash, a kill) gets the nanny's, so it is given there.
+        cluster = dask.LocalCluster(
+            n_workers=_local_workers(address), threads_per_worker=1, processes=True,
+            dashboard_address=None, host="127.0.0.1",
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            config=_without_profiler(),
+        )  # fmt: skip
+    client = dask.Client(cluster)
+    # Ctrl-C reaches every process of the terminal's group: the workers must leave it to
+    # the client, which stops the run and lets the requests in flight finish.
+    plugin = type("IgnoreCtrlC", (dask.WorkerPlugin,), {"setup": _ignore_ctrl_c})
+    client.register_plugin(plugin(), name="urlfleet-ignore-ctrl-c")
+
+    def close() -> None:
+        client.close()
+        cluster.close()
+
+    return client, close
 
 
 def _without_profiler() -> dict[str, Any]:

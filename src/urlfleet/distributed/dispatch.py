@@ -175,8 +175,7 @@ class _Dispatch:
         self._names = (f"{channel}-shard-{n}" for n in itertools.count())
         self._running: dict[str, _Task] = {}  # by key
         self._slots_known, self._slots_checked = 1, float("-inf")
-        self._losses: dict[int, int] = {}  # input index: shards it was lost with
-        self._slowest = 0.0  # the longest request seen: how long a lost one may still run
+        self._losses = _Losses(config.timeout)
         self._memories = HostMemories(config, group=key_group, clock=clock)
         self._handed_at: dict[int, float] = {}  # input index of a Hop: when it came back
         self._stopping = threading.Event()
@@ -235,21 +234,11 @@ class _Dispatch:
             _register_last_words(self._client)
             while not self._halted.is_set():
                 self._submit()
-                if not self._running:
-                    if self._backlogged() and not self._stopping.is_set():
-                        time.sleep(POLL_S)  # the caller is behind: more comes once it catches up
-                        continue
+                # With none running, only a caller that is behind keeps the run going: more
+                # comes once it catches up.
+                if not self._running and (self._stopping.is_set() or not self._backlogged()):
                     break
-                done = {key for key, task in self._running.items() if task.future.done()}
-                # A shard's messages were all put before it ended (or before its claimant's
-                # connection went): drained after that was seen, nothing of it is to come.
-                arrived = self._drain()
-                if arrived:
-                    self._hand_over(arrived)
-                ended = [t for key, t in self._running.items() if self._over(t, key in done)]
-                for task in ended:
-                    self._end(task)
-                if not ended and not arrived:
+                if not self._running or not self._collect():
                     time.sleep(POLL_S)
         except (UrlfleetError, KeyboardInterrupt) as exc:  # for the caller's thread to raise
             self._out.put(exc)
@@ -261,6 +250,20 @@ class _Dispatch:
             if self._running:  # halted: they hear the stop flag and end after what is in flight
                 self._client.cancel([task.future for task in self._running.values()])
             self._out.put(None)
+
+    def _collect(self) -> bool:
+        """Hand over the Results that came and end the shards that ended; whether there was
+        any of either."""
+        done = {key for key, task in self._running.items() if task.future.done()}
+        # A shard's messages were all put before it ended (or before its claimant's
+        # connection went): drained after that was seen, nothing of it is to come.
+        arrived = self._drain()
+        if arrived:
+            self._hand_over(arrived)
+        ended = [t for key, t in self._running.items() if self._over(t, key in done)]
+        for task in ended:
+            self._end(task)
+        return bool(arrived or ended)
 
     def _over(self, task: _Task, done: bool) -> bool:
         """Whether a shard has ended: its ShardEnd came, or its task is done (an error, or a
@@ -320,25 +323,25 @@ class _Dispatch:
             task = self._running.get(key)
             if task is None:
                 continue  # from a shard already ended and sent again: it counts there
-            shard = task.shard
             for message in pickle.loads(payload):
-                if isinstance(message, ShardEnd):
-                    task.end = message
-                    self._memories.update(message.memories)
-                elif isinstance(message, Hop):
-                    task.sent.add(message.index)
-                    self._hand_back(shard.items([message.index])[0], message)
-                else:
-                    task.sent.add(message.index)
-                    self._slowest = max(self._slowest, min(message.elapsed_s, self._config.timeout))
-                    arrived.append(
-                        replace(
-                            message,
-                            index=shard.indexes[message.index],
-                            meta=shard.metas[message.index],
-                        )
-                    )
+                result = self._take(task, message)
+                if result is not None:
+                    arrived.append(result)
         return arrived
+
+    def _take(self, task: _Task, message: Result | Hop | ShardEnd) -> Result | None:
+        # One message of a running shard; a Result comes back with its input index and meta.
+        if isinstance(message, ShardEnd):
+            task.end = message
+            self._memories.update(message.memories)
+            return None
+        task.sent.add(message.index)
+        shard = task.shard
+        if isinstance(message, Hop):
+            self._hand_back(shard.items([message.index])[0], message)
+            return None
+        self._losses.saw(message.elapsed_s)
+        return replace(message, index=shard.indexes[message.index], meta=shard.metas[message.index])
 
     def _hand_back(self, item: Item, hop: Hop) -> None:
         # The redirect goes on in a shard of its target's group, first in that group's queue.
@@ -351,15 +354,7 @@ class _Dispatch:
     def _end(self, task: _Task) -> None:
         del self._running[task.future.key]
         shard, future = task.shard, task.future
-        if future.status == "error":
-            error = future.exception()
-            if isinstance(error, SaveError):
-                raise error  # a full disk on the worker: every later body would fail too
-            if not isinstance(error, _dask().KilledWorker):
-                raise ClusterError(
-                    f"a shard failed on the cluster: {type(error).__name__}: {error} (is "
-                    "the same urlfleet installed on every worker?)"
-                ) from error
+        _raise_failure(future)
         future.release()
         unsent = shard.items(p for p in range(len(shard.urls)) if p not in task.sent)
         if not unsent or self._stopping.is_set():
@@ -371,12 +366,8 @@ class _Dispatch:
             return
         # Lost with a worker (or not run at all): its requests in flight may still be running
         # on their servers; the URLs go again once they must have ended.
-        again: list[Item] = []
-        given_up: list[Item] = []
-        for item in unsent:
-            self._losses[item[0]] = losses = self._losses.get(item[0], 0) + 1
-            (given_up if losses >= MAX_LOSSES else again).append(item)
-        self._release(shard, again, in_flight_for=self._slowest or self._config.timeout)
+        again, given_up = self._losses.count(unsent)
+        self._release(shard, again, in_flight_for=self._losses.in_flight_for())
         if given_up:
             self._hand_over(_lost(given_up, f"worker died while fetching ({MAX_LOSSES} times)"))
 
@@ -386,6 +377,45 @@ class _Dispatch:
         # What its hosts' memories and limits say now: a Crawl-delay learned in this shard too.
         hold = self._memories.waits(shard.groups, shard.hosts(), in_flight_for=in_flight_for)
         self._plan.release(shard, unsent=unsent or (), hold=hold)
+
+
+class _Losses:
+    """URLs lost with workers: how many times each was, and how long a lost request may
+    still be running on its server (the longest request seen, else the timeout)."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._by_index: dict[int, int] = {}  # input index: shards it was lost with
+        self._slowest = 0.0
+
+    def saw(self, elapsed_s: float) -> None:
+        self._slowest = max(self._slowest, min(elapsed_s, self._timeout))
+
+    def in_flight_for(self) -> float:
+        return self._slowest or self._timeout
+
+    def count(self, items: list[Item]) -> tuple[list[Item], list[Item]]:
+        """One more loss for each of ``items``: those to send again, those given up."""
+        again: list[Item] = []
+        given_up: list[Item] = []
+        for item in items:
+            self._by_index[item[0]] = losses = self._by_index.get(item[0], 0) + 1
+            (given_up if losses >= MAX_LOSSES else again).append(item)
+        return again, given_up
+
+
+def _raise_failure(future: Any) -> None:
+    # A shard that failed on its worker, unless the worker died (then its URLs go again).
+    if future.status != "error":
+        return
+    error = future.exception()
+    if isinstance(error, SaveError):
+        raise error  # a full disk on the worker: every later body would fail too
+    if not isinstance(error, _dask().KilledWorker):
+        raise ClusterError(
+            f"a shard failed on the cluster: {type(error).__name__}: {error} (is "
+            "the same urlfleet installed on every worker?)"
+        ) from error
 
 
 @dataclass(slots=True)

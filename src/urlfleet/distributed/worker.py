@@ -81,26 +81,31 @@ def fetch_shard(
             memories=all_aged(memories or {}, waited),
         )
         live.begin(run, config.timeout)
-        finished = threading.Event()
-        watcher = threading.Thread(
-            target=_stop_when_told, args=(stop_flag, run, finished), daemon=True
-        )
-        watcher.start()
-        sent = 0
-        results = run.results(urls)
-        try:
-            for result in results:
-                outbox.send(result if config.keep_content else replace(result, content=b""))
-                sent += 1
-            outbox.send(ShardEnd(run.host_memories()))
-        finally:
-            finished.set()
-            run.stop()  # on an error here: the run's threads must not go on fetching unseen
-            getattr(results, "close", lambda: None)()
-        return sent
+        return _fetch(run, urls, outbox, stop_flag, keep_content=config.keep_content)
     finally:
         live.end()
         outbox.close()  # every message is on the scheduler before the shard ends
+
+
+def _fetch(
+    run: Run, urls: list[Any], outbox: _Outbox, stop_flag: Any, *, keep_content: bool
+) -> int:
+    # The shard's URLs through its run, each Result sent as it comes, the hosts' states last.
+    finished = threading.Event()
+    watcher = threading.Thread(target=_stop_when_told, args=(stop_flag, run, finished), daemon=True)
+    watcher.start()
+    sent = 0
+    results = run.results(urls)
+    try:
+        for result in results:
+            outbox.send(result if keep_content else replace(result, content=b""))
+            sent += 1
+        outbox.send(ShardEnd(run.host_memories()))
+    finally:
+        finished.set()
+        run.stop()  # on an error here: the run's threads must not go on fetching unseen
+        getattr(results, "close", lambda: None)()
+    return sent
 
 
 def _told_to_stop(stop_flag: Any, live: _LiveShard, wait: float) -> bool:
