@@ -24,14 +24,13 @@ import requests
 from distributed import Client
 
 import urlfleet
-import urlfleet.distributed
+import urlfleet.distributed.client
 from tests.conftest import SERVER_SLACK
 from urlfleet.api import make_config
 from urlfleet.distributed import (
     ClusterRun,
     Shard,
     ShardPlan,
-    _Memories,
     client_for,
     fetch_distributed,
     host_group,
@@ -39,7 +38,7 @@ from urlfleet.distributed import (
 )
 from urlfleet.errors import ClusterError, InputError
 from urlfleet.loopback import LoopbackProcess, RequestRecord, ServerSpec, host_loads
-from urlfleet.politeness import HostMemory
+from urlfleet.politeness.shards import HostMemories
 from urlfleet.record.records import Result
 from urlfleet.run.runner import Run
 
@@ -111,10 +110,11 @@ def test_a_group_is_in_one_shard_at_a_time_and_every_url_in_one_shard() -> None:
 def test_a_group_goes_again_one_gap_after_its_shard_came_back() -> None:
     now = [100.0]
     urls = [f"http://a.test/{i}" for i in range(4)] + ["http://b.test/1"]
-    plan = ShardPlan(urls, shard_size=2, gap=lambda host: 0.5, clock=lambda: now[0])
+    plan = ShardPlan(urls, shard_size=2, clock=lambda: now[0])
+    rules = HostMemories(make_config(delay=0.495), group=key_group, clock=lambda: now[0])
     first = plan.next_shard(share=2)  # the largest group first; the other for worker 2
-    assert first is not None and first.urls == urls[:2] and (first.wait, first.gap) == (0, 0.5)
-    plan.release(first)
+    assert first is not None and first.urls == urls[:2] and first.wait == 0
+    plan.release(first, hold=rules.waits(first.groups, first.hosts()))  # 0.5 s with the margin
     now[0] += 0.2
     second = plan.next_shard()  # only b.test's group has no gap to wait out
     assert second is not None and second.urls == urls[4:] and second.wait == 0
@@ -135,20 +135,6 @@ def test_a_remembered_pause_holds_its_group_back_and_idle_groups_go_first() -> N
     now[0] += 1.0
     third = plan.next_shard()
     assert third is not None and third.urls == urls[2:4] and third.wait == pytest.approx(4.0)
-
-
-def test_host_memories_age_on_the_client_and_go_once_they_say_nothing() -> None:
-    now = [0.0]
-    memories = _Memories(lambda: now[0])
-    a, b = key_group("a.test"), key_group("b.test")
-    memories.update({"a.test": HostMemory(paused_for=2.0), "b.test": HostMemory(failures=3)})
-    now[0] = 1.5
-    assert memories.of([a]) == {"a.test": HostMemory(paused_for=0.5)}
-    assert memories.hold([a, b]) == {a: 0.5}
-    now[0] = 3.0
-    assert memories.of([a, b]) == {"b.test": HostMemory(failures=3)}
-    memories.update({"b.test": None})  # its last shard left it with nothing to carry
-    assert memories.of([a, b]) == {} and memories.hold([a, b]) == {}
 
 
 def test_the_list_is_read_a_window_ahead_and_lost_urls_go_first() -> None:
@@ -391,11 +377,11 @@ def test_a_worker_that_cannot_import_urlfleet_is_found_before_any_shard(
     monkeypatch.syspath_prepend(str(tmp_path))
     from not_on_workers import version  # type: ignore[import-not-found]
 
-    monkeypatch.setattr(urlfleet.distributed, "_urlfleet_version", version)
+    monkeypatch.setattr(urlfleet.distributed.client, "_urlfleet_version", version)
     urls = [f"{server.base_urls[0]}/page/{uuid.uuid4().hex}"]
     with pytest.raises(ClusterError, match="cannot run urlfleet .*ModuleNotFoundError"):
         fetch(client, urls, shard_size=1)
-    monkeypatch.setattr(urlfleet.distributed, "_urlfleet_version", lambda: "0.0.1")
+    monkeypatch.setattr(urlfleet.distributed.client, "_urlfleet_version", lambda: "0.0.1")
     with pytest.raises(ClusterError, match="has urlfleet 0.0.1, this machine"):
         fetch(client, urls, shard_size=1)
     assert server.records(contains=urls[0].rsplit("/", 1)[1]) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import sys
 from collections.abc import Collection
 from pathlib import Path
 
@@ -152,6 +153,34 @@ def test_the_politeness_rules_depend_on_no_fetch_code() -> None:
     allowed = ("urlfleet.politeness", "urlfleet.config", "urlfleet.schedule.job", "urlfleet.errors")
     wrong = {(m, t) for m in politeness for t in graph()[m] if not within(t, *allowed)}
     assert not wrong, sorted(wrong)
+
+
+def every_import(module: str) -> set[str]:
+    """Every name ``module`` imports (urlfleet's or not), wherever the import is."""
+    path = next(p for p in ROOT.rglob("*.py") if name_of(p) == module)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {name for node in ast.walk(tree) for name in imported(node, package)}
+
+
+def test_the_rules_across_shards_need_no_cluster_and_no_fetch_code() -> None:
+    allowed = ("urlfleet.config", "urlfleet.urls", "urlfleet.errors", "urlfleet.politeness")
+    names = every_import("urlfleet.politeness.shards")
+    wrong = {n for n in names if n.split(".")[0] not in sys.stdlib_module_names}
+    wrong -= {n for n in wrong if within(n, *allowed)}
+    assert not wrong, sorted(wrong)
+
+
+def test_the_cluster_decides_no_politeness_and_its_plan_talks_to_no_cluster() -> None:
+    # From the politeness rules, distributed takes host identity, what a host's state says
+    # (HostMemory) and the rules across shards; a Politeness of its own would be a second
+    # authority. Its plan is pure: no dask, none of the modules that talk to the cluster.
+    modules = [m for m in graph() if within(m, "urlfleet.distributed")]
+    taken = {n for m in modules for n in every_import(m) if within(n, "urlfleet.politeness")}
+    allowed = {"urlfleet.politeness.host_key", "urlfleet.politeness.HostMemory"}
+    assert {n for n in taken if not within(n, "urlfleet.politeness.shards")} <= allowed
+    plan = every_import("urlfleet.distributed.plan")
+    assert not {n for n in plan if within(n, "dask", "distributed", "urlfleet.distributed")}
 
 
 def test_fetch_code_never_reaches_for_the_frontier() -> None:

@@ -211,10 +211,12 @@ class Politeness:
         """A host's own limits: from ``host_limits``, else ``per_host`` and ``delay``."""
         return self._host_limits.get(key) or HostLimits(self.config.per_host, self.config.delay)
 
-    def max_gap(self, key: str) -> float:
-        """The longest start gap this host may be given (jitter at its top), as known now."""
-        delay = max(self.base_limits(key).delay, self._crawl_delay(key))
-        return _with_margin(delay + self.config.jitter)
+    def max_gap(self, key: str, memory: HostMemory | None = None) -> float:
+        """The longest start gap this host may be given (jitter at its top), as known now
+        or as ``memory`` says (the Crawl-delay of its robots.txt, its adaptive pace)."""
+        robots = memory.robots if memory is not None else None
+        pace = memory.delay if memory is not None and memory.delay is not None else 0.0
+        return _with_margin(max(self._floor(key, robots), pace) + self.config.jitter)
 
     def gap(self, limits: HostLimits) -> float:
         """The start gap after one request: the delay, a random share of the jitter, a margin."""

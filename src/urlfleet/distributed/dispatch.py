@@ -1,0 +1,449 @@
+"""The client side of a cluster run: shards started on free workers, Results taken as they
+come back, ended shards' groups let go again.
+
+A worker that dies takes with it only what it had not sent: its requests in flight and the
+URLs its shard had not started. When its shard ends (dask runs it again elsewhere, and the
+rerun only says so), the client puts those URLs back in their groups' queues, to start once
+the lost requests must have ended. A URL lost with ``MAX_LOSSES`` workers is given up.
+
+What one machine keeps per host holds across shards too:
+
+- **Redirects.** A hop to a host outside the shard's groups comes back as a ``Hop`` (the job
+  as it stands: redirect count, attempts, time, and the next request as requests prepared
+  it, so an Authorization that requests dropped stays dropped), which queues it first in the
+  target's group: it goes out in a later shard of that group, under that host's limits, and
+  its record is the one the URL would have had on one machine.
+- **Host state.** The client keeps the latest ``Politeness.memory`` per host that shards
+  sent and ships it with the next shard of its group, whose run starts from it. When a
+  group's next shard may start, and what it inherits, is the politeness rules' decision
+  (``urlfleet.politeness.shards``): the client only asks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import itertools
+import pickle
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
+from urlfleet.distributed.claims import CLAIMS
+from urlfleet.distributed.client import _check_workers, _dask, _slots, client_for
+from urlfleet.distributed.plan import Item, Shard, ShardPlan, _host_of, key_group
+from urlfleet.distributed.worker import ShardEnd, _register_last_words, fetch_shard
+from urlfleet.errors import ClusterError, SaveError, UrlfleetError
+from urlfleet.fetching.transport import threads_for
+from urlfleet.politeness.shards import HostMemories
+from urlfleet.read.items import UrlItem, UrlRequest
+from urlfleet.record.records import Result
+from urlfleet.report.tally import Phase, Tally
+from urlfleet.run.runner import Hop
+from urlfleet.urls import redact_url
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+# A URL whose shard was lost with this many workers is recorded as failed, not tried again:
+# dask's own limit (distributed.scheduler.allowed-failures) for a task that kills workers.
+MAX_LOSSES = 3
+POLL_S = 0.05  # how often the client looks for Results and ended shards when it saw none
+CLAIM_CHECK_S = 0.2  # how often the client asks whether a duplicate's claimant is still there
+
+
+def fetch_distributed(
+    urls: Iterable[UrlItem],
+    config: FetchConfig | None = None,
+    *,
+    client: Client | str,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+) -> Iterator[Result]:
+    """Fetch ``urls`` on a dask cluster; yield each Result as it comes back.
+
+    ``client`` is a ``distributed.Client``, or an address for ``client_for`` (the cluster
+    or connection it opens is closed when the results end). Results carry their input
+    ``index`` and ``meta`` (metas stay on this machine). Bodies stay on the workers unless
+    ``config.keep_content``.
+
+    >>> for result in fetch_distributed(urls, config, client="local:4"): write(result)
+    """
+    config = config or FetchConfig()
+    if not isinstance(client, str):
+        return ClusterRun(config, client=client, shard_size=shard_size).results(urls)
+    return _on_new_client(urls, config, client, shard_size)
+
+
+def _on_new_client(
+    urls: Iterable[UrlItem], config: FetchConfig, address: str, shard_size: int
+) -> Iterator[Result]:
+    client, close = client_for(address)
+    try:
+        yield from ClusterRun(config, client=client, shard_size=shard_size).results(urls)
+    finally:
+        close()
+
+
+class ClusterRun:
+    """``Run`` on a dask cluster: iterate ``results()``; ``stop()``; ``phases`` after.
+
+    >>> run = ClusterRun(config, client=client); for result in run.results(urls): ...
+    """
+
+    def __init__(
+        self,
+        config: FetchConfig,
+        *,
+        client: Client,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        self.config = config
+        self.client = client
+        self.shard_size = shard_size
+        self.phases: list[Phase] = []
+        self._clock = clock
+        self._dispatch: _Dispatch | None = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Start no more shards; running ones fetch only what they have in flight, then end."""
+        self._stopped = True
+        if self._dispatch is not None:
+            self._dispatch.stop()
+
+    def paused_hosts(self) -> int:
+        return 0  # pauses happen on the workers, which do not report them as they go
+
+    def paused_seconds(self) -> dict[str, float]:
+        return {}
+
+    def results(self, urls: Iterable[UrlItem]) -> Iterator[Result]:
+        """Fetch every URL on the cluster, yielding each Result as it comes back."""
+        slots = _slots(self.client)
+        plan = ShardPlan(
+            urls,
+            shard_size=self.shard_size,
+            window=max(self.config.window, 2 * self.shard_size * slots),
+            clock=self._clock,
+        )
+        self._dispatch = dispatch = _Dispatch(plan, self.config, self.client, self._clock)
+        if self._stopped:  # told before it began (a Ctrl-C while the cluster was starting)
+            dispatch.stop()
+        started, tally = self._clock(), Tally()
+        threads = slots * threads_for(self.config.jobs)
+        try:
+            for result in dispatch.results():
+                tally.add(result)
+                yield result
+        finally:
+            self.phases.append(Phase("threaded", threads, self._clock() - started, tally))
+
+
+class _Dispatch:
+    """The client side of one run. A thread of its own starts shards on free workers, takes
+    the Results workers send back and ends shards, so a slow consumer never idles the
+    cluster; the caller's thread only yields Results.
+
+    A finished shard's future is released at once: while the client holds one, dask computes
+    it again if its worker dies. The claim keeps such a copy from fetching anything, and
+    releasing the future keeps it from even starting.
+    """
+
+    def __init__(
+        self, plan: ShardPlan, config: FetchConfig, client: Client, clock: Callable[[], float]
+    ) -> None:
+        dask = _dask()
+        self._plan = plan
+        self._config = config
+        # Pickled here and unpickled inside the task: a caller's function (retry_if) that a
+        # worker cannot import is then the task's error, not a broken link to the worker.
+        self._config_blob: bytes = importlib.import_module("cloudpickle").dumps(config)
+        self._client: Any = client
+        self._clock = clock
+        channel = f"urlfleet-{uuid.uuid4().hex[:12]}"
+        self._channel = channel
+        self._inbox = dask.Queue(f"{channel}-results", client=client)
+        self._stop_flag = dask.Event(f"{channel}-stop", client=client)
+        self._names = (f"{channel}-shard-{n}" for n in itertools.count())
+        self._running: dict[str, _Task] = {}  # by key
+        self._slots_known, self._slots_checked = 1, float("-inf")
+        self._losses = _Losses(config.timeout)
+        self._memories = HostMemories(config, group=key_group, clock=clock)
+        self._handed_at: dict[int, float] = {}  # input index of a Hop: when it came back
+        self._stopping = threading.Event()
+        self._halted = threading.Event()
+        self._out: queue.SimpleQueue[list[Result] | BaseException | None] = queue.SimpleQueue()
+        # Results in ``_out`` the caller has not taken yet. Past ``plan.window`` of them no
+        # new shard starts, so a slow consumer holds back the cluster, not fills memory: the
+        # client then holds at most that, the running shards' URLs and the plan's window.
+        self._held = 0
+        self._held_lock = threading.Lock()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._stop_flag.set()
+
+    def results(self) -> Iterator[Result]:
+        pump = threading.Thread(target=self._pump, daemon=True, name="urlfleet-dispatch")
+        seen = bytearray()  # by input index: a Result sent twice (a lost batch resent) counts once
+        pump.start()
+        try:
+            while (batch := self._out.get()) is not None:
+                if isinstance(batch, BaseException):
+                    raise batch
+                with self._held_lock:
+                    self._held -= len(batch)
+                for result in batch:
+                    if result.index >= len(seen):
+                        seen.extend(bytes(max(result.index + 1, 2 * len(seen)) - len(seen)))
+                    if not seen[result.index]:
+                        seen[result.index] = 1
+                        yield result
+        finally:
+            self._halt()  # the run is over, failed, or the caller stopped early
+            pump.join()
+            with contextlib.suppress(Exception):  # the scheduler may be gone
+                self._inbox.close()
+                self._stop_flag.clear()
+                self._client.run_on_scheduler(CLAIMS.close, self._channel)
+
+    def _hand_over(self, batch: list[Result]) -> None:
+        with self._held_lock:
+            self._held += len(batch)
+        self._out.put(batch)
+
+    def _backlogged(self) -> bool:
+        with self._held_lock:
+            return self._held >= self._plan.window
+
+    def _halt(self) -> None:
+        self._halted.set()
+        self.stop()
+
+    def _pump(self) -> None:
+        try:
+            _check_workers(self._client)
+            _register_last_words(self._client)
+            while not self._halted.is_set():
+                self._submit()
+                # With none running, only a caller that is behind keeps the run going: more
+                # comes once it catches up.
+                if not self._running and (self._stopping.is_set() or not self._backlogged()):
+                    break
+                if not self._running or not self._collect():
+                    time.sleep(POLL_S)
+        except (UrlfleetError, KeyboardInterrupt) as exc:  # for the caller's thread to raise
+            self._out.put(exc)
+        except Exception as exc:  # a lost scheduler, mostly: one line for the user, not a trace
+            error = ClusterError(f"lost touch with the dask cluster: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            self._out.put(error)
+        finally:
+            if self._running:  # halted: they hear the stop flag and end after what is in flight
+                self._client.cancel([task.future for task in self._running.values()])
+            self._out.put(None)
+
+    def _collect(self) -> bool:
+        """Hand over the Results that came and end the shards that ended; whether there was
+        any of either."""
+        done = {key for key, task in self._running.items() if task.future.done()}
+        # A shard's messages were all put before it ended (or before its claimant's
+        # connection went): drained after that was seen, nothing of it is to come.
+        arrived = self._drain()
+        if arrived:
+            self._hand_over(arrived)
+        ended = [t for key, t in self._running.items() if self._over(t, key in done)]
+        for task in ended:
+            self._end(task)
+        return bool(arrived or ended)
+
+    def _over(self, task: _Task, done: bool) -> bool:
+        """Whether a shard has ended: its ShardEnd came, or its task is done (an error, or a
+        copy that found the claim taken) and whoever claimed it is gone, as of a look taken
+        before the last drain."""
+        if task.end is not None or task.claimant_gone:
+            return True
+        if not done:
+            return False
+        if task.future.status == "error" and not isinstance(
+            task.future.exception(), _dask().KilledWorker
+        ):
+            return True  # _end raises it
+        now = self._clock()
+        if now >= task.checked_at + CLAIM_CHECK_S:
+            task.checked_at = now
+            claimant = self._client.run_on_scheduler(
+                CLAIMS.claimant, self._channel, task.future.key
+            )
+            # Gone now, it sends nothing more: the next drain has the last of it.
+            task.claimant_gone = claimant != "alive"
+        return False
+
+    def _submit(self) -> None:
+        if self._stopping.is_set() or self._backlogged():
+            return
+        for share in range(self._slots() - len(self._running), 0, -1):
+            shard = self._plan.next_shard(share)
+            if shard is None:
+                return
+            key = next(self._names)
+            urls = [self._resumed(i, url) for i, url in zip(shard.indexes, shard.urls, strict=True)]
+            future = self._client.submit(
+                fetch_shard, urls, self._config_blob, channel=self._channel, wait=shard.wait,
+                groups=shard.groups, memories=self._memories.inherited(shard.groups),
+                key=key, pure=False,
+            )  # fmt: skip
+            self._running[key] = _Task(future, shard)
+
+    def _resumed(self, index: int, url: Any) -> Any:
+        # A Hop's time so far goes on while it waits here for its group's turn.
+        since = self._handed_at.pop(index, None)
+        if since is None or not isinstance(url, Hop):
+            return url
+        return replace(url, elapsed_s=url.elapsed_s + max(0.0, self._clock() - since))
+
+    def _slots(self) -> int:
+        # Workers come and go, but asking the scheduler on every poll is a message per 50 ms.
+        now = self._clock()
+        if now >= self._slots_checked + 1.0:
+            self._slots_known, self._slots_checked = _slots(self._client), now
+        return self._slots_known
+
+    def _drain(self) -> list[Result]:
+        arrived: list[Result] = []
+        for key, payload in self._inbox.get(batch=True):
+            task = self._running.get(key)
+            if task is None:
+                continue  # from a shard already ended and sent again: it counts there
+            for message in pickle.loads(payload):
+                result = self._take(task, message)
+                if result is not None:
+                    arrived.append(result)
+        return arrived
+
+    def _take(self, task: _Task, message: Result | Hop | ShardEnd) -> Result | None:
+        # One message of a running shard; a Result comes back with its input index and meta.
+        if isinstance(message, ShardEnd):
+            task.end = message
+            self._memories.update(message.memories)
+            return None
+        task.sent.add(message.index)
+        shard = task.shard
+        if isinstance(message, Hop):
+            self._hand_back(shard.items([message.index])[0], message)
+            return None
+        self._losses.saw(message.elapsed_s)
+        return replace(message, index=shard.indexes[message.index], meta=shard.metas[message.index])
+
+    def _hand_back(self, item: Item, hop: Hop) -> None:
+        # The redirect goes on in a shard of its target's group, first in that group's queue.
+        if self._stopping.is_set():
+            return  # as on one machine: a hop waiting when the run stops is not fetched
+        index, _, meta = item
+        self._handed_at[index] = self._clock()
+        self._plan.put_first((index, replace(hop, index=-1), meta))
+
+    def _end(self, task: _Task) -> None:
+        del self._running[task.future.key]
+        shard, future = task.shard, task.future
+        _raise_failure(future)
+        future.release()
+        unsent = shard.items(p for p in range(len(shard.urls)) if p not in task.sent)
+        if not unsent or self._stopping.is_set():
+            self._release(shard)
+            return
+        if task.end is not None:
+            # Stopped early (its worker is retiring): nothing of it is still in flight.
+            self._release(shard, unsent)
+            return
+        # Lost with a worker (or not run at all): its requests in flight may still be running
+        # on their servers; the URLs go again once they must have ended.
+        again, given_up = self._losses.count(unsent)
+        self._release(shard, again, in_flight_for=self._losses.in_flight_for())
+        if given_up:
+            self._hand_over(_lost(given_up, f"worker died while fetching ({MAX_LOSSES} times)"))
+
+    def _release(
+        self, shard: Shard, unsent: list[Item] | None = None, *, in_flight_for: float = 0.0
+    ) -> None:
+        # What its hosts' memories and limits say now: a Crawl-delay learned in this shard too.
+        hold = self._memories.waits(shard.groups, shard.hosts(), in_flight_for=in_flight_for)
+        self._plan.release(shard, unsent=unsent or (), hold=hold)
+
+
+class _Losses:
+    """URLs lost with workers: how many times each was, and how long a lost request may
+    still be running on its server (the longest request seen, else the timeout)."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._by_index: dict[int, int] = {}  # input index: shards it was lost with
+        self._slowest = 0.0
+
+    def saw(self, elapsed_s: float) -> None:
+        self._slowest = max(self._slowest, min(elapsed_s, self._timeout))
+
+    def in_flight_for(self) -> float:
+        return self._slowest or self._timeout
+
+    def count(self, items: list[Item]) -> tuple[list[Item], list[Item]]:
+        """One more loss for each of ``items``: those to send again, those given up."""
+        again: list[Item] = []
+        given_up: list[Item] = []
+        for item in items:
+            self._by_index[item[0]] = losses = self._by_index.get(item[0], 0) + 1
+            (given_up if losses >= MAX_LOSSES else again).append(item)
+        return again, given_up
+
+
+def _raise_failure(future: Any) -> None:
+    # A shard that failed on its worker, unless the worker died (then its URLs go again).
+    if future.status != "error":
+        return
+    error = future.exception()
+    if isinstance(error, SaveError):
+        raise error  # a full disk on the worker: every later body would fail too
+    if not isinstance(error, _dask().KilledWorker):
+        raise ClusterError(
+            f"a shard failed on the cluster: {type(error).__name__}: {error} (is "
+            "the same urlfleet installed on every worker?)"
+        ) from error
+
+
+@dataclass(slots=True)
+class _Task:
+    """A running shard: its future, the shard positions whose Results (or Hops) came back,
+    its ShardEnd once it came, and what the client last heard of its claimant."""
+
+    future: Any
+    shard: Shard
+    sent: set[int] = field(default_factory=set)
+    end: ShardEnd | None = None
+    claimant_gone: bool = False
+    checked_at: float = float("-inf")
+
+
+def _lost(items: list[Item], error: str) -> list[Result]:
+    return [
+        Result.failed(
+            redact_url(url) if isinstance(url, str) else repr(url),
+            error,
+            host=_host_of(url),
+            meta=meta,
+            index=index,
+        )  # fmt: skip
+        for index, url, meta in ((i, _input(u), m) for i, u, m in items)
+    ]
+
+
+def _input(url: Any) -> Any:
+    # The URL a record is about: a Hop's is the one it started from.
+    return url.url if isinstance(url, (Hop, UrlRequest)) else url
