@@ -9,8 +9,8 @@ The pipeline, stage by stage (``runner.Run`` ties them together in a dozen lines
               ``revalidation`` (a previous run's validators)
 2. schedule:  ``frontier`` (per-host queues, fed by a reader thread) asking ``politeness``
               (every per-host rule: identity, slots, gaps, pauses, cut-off, robots.txt, pace)
-3. fetch:     ``fetcher`` (one request per step, never raises), ``transport`` (the gate at the
-              write), ``retrying`` (tenacity), ``saving`` (bodies to disk)
+3. fetch:     ``fetcher`` (one request per step, never raises), ``gate`` (the gate at the
+              write), ``adapter`` (gated pools), ``retrying`` (tenacity), ``saving`` (bodies)
 4. record:    ``records`` (Result, JSON lines), ``csvout`` (CSV rows)
 5. report:    ``report``, ``hoststats``
 

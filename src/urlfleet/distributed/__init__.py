@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urlfleet._version import __version__
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import ClusterError, InputError, SaveError, UrlfleetError
-from urlfleet.fetching.transport import threads_for
+from urlfleet.fetching.adapter import threads_for
 from urlfleet.politeness import HostMemory, Politeness, host_key
 from urlfleet.read.items import UrlItem, UrlRequest, split_item
 from urlfleet.read.sitemaps import SitemapItem

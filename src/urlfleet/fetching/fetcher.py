@@ -38,8 +38,12 @@ from urlfleet.errors import (
     UrlfleetError,
 )
 from urlfleet.fetching import sending
+from urlfleet.fetching.adapter import install_gate, is_gated, new_session, shared_adapter
 from urlfleet.fetching.cookies import SharedCookieJar, new_jar
+from urlfleet.fetching.deadlines import Deadlines, Watch
+from urlfleet.fetching.environment import Environment
 from urlfleet.fetching.failures import describe, kind_of, kind_of_problem
+from urlfleet.fetching.gate import gate, wrote_at
 from urlfleet.fetching.mediatypes import accepts, shown
 from urlfleet.fetching.retrying import (
     RETRY_STATUSES,
@@ -48,17 +52,6 @@ from urlfleet.fetching.retrying import (
     new_attempts,
     next_wait,
     parse_retry_after,
-)
-from urlfleet.fetching.transport import (
-    Deadlines,
-    Environment,
-    Watch,
-    gate,
-    install_gate,
-    is_gated,
-    new_session,
-    shared_adapter,
-    wrote_at,
 )
 from urlfleet.politeness import ROBOTS_MAX_BYTES, Attempt, Lease, NotDue, RobotsAnswer, host_key
 from urlfleet.politeness.identity import key_of
