@@ -21,7 +21,8 @@ from urlfleet.config import FetchConfig
 from urlfleet.errors import SaveError
 from urlfleet.fetching.adapter import threads_for
 from urlfleet.fetching.cookies import load_jar, save_jar
-from urlfleet.fetching.fetcher import Fetcher, SessionFactory, Step
+from urlfleet.fetching.fetcher import Fetcher, Step
+from urlfleet.fetching.sessions import SessionFactory
 from urlfleet.politeness import HostMemory, Lease, Politeness, host_key
 from urlfleet.read.items import UrlItem, split_item
 from urlfleet.read.sitemaps import SitemapInbox, SitemapItem
