@@ -19,10 +19,7 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urlfleet.config import FetchConfig
 from urlfleet.errors import NotAccepted, SaveError
 from urlfleet.fetching.mediatypes import accepts, shown
-from urlfleet.politeness import ROBOTS_MAX_BYTES
-from urlfleet.read.sitemaps import MAX_BYTES as SITEMAP_MAX_BYTES
 from urlfleet.record.saving import SavedBody, body_path
-from urlfleet.schedule.job import Job
 
 T = TypeVar("T")
 CHUNK_SIZE = 64 * 1024  # requests' default of 10 KiB costs CPU on large bodies
@@ -41,16 +38,18 @@ class Body(NamedTuple):
     sha256: str | None = None  # of ``size`` bytes as decoded; None when no body was read
 
 
-def read_body(response: requests.Response, job: Job, config: FetchConfig) -> Body:
-    """Read ``response``'s body for ``job``, capped, kept and saved as the job needs."""
-    robots, sitemap = job.robots_for is not None, job.sitemap is not None
-    limit = ROBOTS_MAX_BYTES if robots else config.max_bytes
-    if sitemap:
-        limit = sitemap_limit(config)
-    keep = robots or sitemap or config.keep_content or config.retry_if is not None
+def read_body(
+    response: requests.Response,
+    limit: int,
+    *,
+    keep: bool,
+    truncates: bool,
+    saving: AbstractContextManager[SavedBody | None],
+) -> Body:
+    """Read at most ``limit`` bytes of ``response``'s body, kept if ``keep``, saved to what
+    ``saving`` gives (if anything); a body past the limit is ``truncated`` if ``truncates``."""
     body, size, digest = bytearray(), 0, hashlib.sha256()
     with ExitStack() as stack:
-        saving = nullcontext() if robots or sitemap else _saved_body(response, job, config)
         saved = _saving(stack.enter_context, saving)
         # iter_content decodes gzip, deflate, br and zstd, so the cap applies to what a bomb
         # inflates to.
@@ -60,10 +59,9 @@ def read_body(response: requests.Response, job: Job, config: FetchConfig) -> Bod
                 digest.update(kept)
                 if keep:
                     body += kept
-                # Never saved. RFC 9309: what lies past the limit of a robots.txt may be
-                # ignored.
+                # Never saved (never committed). What lies past the limit is ignored.
                 sha256 = digest.hexdigest()
-                return Body(bytes(body), limit, truncated=not robots, sha256=sha256)
+                return Body(bytes(body), limit, truncated=truncates, sha256=sha256)
             size += len(chunk)
             digest.update(chunk)  # as it streams: a body only saved is hashed too
             if keep:
@@ -75,31 +73,27 @@ def read_body(response: requests.Response, job: Job, config: FetchConfig) -> Bod
     return Body(bytes(body), size, saved_to=saved_to, sha256=digest.hexdigest())
 
 
-def check_type(response: requests.Response, job: Job, config: FetchConfig) -> None:
+def check_type(response: requests.Response, config: FetchConfig) -> None:
     """Raise NotAccepted for a response whose type --accept-type refuses."""
     # --accept-type: stop after the headers; the body is never read, nor saved.
     patterns = config.accept_type
-    if not patterns or job.robots_for is not None or job.sitemap is not None:
+    if not patterns:
         return
     content_type = response.headers.get("Content-Type")
     if not accepts(patterns, content_type):
         raise NotAccepted(shown(content_type))
 
 
-def sitemap_limit(config: FetchConfig) -> int:
-    """The most of a sitemap that is read: the protocol's limit, or --max-bytes if lower."""
-    return min(SITEMAP_MAX_BYTES, config.max_bytes)
-
-
-def _saved_body(
-    response: requests.Response, job: Job, config: FetchConfig
+def saved_body(
+    response: requests.Response, url: str, config: FetchConfig
 ) -> AbstractContextManager[SavedBody | None]:
+    """Where --save-dir keeps the body of ``url``'s response, if it keeps it."""
     if config.save_dir is None or not 200 <= response.status_code < 300:
         return nullcontext()
     if response.request.method == "HEAD":  # no body: nothing to save
         return nullcontext()
     content_type = response.headers.get("Content-Type")
-    return SavedBody(body_path(config.save_dir, job.url, content_type=content_type))
+    return SavedBody(body_path(config.save_dir, url, content_type=content_type))
 
 
 def _saving(action: Callable[..., T], *args: Any) -> T:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -28,17 +27,12 @@ from urlfleet.errors import (
     SaveError,
     UrlfleetError,
 )
-from urlfleet.fetching.body import (
-    Body,
-    check_type,
-    read_body,
-    sitemap_limit,
-    socket_of,
-)
+from urlfleet.fetching.body import Body, check_type, socket_of
 from urlfleet.fetching.cookies import SharedCookieJar, new_jar
 from urlfleet.fetching.deadlines import Deadlines, Watch
 from urlfleet.fetching.failures import describe
-from urlfleet.fetching.results import Results, sitemap_failed
+from urlfleet.fetching.kinds import Step, kind_for
+from urlfleet.fetching.results import Results
 from urlfleet.fetching.retrying import (
     TRANSIENT_ERRORS,
     build_retrying,
@@ -48,9 +42,8 @@ from urlfleet.fetching.retrying import (
 )
 from urlfleet.fetching.sessions import SessionFactory, Sessions
 from urlfleet.fetching.shaping import Shaper
-from urlfleet.politeness import Attempt, Lease, NotDue, RobotsAnswer, host_key
+from urlfleet.politeness import Attempt, Lease, NotDue, host_key
 from urlfleet.read.items import UrlRequest
-from urlfleet.read.sitemaps import Sitemap, SitemapError, parse, unpack
 from urlfleet.record.records import Result
 from urlfleet.schedule.job import Job
 from urlfleet.urls import checked_url
@@ -59,17 +52,6 @@ from urlfleet.urls import checked_url
 # most; this many in a row means something is wrong, and the URL fails rather than spin.
 MAX_SENT_BACK = 1000
 HEAD_REFUSED = frozenset({405, 501})  # a HEAD answered so is asked again with GET (--head)
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """What one step of a job came to: for the frontier, and for the record."""
-
-    attempt: Attempt | None = None  # what the request saw; None when nothing was written
-    again_at: float | None = None  # queue the job again for this moment (a retry, a hop)
-    result: Result | None = None  # the job's final record
-    robots: RobotsAnswer | None = None  # a robots.txt job's final answer (it has no record)
-    sitemap: Sitemap | None = None  # a sitemap job's parsed answer (a good one has no record)
 
 
 class Fetcher:
@@ -187,11 +169,13 @@ class Fetcher:
             if self.results.retries_status(response.status_code, job):
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise RetryableStatus(response.status_code, retry_after)
-            check_type(response, job, self.config)
-            body = read_body(response, job, self.config)
+            kind = kind_for(job)
+            if kind.checks_type:
+                check_type(response, self.config)
+            body = kind.read(response, job, self.config)
             if response.status_code == 304:  # bodiless: read only to keep the connection
                 body = Body()
-            if self._checks_retry(job) and self._asks_retry(job, response, body):
+            if kind.asks_retry_if and self._asks_retry(job, response, body):
                 raise RetryRequested("retry_if asked for another attempt")
         except (NotDue, SaveError):
             raise
@@ -212,35 +196,11 @@ class Fetcher:
     def _final(
         self, job: Job, result: Result, attempt: Attempt | None, body: Body | None = None
     ) -> Step:
-        if job.sitemap is not None:
-            return self._sitemap_step(result, attempt, body)
-        if job.robots_for is None:
-            return Step(attempt, result=result)
-        # A robots.txt job ends in an answer for its host, not in a record. An answer is a
-        # status, read in full; a body cut short says nothing of the rules.
-        content = body.content if body is not None else b""
-        answered = result.status is not None and result.error_kind in (None, "http", "redirect")
-        status = result.status if answered else None
-        answer = RobotsAnswer(status, content, "" if answered else result.error or "")
-        return Step(attempt, robots=answer)
-
-    def _sitemap_step(self, result: Result, attempt: Attempt | None, body: Body | None) -> Step:
-        # A sitemap job ends in more input when it parses, else in a record saying why.
-        limit = sitemap_limit(self.config)
-        if result.ok and body is not None:
-            try:
-                return Step(attempt, sitemap=parse(unpack(body.content, limit)))
-            except SitemapError as exc:
-                return Step(attempt, result=sitemap_failed(result, str(exc)))
-        if result.truncated:
-            return Step(attempt, result=sitemap_failed(result, f"larger than {limit} bytes"))
-        return Step(attempt, result=replace(result, error=f"sitemap: {result.error}"))
-
-    def _checks_retry(self, job: Job) -> bool:
-        return self.config.retry_if is not None and job.robots_for is None
+        return kind_for(job).finish(result, attempt, body, self.config)
 
     def _asks_retry(self, job: Job, response: requests.Response, body: Body) -> bool:
-        assert self.config.retry_if is not None
+        if self.config.retry_if is None:
+            return False
         return bool(self.config.retry_if(self.results.of(job, response, body, None)))
 
     def _head_refused(self, job: Job, response: requests.Response) -> bool:

@@ -16,6 +16,7 @@ import requests
 from urlfleet.config import FetchConfig
 from urlfleet.fetching.body import Body
 from urlfleet.fetching.failures import describe, kind_of, kind_of_problem
+from urlfleet.fetching.kinds import kind_for
 from urlfleet.fetching.retrying import RETRY_STATUSES
 from urlfleet.fetching.shaping import is_conditional
 from urlfleet.politeness import host_key
@@ -93,7 +94,7 @@ class Results:
 
         robots.txt and sitemap jobs keep the 2xx rule: their answers are read as content.
         """
-        if job.robots_for is not None or job.sitemap is not None:
+        if not kind_for(job).own_ok_status:
             return 200 <= status < 300
         if status == 304 and is_conditional(job):  # what the caller has is current
             return True
@@ -118,11 +119,6 @@ class Results:
         if job.first_start is None:
             return None
         return round(max(0.0, job.first_start - self.started), 6)
-
-
-def sitemap_failed(result: Result, why: str) -> Result:
-    """``result`` as the record of a sitemap that could not be read."""
-    return replace(result, ok=False, error=f"sitemap: {why}", error_kind="sitemap", content=b"")
 
 
 def _utc_now() -> str:

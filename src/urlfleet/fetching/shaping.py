@@ -15,6 +15,7 @@ import requests
 from urllib3.util import SKIP_HEADER, SKIPPABLE_HEADERS
 
 from urlfleet.config import FetchConfig
+from urlfleet.fetching.kinds import kind_for
 from urlfleet.politeness.identity import key_of
 from urlfleet.read.items import UrlRequest
 from urlfleet.schedule.job import Job
@@ -36,7 +37,7 @@ class Shaper:
         What the list item asked for wins over the run's method and body. robots.txt and
         sitemaps are read as content: always a plain GET, whatever the run sends."""
         config, asked = self.config, job.asked
-        if job.robots_for is not None or job.sitemap is not None:
+        if kind_for(job).read_as_content:
             return requests.Request(
                 "GET", job.target, headers=self.headers_for(job.host), auth=auth
             )
