@@ -1,12 +1,12 @@
-"""Fetching: one request for one leased job, turned into a Step: a final Result or a re-queue.
+"""Fetching: one request for a job, under its hold, turned into a Step: a Result or a re-queue.
 
 ``Fetcher.step`` never raises for anything a URL or a server can do: every failure becomes a
 Result with ``ok=False`` and the reason in plain words, because one exception escaping a joblib
 task would end the whole run and the contract promises one record per URL.
 
-Fetch code never decides anything about a host: it writes its request inside the lease's
-hold, and says what it saw in the Step's ``Attempt``. The frontier and the politeness rules
-take it from there.
+Fetch code never decides anything about a host: it writes its request inside the hold it is
+given (the lease's), and says what it saw in the Step's ``Attempt``. The frontier and the
+politeness rules take it from there; the fetcher never sees the lease itself.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from urlfleet.fetching.body import Body, check_type, socket_of
 from urlfleet.fetching.cookies import SharedCookieJar, new_jar
 from urlfleet.fetching.deadlines import Deadlines, Watch
 from urlfleet.fetching.failures import describe
+from urlfleet.fetching.gate import Gate
 from urlfleet.fetching.kinds import Step, kind_for
 from urlfleet.fetching.results import Results
 from urlfleet.fetching.retrying import (
@@ -42,7 +43,7 @@ from urlfleet.fetching.retrying import (
 )
 from urlfleet.fetching.sessions import SessionFactory, Sessions
 from urlfleet.fetching.shaping import Shaper
-from urlfleet.politeness import Attempt, Lease, NotDue, host_key
+from urlfleet.politeness import Attempt, NotDue, host_key
 from urlfleet.read.items import UrlRequest
 from urlfleet.record.records import Result
 from urlfleet.schedule.job import Job
@@ -107,9 +108,11 @@ class Fetcher:
         job.attempts = new_attempts(self.retrying)
         return job
 
-    def step(self, lease: Lease) -> Step:
-        """Make the leased job's next request."""
-        job = lease.job
+    def step(self, job: Job, hold: Gate) -> Step:
+        """Make ``job``'s next request, written under ``hold`` (its politeness Lease).
+
+        >>> step = fetcher.step(lease.job, hold=lease)
+        """
         if job.problem is not None:
             return self.failed(job, job.problem)
         if job.attempts is None:
@@ -119,7 +122,7 @@ class Fetcher:
         job.requests += 1
         try:
             with self._deadline() as watch:
-                response, body, error = self._attempt(job, lease, watch)
+                response, body, error = self._attempt(job, hold, watch)
         except NotDue as not_due:  # nothing was written: the frontier keeps it for later
             job.requests -= 1
             job.first_start = first_start
@@ -153,13 +156,13 @@ class Fetcher:
         return self._final(job, self.results.of(job, response, body, error), attempt, body)
 
     def _attempt(
-        self, job: Job, lease: Lease, watch: Watch | None
+        self, job: Job, hold: Gate, watch: Watch | None
     ) -> tuple[requests.Response | None, Body, BaseException | None]:
         """One request and its body: what came back, and the error that ended it, if any."""
         response: requests.Response | None = None
         body, error = Body(), None
         try:
-            response = self._sessions.send(job, lease)
+            response = self._sessions.send(job, hold)
             if watch is not None:  # the body comes on this socket (a proxy's, maybe)
                 watch.attach(socket_of(response))
             if response.status_code in (429, 503):

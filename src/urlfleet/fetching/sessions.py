@@ -22,9 +22,8 @@ from urlfleet.fetching.adapter import install_gate, is_gated, new_session, share
 from urlfleet.fetching.body import drain_redirect
 from urlfleet.fetching.cookies import SharedCookieJar
 from urlfleet.fetching.environment import Environment
-from urlfleet.fetching.gate import gate, wrote_at
+from urlfleet.fetching.gate import Gate, gate, wrote_at
 from urlfleet.fetching.shaping import Shaper
-from urlfleet.politeness import Lease
 from urlfleet.schedule.job import Job
 
 SessionFactory = Callable[[], requests.Session]
@@ -82,8 +81,8 @@ class Sessions:
                 preparer = self._preparer_made = self._preparer_made or sending.Preparer(session)
         return preparer
 
-    def send(self, job: Job, lease: Lease) -> requests.Response:
-        """``job``'s next request, written inside ``lease``'s hold; its response, streamed."""
+    def send(self, job: Job, hold: Gate) -> requests.Response:
+        """``job``'s next request, written inside ``hold``; its response, streamed."""
         session = self.session()
         if self._own_sessions:
             env = self._environment.settings(job.target)
@@ -106,11 +105,11 @@ class Sessions:
         if not gated:
             # Connections this process cannot gate (SOCKS, a custom adapter): the same rule,
             # kept just before the send instead of at the write.
-            with lease.hold():
+            with hold.hold():
                 pass
             return self._timed(job, session, request, timeout=timeout, **settings)
-        lease.check()  # not due: back to the frontier before a pooled connection is taken
-        with gate(lease):
+        hold.check()  # not due: back to the frontier before a pooled connection is taken
+        with gate(hold):
             return self._timed(job, session, request, timeout=timeout, **settings)
 
     def _timed(

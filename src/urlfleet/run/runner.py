@@ -238,7 +238,7 @@ def _answer_sitemap(job: Job, step: Step) -> None:
 
 def _step_safely(fetcher: Fetcher, lease: Lease) -> Step:
     try:
-        return fetcher.step(lease)
+        return fetcher.step(lease.job, hold=lease)
     except SaveError:
         raise  # a full disk ends the run: every later body would fail the same way
     except Exception as exc:  # a bug must cost one URL, never the run (and its records)
