@@ -18,7 +18,8 @@ NOT_FOR_A_PLAIN_FETCH = frozenset({
 FETCHING = frozenset({
     "requests", "urllib3", "joblib", "numpy", "tenacity", "tqdm", "protego",
     "urlfleet.api", "urlfleet.run.runner", "urlfleet.fetching.fetcher",
-    "urlfleet.fetching.transport",
+    "urlfleet.fetching.adapter", "urlfleet.fetching.deadlines", "urlfleet.fetching.environment",
+    "urlfleet.fetching.gate",
     "urlfleet.politeness", "urlfleet.cli.fetch", "urlfleet.cli.session",
 })  # fmt: skip
 

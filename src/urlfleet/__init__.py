@@ -11,8 +11,9 @@ The pipeline, stage by stage, one package each (``run.runner.Run`` ties them tog
                     (``frontier``), each URL on its way as a ``job``
    ``politeness/``  every per-host rule the frontier asks: identity, slots, gaps, pauses,
                     cut-off, robots.txt, pace, and the same rules between dask shards
-3. ``fetching/``    one request per step, never raising (``fetcher``), written through the
-                    politeness gate; retries by tenacity (``retrying``)
+3. ``fetching/``    one request per step, never raising (``fetcher``), finished by its job's
+                    kind (``kinds``), written through the politeness gate (``gate``,
+                    ``adapter``); retries by tenacity (``retrying``)
 4. ``record/``      Result and its JSON line or CSV row; bodies saved to disk
 5. ``report/``      the run's numbers in words, JSON and one HTML page
 

@@ -9,7 +9,7 @@ from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, ParamSpec
 
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
-from urlfleet.fetching.fetcher import SessionFactory
+from urlfleet.fetching.sessions import SessionFactory
 from urlfleet.read.items import UrlItem
 from urlfleet.read.revalidation import Validators, validators_from
 from urlfleet.record.records import Result

@@ -77,7 +77,7 @@ def test_a_limit_too_low_for_the_threads_is_one_line_and_exit_2(tmp_path: Path) 
 
 
 def test_the_soft_limit_is_raised_to_the_hard_one() -> None:
-    code = "from urlfleet.fetching.transport import open_files_limit; print(open_files_limit())"
+    code = "from urlfleet.fetching.adapter import open_files_limit; print(open_files_limit())"
     done = subprocess.run(
         ["bash", "-c", 'ulimit -Sn 256 && ulimit -Hn 4096 && exec "$0" -c "$1"',
          sys.executable, code],

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from urlfleet import politeness
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
-from urlfleet.fetching import transport
+from urlfleet.fetching import adapter
 from urlfleet.politeness import Politeness, RobotsAnswer
 from urlfleet.read.resume import _sorted_array
 from urlfleet.read.sources import DigestSet, UrlReader
@@ -113,9 +113,9 @@ def test_a_forgotten_hosts_adaptive_pace_is_kept_for_its_next_state() -> None:
 
 def test_pools_shrink_to_the_open_files_limit() -> None:
     config = FetchConfig(jobs=64, per_host=8)
-    assert transport.pooled_hosts(config, 8, None) == transport.POOLED_HOSTS
-    assert transport.pooled_hosts(config, 8, 1 << 20) == transport.POOLED_HOSTS
-    assert transport.pooled_hosts(config, 8, 256) == (256 - 64 - 64) // 8
-    assert transport.pooled_hosts(config, 8, 100) == 1
+    assert adapter.pooled_hosts(config, 8, None) == adapter.POOLED_HOSTS
+    assert adapter.pooled_hosts(config, 8, 1 << 20) == adapter.POOLED_HOSTS
+    assert adapter.pooled_hosts(config, 8, 256) == (256 - 64 - 64) // 8
+    assert adapter.pooled_hosts(config, 8, 100) == 1
     with pytest.raises(InputError, match="too few file descriptors"):
-        transport.pooled_hosts(config, 8, 70)
+        adapter.pooled_hosts(config, 8, 70)

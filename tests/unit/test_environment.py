@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from requests.utils import get_environ_proxies, get_netrc_auth
+from requests.utils import get_environ_proxies, get_netrc_auth, select_proxy
 
 from urlfleet.config import FetchConfig
-from urlfleet.fetching import transport
+from urlfleet.fetching import environment as lookups
+from urlfleet.fetching.environment import Environment
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
@@ -32,7 +33,7 @@ def count_look_ups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         asked.append(url)
         return get_environ_proxies(url, no_proxy)
 
-    monkeypatch.setattr(transport, "get_environ_proxies", counted)
+    monkeypatch.setattr(lookups, "get_environ_proxies", counted)
     return asked
 
 
@@ -40,7 +41,7 @@ def test_nothing_host_specific_means_one_look_up_per_scheme(
     bare_environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked = count_look_ups(monkeypatch)
-    environment = transport.Environment(FetchConfig())
+    environment = Environment(FetchConfig())
     answers = [
         environment.settings(f"{scheme}://h{i}.test/page")
         for i in range(5000)
@@ -56,7 +57,7 @@ def test_scheme_keyed_proxies_in_the_config_are_the_same_for_every_host(
 ) -> None:
     asked = count_look_ups(monkeypatch)
     proxies = {"http": "http://127.0.0.1:3128", "https": "http://127.0.0.1:3128"}
-    environment = transport.Environment(FetchConfig(proxies=proxies))
+    environment = Environment(FetchConfig(proxies=proxies))
     for i in range(300):
         assert environment.settings(f"http://h{i}.test/").proxies == proxies
     assert len(asked) == 1
@@ -64,15 +65,11 @@ def test_scheme_keyed_proxies_in_the_config_are_the_same_for_every_host(
 
 def test_a_host_specific_proxy_in_the_config_is_asked_per_host(bare_environment: Path) -> None:
     proxies = {"http://h5.test": "http://127.0.0.1:3128"}
-    environment = transport.Environment(FetchConfig(proxies=proxies))
+    environment = Environment(FetchConfig(proxies=proxies))
     assert environment.settings("http://h5.test/").proxies == proxies
     assert environment.settings("http://h6.test/").gated
-    assert transport.select_proxy(
-        "http://h5.test/x", environment.settings("http://h5.test/").proxies
-    )
-    assert not transport.select_proxy(
-        "http://h6.test/x", environment.settings("http://h6.test/").proxies
-    )
+    assert select_proxy("http://h5.test/x", environment.settings("http://h5.test/").proxies)
+    assert not select_proxy("http://h6.test/x", environment.settings("http://h6.test/").proxies)
 
 
 def test_proxy_variables_and_no_proxy_are_answered_per_host(
@@ -80,7 +77,7 @@ def test_proxy_variables_and_no_proxy_are_answered_per_host(
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
     monkeypatch.setenv("NO_PROXY", "direct.test")
-    environment = transport.Environment(FetchConfig())
+    environment = Environment(FetchConfig())
     for host in ("direct.test", "proxied.test"):
         url = f"http://{host}/"
         assert environment.settings(url).proxies == get_environ_proxies(url)
@@ -97,7 +94,7 @@ def test_a_netrc_file_gives_only_its_hosts_credentials(
     netrc.chmod(0o600)
     if named:
         monkeypatch.setenv("NETRC", str(netrc))
-    environment = transport.Environment(FetchConfig())
+    environment = Environment(FetchConfig())
     for host in ("secret.test", "open.test"):
         url = f"http://{host}/"
         assert environment.settings(url).auth == get_netrc_auth(url)
@@ -107,7 +104,7 @@ def test_a_netrc_file_gives_only_its_hosts_credentials(
 
 def test_given_auth_overrides_netrc_for_every_host(bare_environment: Path) -> None:
     (bare_environment / ".netrc").write_text("machine secret.test login a password b\n")
-    environment = transport.Environment(FetchConfig(auth=("me", "pw")))
+    environment = Environment(FetchConfig(auth=("me", "pw")))
     assert environment.settings("http://secret.test/").auth is None  # the config's auth goes
 
 
@@ -115,8 +112,8 @@ def test_per_host_answers_are_kept_for_the_hosts_used_last(
     bare_environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
-    monkeypatch.setattr(transport, "ENVIRONMENTS_KEPT", 50)
-    environment = transport.Environment(FetchConfig())
+    monkeypatch.setattr(lookups, "ENVIRONMENTS_KEPT", 50)
+    environment = Environment(FetchConfig())
     for i in range(500):
         environment.settings(f"http://h{i}.test/")
     assert len(environment._known) == 50

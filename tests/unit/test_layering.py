@@ -188,6 +188,16 @@ def test_fetch_code_never_reaches_for_the_frontier() -> None:
     assert users <= {"urlfleet.run.runner"}, sorted(users)
 
 
+def test_the_fetching_package_imports_only_what_a_step_needs() -> None:
+    # read.sitemaps: a sitemap job's answer is parsed where the job ends (fetching.kinds).
+    allowed = ("urlfleet.fetching", "urlfleet.config", "urlfleet.errors", "urlfleet.urls",
+               "urlfleet.politeness", "urlfleet.schedule.job", "urlfleet.read.items",
+               "urlfleet.read.sitemaps", "urlfleet.record")  # fmt: skip
+    fetching = [m for m in graph() if within(m, "urlfleet.fetching")]
+    wrong = {(m, t) for m in fetching for t in graph()[m] if not within(t, *allowed)}
+    assert not wrong, sorted(wrong)
+
+
 # -- what loads at import time ----------------------------------------------------------------
 
 

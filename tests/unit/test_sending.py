@@ -11,9 +11,9 @@ import responses
 from requests.auth import HTTPDigestAuth
 
 from urlfleet.config import FetchConfig
+from urlfleet.fetching.adapter import new_session, shared_adapter
 from urlfleet.fetching.cookies import new_jar
 from urlfleet.fetching.sending import Preparer, has_cookies, send
-from urlfleet.fetching.transport import new_session, shared_adapter
 from urlfleet.urls import checked_url
 
 URL = "http://a.test/p?q=1"

@@ -153,14 +153,14 @@ def fetcher_for(**options: object) -> Fetcher:
 
 def test_counts_as_ok_follows_ok_status_but_not_for_robots_or_sitemaps() -> None:
     with fetcher_for(ok_status="200-299,404,429") as fetcher:
-        job = fetcher.new_job(0, "http://a.test/x")
-        assert [fetcher._counts_as_ok(s, job) for s in (200, 299, 404, 429, 403, 500)] == [
+        job, results = fetcher.new_job(0, "http://a.test/x"), fetcher.results
+        assert [results.counts_as_ok(s, job) for s in (200, 299, 404, 429, 403, 500)] == [
             True, True, True, True, False, False,
         ]  # fmt: skip
-        assert not fetcher._retries_status(429, job)  # an ok 429 is final
-        assert fetcher._retries_status(503, job)
+        assert not results.retries_status(429, job)  # an ok 429 is final
+        assert results.retries_status(503, job)
         job.robots_for = "a.test"
-        assert not fetcher._counts_as_ok(404, job) and fetcher._retries_status(429, job)
+        assert not results.counts_as_ok(404, job) and results.retries_status(429, job)
 
 
 # --------------------------------------------------------------------------- media types

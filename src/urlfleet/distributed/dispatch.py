@@ -39,7 +39,7 @@ from urlfleet.distributed.client import _check_workers, _dask, _slots, client_fo
 from urlfleet.distributed.plan import Item, Shard, ShardPlan, _host_of, key_group
 from urlfleet.distributed.worker import ShardEnd, _register_last_words, fetch_shard
 from urlfleet.errors import ClusterError, SaveError, UrlfleetError
-from urlfleet.fetching.transport import threads_for
+from urlfleet.fetching.adapter import threads_for
 from urlfleet.politeness.shards import HostMemories
 from urlfleet.read.items import UrlItem, UrlRequest
 from urlfleet.record.records import Result

@@ -3,7 +3,7 @@
 ``Session.prepare_request`` merges the session's headers into every request anew, checking
 each of them again, and copies the whole cookie jar into every request; ``Session.send``
 then looks up proxies, times the request and reads the environment. For urlfleet's own
-sessions (made by ``transport.new_session``: ``trust_env`` off, the run's one jar) the
+sessions (made by ``adapter.new_session``: ``trust_env`` off, the run's one jar) the
 session's headers never change, so they are merged and checked once, the jar is read
 instead of copied, and nothing else differs: requests' own ``PreparedRequest`` methods
 prepare the URL, body, cookies and auth, and requests' own adapter, hooks, cookie

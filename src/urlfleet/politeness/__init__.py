@@ -33,7 +33,7 @@ from urlfleet.politeness.health import HostHealth, HostRules, Outcome, outcome_o
 from urlfleet.politeness.identity import canonical_host, host_key, key_of
 from urlfleet.politeness.pace import next_delay
 from urlfleet.politeness.robots import ALLOW_ALL, ROBOTS_MAX_BYTES, Robots, robots_url, understand
-from urlfleet.schedule.job import Job
+from urlfleet.schedule.job import Job, JobKind
 
 __all__ = [
     "GAP_MARGIN",
@@ -279,11 +279,11 @@ class Politeness:
         """Whether ``job`` may take one of the host's slots now (gap and pause aside)."""
         if state.in_flight >= state.limits.per_host:
             return False
-        return state.robots is not None or job.robots_for is not None
+        return state.robots is not None or job.kind is JobKind.ROBOTS
 
     def needs_robots(self, state: HostPoliteness, job: Job) -> str | None:
         """The robots.txt URL to fetch before ``job``, once per host; None if not needed."""
-        if state.robots is not None or state.robots_asked or job.robots_for is not None:
+        if state.robots is not None or state.robots_asked or job.kind is JobKind.ROBOTS:
             return None
         state.robots_asked = True
         return robots_url(job.target)
@@ -293,7 +293,7 @@ class Politeness:
         if state.health.cut_off:
             return state.health.cut_off
         robots = state.robots
-        if job.robots_for is None and robots is not None:
+        if job.kind is not JobKind.ROBOTS and robots is not None:
             if not robots.allows(job.target, self.config.user_agent):
                 return "disallowed by robots.txt"
         return None

@@ -19,16 +19,18 @@ from joblib import Parallel, delayed
 
 from urlfleet.config import FetchConfig
 from urlfleet.errors import SaveError
+from urlfleet.fetching.adapter import threads_for
 from urlfleet.fetching.cookies import load_jar, save_jar
-from urlfleet.fetching.fetcher import Fetcher, SessionFactory, Step
-from urlfleet.fetching.transport import threads_for
+from urlfleet.fetching.fetcher import Fetcher
+from urlfleet.fetching.kinds import Step
+from urlfleet.fetching.sessions import SessionFactory
 from urlfleet.politeness import HostMemory, Lease, Politeness, host_key
 from urlfleet.read.items import UrlItem, split_item
 from urlfleet.read.sitemaps import SitemapInbox, SitemapItem
 from urlfleet.record.records import Result
 from urlfleet.report.tally import Phase, Tally
 from urlfleet.schedule.frontier import Frontier
-from urlfleet.schedule.job import Job
+from urlfleet.schedule.job import Job, JobKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +183,7 @@ class Run:
         keeps = self._keeps_host
         if keeps is None or step.again_at is None or step.result is not None:
             return None
-        if job.robots_for is not None or lease.host is None or job.host == lease.host.key:
+        if job.kind is JobKind.ROBOTS or lease.host is None or job.host == lease.host.key:
             return None
         if keeps(job.host):
             return None
@@ -236,7 +238,7 @@ def _answer_sitemap(job: Job, step: Step) -> None:
 
 def _step_safely(fetcher: Fetcher, lease: Lease) -> Step:
     try:
-        return fetcher.step(lease)
+        return fetcher.step(lease.job, hold=lease)
     except SaveError:
         raise  # a full disk ends the run: every later body would fail the same way
     except Exception as exc:  # a bug must cost one URL, never the run (and its records)
@@ -251,11 +253,11 @@ def take_sample(jobs: Iterator[Job], size: int, window: int) -> tuple[list[Job],
     head: list[Job] = []
     for job in jobs:  # not past a sitemap: the list goes on only once it has been fetched
         head.append(job)
-        if len(head) >= window or job.sitemap is not None:
+        if len(head) >= window or job.kind is JobKind.SITEMAP:
             break
     by_host: dict[str, list[Job]] = {}
     for job in head:
-        if job.problem is None and job.sitemap is None:
+        if job.problem is None and job.kind is not JobKind.SITEMAP:
             by_host.setdefault(job.host, []).append(job)
     sample: list[Job] = []
     for layer in itertools.zip_longest(*by_host.values()):

@@ -7,12 +7,21 @@ gaps, pauses) lives with the politeness rules, so a Job never says when it may b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from tenacity import RetryCallState
 
 from urlfleet.read.items import UrlRequest
 from urlfleet.read.sitemaps import SitemapItem
+
+
+class JobKind(Enum):
+    """What a job is for, and so what it ends in (the fetching package says how)."""
+
+    PAGE = "page"  # a URL of the list: it ends in its record
+    ROBOTS = "robots.txt"  # fetched for a host before its pages: it ends in the host's rules
+    SITEMAP = "sitemap"  # its answer is more input: it ends in entries, or a record saying why
 
 
 @dataclass(eq=False, slots=True)
@@ -38,3 +47,10 @@ class Job:
     sent_back: int = 0  # times in a row its request went back unwritten (NotDue)
     sitemap: SitemapItem | None = None  # a sitemap: it ends in more input, or a failure
     ttfb_s: float | None = None  # of its latest request: from the write to the headers
+
+    @property
+    def kind(self) -> JobKind:
+        """What this job is for: read from whom it is fetched for, so the two always agree."""
+        if self.robots_for is not None:
+            return JobKind.ROBOTS
+        return JobKind.PAGE if self.sitemap is None else JobKind.SITEMAP

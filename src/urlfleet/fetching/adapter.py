@@ -1,39 +1,24 @@
-"""Sessions whose connections hold each request until its host's start gap has passed.
+"""Sessions whose connections pass the gate (``gate.held``) at the moment of the write.
 
-The gap between two requests to a host is kept from the moment each request is actually
-written to its connection: after any connection setup (TCP, TLS, a proxy's CONNECT), right
-before the request line goes out. That holds for direct requests, for requests through an
-HTTP proxy or a CONNECT tunnel, and for a caller's own Sessions (``install_gate``).
-
-Keeping it from any earlier moment (say, when a thread picked the URL) lets a
-request that needed a new connection reach the server late and the next one early, so a
-server could see two requests closer together than ``--delay``.
+urllib3's own pools and connections, made to hold each request at its write: for urlfleet's
+Sessions (``shared_adapter``, ``new_session``), and for a caller's own (``install_gate``). The
+pools are shared by every thread and sized to what the open-files limit can hold.
 """
 
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
-import os
 import re
-import socket
 import ssl
 import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import urlsplit
-from urllib.request import getproxies
+from collections.abc import Mapping
+from typing import Any
 
 import requests
 from joblib import effective_n_jobs, parallel_config
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 from requests.cookies import RequestsCookieJar
-from requests.utils import NETRC_FILES, get_environ_proxies, get_netrc_auth, select_proxy
+from requests.utils import select_proxy
 from urllib3 import PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -42,7 +27,7 @@ from urllib3.util.ssl_ import create_urllib3_context, resolve_cert_reqs
 
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
-from urlfleet.politeness import NotDue
+from urlfleet.fetching.gate import held
 
 # Hosts whose idle keep-alive connections are kept; with requests' default of 10, a list that
 # cycles over more hosts opens a new connection for almost every request.
@@ -52,149 +37,8 @@ POOLED_HOSTS = 256
 RESERVED_FDS = 64
 # ...and the fewest it can truly run with: below this, a run would die of EMFILE.
 MIN_RESERVED_FDS = 16
-ENVIRONMENTS_KEPT = 4096  # hosts whose proxy, CA bundle and .netrc settings are kept
 POOL_PARAMS_KEPT = 4096  # origins whose connection pool settings are kept
 _ORIGIN = re.compile(r"[^:/?#]+://[^/?#]*")  # scheme://netloc, where urlsplit ends it
-
-_waiting = threading.local()  # this thread's gate and deadline for the request it sends
-
-
-class Gate(Protocol):
-    """What a request passes at its write (a politeness Lease)."""
-
-    def check(self) -> None: ...  # raises NotDue if the write could not go now
-    def hold(self) -> AbstractContextManager[None]: ...  # entered around the write
-
-
-@contextmanager
-def gate(lease: Gate) -> Iterator[None]:
-    """Write this thread's next request (once) inside ``lease.hold()``.
-
-    >>> with gate(lease): session.send(request)
-    """
-    _waiting.gate = lease
-    _waiting.wrote_at = None
-    try:
-        yield
-    finally:
-        _waiting.gate = None
-
-
-def wrote_at() -> float | None:
-    """``time.monotonic()`` when this thread's last gated request began to be written (after
-    connection setup and the host's gap): where its time to first byte starts."""
-    return getattr(_waiting, "wrote_at", None)
-
-
-@contextmanager
-def _held(connection: HTTPConnection) -> Iterator[None]:
-    lease: Gate | None = getattr(_waiting, "gate", None)
-    if lease is None:
-        yield
-        return
-    _waiting.gate = None
-    reused = bool(getattr(connection, "served", False))
-    if connection.sock is None:
-        lease.check()  # a request that cannot go now costs no connection
-        connection.connect()  # first (TCP, TLS, CONNECT): setup must not eat into the gap
-    watch: Watch | None = getattr(_waiting, "watch", None)
-    if watch is not None:
-        watch.attach(connection.sock)
-    with lease.hold():
-        # A pooled connection the server closed while the request waited for its gap: the
-        # request goes back, unwritten, and urllib3 sets up a fresh connection for it (its
-        # proxy tunnel included). Only one that has served a request is asked: a fresh TLS
-        # 1.3 connection is readable (session tickets) without being closed.
-        if reused and not connection.is_connected:
-            raise NotDue(0.0)
-        _waiting.wrote_at = time.monotonic()
-        yield
-
-
-class Watch:
-    """One attempt's deadline; ``expired`` once the watchdog has cut its connection."""
-
-    __slots__ = ("deadline", "expired", "_sock")
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.expired = False
-        self._sock: socket.socket | None = None
-
-    def attach(self, sock: socket.socket | None) -> None:
-        """The socket this attempt now reads from (cut at once if the deadline has passed)."""
-        with Deadlines.lock:
-            self._sock = sock
-            if self.expired:
-                _cut(sock)
-
-    def _expire(self) -> None:
-        self.expired = True
-        _cut(self._sock)
-
-
-def _cut(sock: socket.socket | None) -> None:
-    # shutdown, not close: the reading thread owns the socket and gets EOF or an error at once,
-    # whatever it was blocked in (a recv, a TLS read), and urllib3 then discards the connection.
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class Deadlines:
-    """A deadline for each whole attempt (``--max-time``, as curl's ``-m``), kept by one thread.
-
-    A read timeout bounds the wait for each byte, not for the body: a server that drips a byte
-    every 29 s under ``--timeout 30`` never times out, and holds a thread and a host slot. So
-    a watchdog thread cuts the connection of any attempt still running at its deadline.
-    """
-
-    lock = threading.Lock()
-
-    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds = seconds
-        self._clock = clock
-        self._heap: list[tuple[float, int, Watch]] = []
-        self._serial = itertools.count()
-        self._wake = threading.Condition(Deadlines.lock)
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    @contextmanager
-    def attempt(self) -> Iterator[Watch]:
-        """Around one attempt in this thread: its connection is cut at the deadline."""
-        watch = Watch(self._clock() + self.seconds)
-        with self._wake:
-            heapq.heappush(self._heap, (watch.deadline, next(self._serial), watch))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="urlfleet-deadlines",
-                                                daemon=True)  # fmt: skip
-                self._thread.start()
-            self._wake.notify()
-        _waiting.watch = watch
-        try:
-            yield watch
-        finally:
-            _waiting.watch = None
-            with Deadlines.lock:
-                watch._sock = None  # done: the socket may serve another request now
-                watch.deadline = -1.0  # the watchdog drops it when it comes up
-
-    def close(self) -> None:
-        with self._wake:
-            self._closed = True
-            self._wake.notify()
-
-    def _run(self) -> None:
-        with self._wake:
-            while not self._closed:
-                now = self._clock()
-                while self._heap and (self._heap[0][2].deadline < 0 or self._heap[0][0] <= now):
-                    _, _, watch = heapq.heappop(self._heap)
-                    if watch.deadline >= 0:
-                        watch._expire()
-                wait = self._heap[0][0] - now if self._heap else None
-                self._wake.wait(wait)
 
 
 class _Served:
@@ -208,7 +52,7 @@ class _Served:
         self.served = False
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        with _held(self):  # type: ignore[arg-type]
+        with held(self):  # type: ignore[arg-type]
             super().request(*args, **kwargs)  # type: ignore[misc]
         self.served = True
 
@@ -358,7 +202,7 @@ class GatedAdapter(HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
         with self._proxy_lock:  # threads meet here on their first proxied request
-            if proxy not in self.proxy_manager and not _is_socks(proxy):
+            if proxy not in self.proxy_manager and not is_socks(proxy):
                 manager = _OriginKeyedProxyManager(
                     proxy_url=proxy,
                     proxy_headers=self.proxy_headers(proxy),
@@ -405,30 +249,7 @@ class _OriginKeyedProxyManager(ProxyManager):
         return super().connection_from_host(host, port, scheme, pool_kwargs=pool_kwargs)
 
 
-def _same_for_every_host(config: FetchConfig) -> bool:
-    """Whether the environment gives every host of a scheme the same proxies and no .netrc
-    credentials: no proxy variables at all (NO_PROXY included), proxies in
-    the config keyed by scheme only (``http``, not ``http://host``), and no .netrc file
-    that requests would read (or auth given, which overrides it)."""
-    if getproxies():
-        return False
-    if any("://" in key for key in config.proxies):
-        return False
-    return config.auth is not None or _netrc_file() is None
-
-
-def _netrc_file() -> str | None:
-    """The .netrc file requests would read: $NETRC, else ~/.netrc or ~/_netrc (None if
-    there is none)."""
-    named = os.environ.get("NETRC")
-    for candidate in (named,) if named is not None else (f"~/{f}" for f in NETRC_FILES):
-        path = os.path.expanduser(candidate)
-        if os.path.exists(path):
-            return path
-    return None
-
-
-def _is_socks(proxy: str) -> bool:
+def is_socks(proxy: str) -> bool:
     # SOCKS connections are urllib3's contrib classes, built their own way: never gated.
     return proxy.lower().startswith("socks")
 
@@ -469,7 +290,7 @@ def is_gated(session: requests.Session, url: str, proxies: Mapping[str, str] | N
     proxy = select_proxy(url, dict(proxies or {}))
     if proxy is None:
         return bool(adapter.poolmanager.pool_classes_by_scheme == _GATED_POOLS)
-    if _is_socks(proxy):
+    if is_socks(proxy):
         return False
     manager = adapter.proxy_manager_for(proxy)  # made now, or kept from before
     return bool(manager.pool_classes_by_scheme == _GATED_POOLS)
@@ -578,71 +399,3 @@ def new_session(
     session.auth = config.auth
     session.verify = config.verify
     return session
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """What the environment says about requests to one host."""
-
-    proxies: dict[str, str]
-    verify: bool | str
-    auth: tuple[str, str] | None
-    gated: bool = True  # its connections pass the gate at the write (all but SOCKS proxies)
-
-
-class Environment:
-    """Proxies (HTTP_PROXY, NO_PROXY...), CA bundle and .netrc credentials, per host.
-
-    requests looks these up again for every request (``trust_env``), scanning os.environ and
-    reading ~/.netrc: about a fifth of its CPU per request. The answers do not change during
-    a run, so they are looked up once. With no proxy in the environment, no host-specific
-    proxy in the config and no .netrc to read, the answer is the same for every host of a
-    scheme: it is kept per scheme, so a list of a million hosts costs one look-up each. Else
-    it is kept per scheme, host and port, for the ``ENVIRONMENTS_KEPT`` hosts used last, so
-    memory stays flat (a host that comes back after that is looked up again, for the same
-    answer).
-    """
-
-    def __init__(self, config: FetchConfig) -> None:
-        self._config = config
-        self._known: OrderedDict[tuple[str, str, int | None], Settings] = OrderedDict()
-        self._per_scheme: dict[str, Settings] | None = {} if _same_for_every_host(config) else None
-        self._lock = threading.Lock()
-
-    def settings(self, url: str) -> Settings:
-        if self._per_scheme is not None:
-            scheme = url[: url.find(":")].lower()
-            known = self._per_scheme.get(scheme)
-            if known is None:  # two threads may both look it up, for one answer
-                known = self._per_scheme[scheme] = self._look_up(url, True)
-            return known
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "", parts.port)
-        with self._lock:
-            known = self._known.get(key)
-            if known is not None:
-                self._known.move_to_end(key)
-                return known
-        # Outside the lock (it reads ~/.netrc): two threads may both look it up, for one answer.
-        known = self._look_up(url, parts.username is not None)
-        with self._lock:
-            self._known[key] = known
-            if len(self._known) > ENVIRONMENTS_KEPT:
-                self._known.popitem(last=False)
-        return known
-
-    def _look_up(self, url: str, has_userinfo: bool) -> Settings:
-        config = self._config
-        proxies = {**get_environ_proxies(url), **config.proxies}
-        verify: bool | str = config.verify
-        if verify is True:  # as curl and requests: the option first, then the environment
-            verify = (
-                config.ca_bundle
-                or os.environ.get("REQUESTS_CA_BUNDLE")
-                or os.environ.get("CURL_CA_BUNDLE")
-                or True
-            )
-        netrc = None if config.auth or has_userinfo else get_netrc_auth(url)
-        proxy = select_proxy(url, proxies)
-        gated = proxy is None or not _is_socks(proxy)
-        return Settings(proxies=proxies, verify=verify, auth=netrc, gated=gated)
