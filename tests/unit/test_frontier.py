@@ -16,7 +16,7 @@ from urlfleet.schedule.job import Job
 
 OK = Attempt(status=200, latency=0.01)
 THROTTLED = Attempt(status=429, latency=0.01)
-FAILED = Attempt(status=None, latency=0.01, failed=True, problem="ConnectionError: x")
+FAILED = Attempt(status=None, latency=0.01, error_kind="connect", problem="ConnectionError: x")
 
 
 def jobs_for(urls: list[str]) -> list[Job]:

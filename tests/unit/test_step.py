@@ -2,21 +2,20 @@
 under a trivial hold (no frontier, no politeness), for each kind of job.
 
 `responses` patches ``HTTPAdapter.send``, which urlfleet's GatedAdapter does not override, so
-a step's request never reaches a connection: the gate's ``check()`` runs, its ``hold()``
-(entered at the write, in the connection) does not.
+a step's request never reaches a connection: the gate's ``check`` asks the hold when its
+request is due; ``writing`` (entered at the write, in the connection) is never reached.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from contextlib import AbstractContextManager, nullcontext
 
 import responses
 
 from urlfleet.config import FetchConfig
 from urlfleet.fetching.fetcher import Fetcher
 from urlfleet.fetching.kinds import Step
-from urlfleet.politeness import NotDue
 from urlfleet.read.sitemaps import SitemapInbox, SitemapItem
 from urlfleet.schedule.job import Job, JobKind
 
@@ -28,20 +27,24 @@ SITEMAP = b"""<?xml version="1.0"?>
 
 
 class Hold:
-    """A gate that lets every request go, or none (``not_due_until``), and counts."""
+    """A gate that lets every request go, or none (``not_due_until``), and counts its asks."""
 
     def __init__(self, not_due_until: float | None = None) -> None:
         self.not_due_until = not_due_until
         self.checks = 0
+        self.clock, self.sleep = time.monotonic, time.sleep
 
-    def check(self) -> None:
+    def write_lock(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def write_due(self, now: float) -> tuple[float, bool]:
         self.checks += 1
         if self.not_due_until is not None:
-            raise NotDue(self.not_due_until)
+            return self.not_due_until, False
+        return now, True
 
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        yield
+    def wrote(self, at: float) -> None:
+        pass
 
 
 def fetcher_for(**options: object) -> Fetcher:
@@ -76,7 +79,7 @@ def test_a_200_page_ends_in_an_ok_record() -> None:
         step = fetcher.step(job, hold)
     assert job.kind is JobKind.PAGE and hold.checks == 1
     assert step.again_at is None and step.robots is None and step.sitemap is None
-    assert step.attempt is not None and step.attempt.status == 200 and not step.attempt.failed
+    assert step.attempt is not None and step.attempt.status == 200 and step.attempt.error_kind is None
     result = step.result
     assert result is not None and result.ok and result.status == 200 and result.index == 3
     assert result.content == b"hello" and result.bytes == 5 and result.meta == {"id": 3}
@@ -89,7 +92,7 @@ def test_a_503_with_retry_after_comes_back_later_and_says_so() -> None:
     assert step.result is None and step.again_at is not None
     attempt = step.attempt
     assert attempt is not None and attempt.status == 503 and attempt.retry_after == 7.0
-    assert attempt.failed and job.throttled == 1 and job.requests == 1
+    assert attempt.error_kind == "http" and job.throttled == 1 and job.requests == 1
 
 
 @responses.activate
@@ -140,8 +143,9 @@ def test_a_hold_that_is_not_due_sends_nothing_and_counts_nothing() -> None:
     responses.get(URL, body=b"never")
     with fetcher_for() as fetcher:
         job = fetcher.new_job(0, URL)
-        step = fetcher.step(job, Hold(not_due_until=42.0))
-    assert step.again_at == 42.0 and step.attempt is None and step.result is None
+        until = time.monotonic() + 42.0
+        step = fetcher.step(job, Hold(not_due_until=until))
+    assert step.again_at == until and step.attempt is None and step.result is None
     assert job.requests == 0 and job.first_start is None and job.sent_back == 1
     assert len(responses.calls) == 0
 

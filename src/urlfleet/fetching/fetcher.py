@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from tenacity import Retrying
 
-from urlfleet.config import FetchConfig
+from urlfleet.config import THROTTLE_STATUSES, FetchConfig
 from urlfleet.errors import (
     DeadlineExceeded,
     RetryableStatus,
@@ -30,12 +30,11 @@ from urlfleet.errors import (
 from urlfleet.fetching.body import Body, check_type, socket_of
 from urlfleet.fetching.cookies import SharedCookieJar, new_jar
 from urlfleet.fetching.deadlines import Deadlines, Watch
-from urlfleet.fetching.failures import describe
-from urlfleet.fetching.gate import Gate
+from urlfleet.fetching.failures import describe, kind_of
+from urlfleet.fetching.gate import Gate, NotDue
 from urlfleet.fetching.kinds import Step, kind_for
 from urlfleet.fetching.results import Results
 from urlfleet.fetching.retrying import (
-    TRANSIENT_ERRORS,
     build_retrying,
     new_attempts,
     next_wait,
@@ -43,7 +42,7 @@ from urlfleet.fetching.retrying import (
 )
 from urlfleet.fetching.sessions import SessionFactory, Sessions
 from urlfleet.fetching.shaping import Shaper
-from urlfleet.politeness import Attempt, NotDue, host_key
+from urlfleet.politeness import Attempt, host_key
 from urlfleet.read.items import UrlRequest
 from urlfleet.record.records import Result
 from urlfleet.schedule.job import Job
@@ -146,7 +145,7 @@ class Fetcher:
         attempt = Attempt(
             status=status,
             latency=latency,
-            failed=isinstance(error, TRANSIENT_ERRORS),
+            error_kind=kind_of(error, status, False) if error is not None else None,
             retry_after=error.retry_after if isinstance(error, RetryableStatus) else None,
             problem=describe(error, status, body.truncated, 1),
         )
@@ -165,7 +164,7 @@ class Fetcher:
             response = self._sessions.send(job, hold)
             if watch is not None:  # the body comes on this socket (a proxy's, maybe)
                 watch.attach(socket_of(response))
-            if response.status_code in (429, 503):
+            if response.status_code in THROTTLE_STATUSES:
                 job.throttled += 1
             if response.is_redirect and response.next is not None:
                 return response, body, None

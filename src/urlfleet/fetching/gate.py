@@ -14,28 +14,78 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 from urllib3.connection import HTTPConnection
 
 from urlfleet.fetching.deadlines import current_watch
-from urlfleet.politeness import NotDue
+
+# The longest a request may wait at its write for the host's gap. The frontier hands a request
+# out only when its host is due, so the wait is what a thread, a DNS lookup or a handshake
+# took; anything longer (a Crawl-delay learned meanwhile, a pause) goes back to the frontier
+# rather than sit on a connection the server may close (Apache drops idle ones after 5 s).
+HOLD_AT_WRITE = 1.0
 
 _waiting = threading.local()  # this thread's gate for the request it sends
 
 
-class Gate(Protocol):
-    """What a request passes at its write (a politeness Lease)."""
+class NotDue(Exception):  # noqa: N818 - a signal, not an error: the request was not written
+    """Raised at the write when the request must not be written yet: back to the frontier."""
 
-    def check(self) -> None: ...  # raises NotDue if the write could not go now
-    def hold(self) -> AbstractContextManager[None]: ...  # entered around the write
+    def __init__(self, until: float) -> None:
+        super().__init__(f"host not due until {until:.3f}")
+        self.until = until
+
+
+class Gate(Protocol):
+    """What a request is written under: its host's lease, as the politeness rules give it."""
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+    @property
+    def sleep(self) -> Callable[[float], None]: ...
+    def write_lock(self) -> AbstractContextManager[object]: ...  # one write at a time
+    def write_due(self, now: float) -> tuple[float, bool]: ...  # when; whether to wait there
+    def wrote(self, at: float) -> None: ...  # it was written then
+
+
+def check(lease: Gate) -> None:
+    """Raise ``NotDue`` now, before any connection is made, if the write could not go."""
+    _wait(lease, sleep=False)
+
+
+@contextmanager
+def writing(lease: Gate) -> Iterator[None]:
+    """Around writing a request: the host's gap since its last write has passed, it is not
+    paused nor cut off (else ``NotDue``, and nothing is written); the write is then told."""
+    with lease.write_lock():
+        _wait(lease, sleep=True)
+        try:
+            yield
+        except NotDue:
+            raise  # found unwritable at the last moment: nothing went out
+        except BaseException:
+            lease.wrote(lease.clock())  # some of it may have gone out: it counts
+            raise
+        lease.wrote(lease.clock())
+
+
+def _wait(lease: Gate, *, sleep: bool) -> None:
+    while True:  # a pause may come while the gap is slept off: look again after
+        now = lease.clock()
+        due, may_wait = lease.write_due(now)
+        if not may_wait or due - now > HOLD_AT_WRITE:
+            raise NotDue(max(due, now))
+        if due <= now or not sleep:
+            return
+        lease.sleep(due - now)
 
 
 @contextmanager
 def gate(lease: Gate) -> Iterator[None]:
-    """Write this thread's next request (once) inside ``lease.hold()``.
+    """Write this thread's next request (once) inside ``writing(lease)``.
 
     >>> with gate(lease): session.send(request)
     """
@@ -64,12 +114,12 @@ def held(connection: HTTPConnection) -> Iterator[None]:
     _waiting.gate = None
     reused = bool(getattr(connection, "served", False))
     if connection.sock is None:
-        lease.check()  # a request that cannot go now costs no connection
+        check(lease)  # a request that cannot go now costs no connection
         connection.connect()  # first (TCP, TLS, CONNECT): setup must not eat into the gap
     watch = current_watch()
     if watch is not None:
         watch.attach(connection.sock)
-    with lease.hold():
+    with writing(lease):
         # A pooled connection the server closed while the request waited for its gap: the
         # request goes back, unwritten, and urllib3 sets up a fresh connection for it (its
         # proxy tunnel included). Only one that has served a request is asked: a fresh TLS

@@ -92,8 +92,9 @@ def build_retrying(config: FetchConfig) -> Retrying:
 
 
 def may_heal(error: BaseException | None) -> bool:
-    """Whether a failure may pass: worth a retry, and a sign of the host's health. A bad
-    certificate or an unknown name fails every time (see failures.is_permanent)."""
+    """Whether a failure may pass, so is worth a retry. A bad certificate or an unknown name
+    fails every time (see failures.is_permanent). What a failure says of its host (towards
+    its cut-off) is the politeness rules' to decide, from the attempt's error_kind."""
     return isinstance(error, TRANSIENT_ERRORS) and not is_permanent(error)
 
 

@@ -22,7 +22,7 @@ from urlfleet.fetching.adapter import install_gate, is_gated, new_session, share
 from urlfleet.fetching.body import drain_redirect
 from urlfleet.fetching.cookies import SharedCookieJar
 from urlfleet.fetching.environment import Environment
-from urlfleet.fetching.gate import Gate, gate, wrote_at
+from urlfleet.fetching.gate import Gate, check, gate, writing, wrote_at
 from urlfleet.fetching.shaping import Shaper
 from urlfleet.schedule.job import Job
 
@@ -105,10 +105,10 @@ class Sessions:
         if not gated:
             # Connections this process cannot gate (SOCKS, a custom adapter): the same rule,
             # kept just before the send instead of at the write.
-            with hold.hold():
+            with writing(hold):
                 pass
             return self._timed(job, session, request, timeout=timeout, **settings)
-        hold.check()  # not due: back to the frontier before a pooled connection is taken
+        check(hold)  # not due: back to the frontier before a pooled connection is taken
         with gate(hold):
             return self._timed(job, session, request, timeout=timeout, **settings)
 

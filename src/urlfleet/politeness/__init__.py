@@ -7,15 +7,18 @@ no. Whatever path a request takes (a page, a redirect hop, robots.txt, through a
 caller's Session), it passes here twice:
 
 - **a lease** before it is sent: the frontier asks ``can_start``/``due`` and takes a
-  ``Lease``; the lease's ``hold()`` is entered at the moment of the write, after connection
-  setup, and checks the gap and the pause once more. A request whose host got paused
-  meanwhile, or whose gap is still far off, is not written: ``NotDue`` sends it back to the
-  frontier, so no thread ever sleeps on an open connection;
+  ``Lease``. At the moment of the write, after connection setup, fetch code's write gate
+  asks the lease ``write_due`` (the gap since the host's last write, its pause) and tells it
+  ``wrote``. A request whose host got paused meanwhile, or whose gap is still far off, is not
+  written but sent back to the frontier, so no thread ever sleeps on an open connection;
 - **an observation** after: fetch code reports an ``Attempt`` (what it saw, with no policy
-  in it) and this module decides what it means for the host.
+  in it), and ``observe`` folds the lease's write in and decides what the answer means for
+  the host.
 
-The frontier calls everything here under its lock; ``Lease.hold`` alone runs in the fetching
-thread, under the host's own write lock. Nothing here imports fetch code or the frontier.
+The frontier calls everything here under its lock; ``Lease.write_due`` and ``Lease.wrote``
+alone run in the fetching thread, under the host's own write lock, and each field of a
+host's state is written under one of the two locks only. Nothing here imports fetch code
+or the frontier.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from urlfleet.config import FetchConfig, HostLimits
@@ -37,13 +40,11 @@ from urlfleet.schedule.job import Job, JobKind
 
 __all__ = [
     "GAP_MARGIN",
-    "HOLD_AT_WRITE",
     "ROBOTS_MAX_BYTES",
     "Attempt",
     "HostMemory",
     "HostPoliteness",
     "Lease",
-    "NotDue",
     "Outcome",
     "Politeness",
     "RobotsAnswer",
@@ -56,24 +57,11 @@ __all__ = [
 # setup) and reach the server with more; a gap kept to the microsecond here could still look
 # a little short to a strict rate limiter there. So every non-zero gap gets this much extra.
 GAP_MARGIN = 0.005
-# The longest a request may wait at its write for the host's gap. The frontier hands a request
-# out only when its host is due, so the wait is what a thread, a DNS lookup or a handshake
-# took; anything longer (a Crawl-delay learned meanwhile, a pause) goes back to the frontier
-# rather than sit on a connection the server may close (Apache drops idle ones after 5 s).
-HOLD_AT_WRITE = 1.0
 # robots.txt verdicts kept for hosts the frontier has forgotten (the oldest go first: such a
 # host that comes back has its robots.txt fetched again), and hosts whose pause is counted.
 ROBOTS_KEPT = 100_000
 PAUSES_KEPT = 100_000
 PACES_KEPT = 100_000  # adaptive paces of forgotten hosts (--auto-throttle), likewise
-
-
-class NotDue(Exception):  # noqa: N818 - a signal, not an error: the request was not written
-    """Raised inside ``Lease.hold`` when the request must not be written yet."""
-
-    def __init__(self, until: float) -> None:
-        super().__init__(f"host not due until {until:.3f}")
-        self.until = until
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +70,7 @@ class Attempt:
 
     status: int | None  # None: no response
     latency: float
-    failed: bool = False  # refused, reset, timed out, cut mid-body: a failure that may pass
+    error_kind: str | None = None  # what ended it, as a record's error_kind; None: nothing
     retry_after: float | None = None  # what a 429/503 asked for, in seconds
     problem: str = ""  # the failure in words, for a cut-off's reason
 
@@ -106,9 +94,16 @@ class HostPoliteness:
     health: HostHealth = field(default_factory=HostHealth)
     in_flight: int = 0
     next_start: float = 0.0  # earliest hand-out of the next request (start gap)
-    send_after: float = 0.0  # earliest write of the next request
+    # Each field has one writer, so no change is lost between two locks. Under the
+    # frontier's lock: the earliest next write (from the host's pace, Crawl-delay or a
+    # shard's inheritance) and the latest write its leases brought back.
+    send_after: float = 0.0
     last_send: float = -math.inf
     last_start: float = -math.inf  # when the latest lease was taken
+    # Under ``send_lock``, by the write gate: the latest write and the gap its lease reserved,
+    # for a request written before that lease is back.
+    written_at: float = -math.inf
+    written_gap: float = 0.0
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     robots_asked: bool = False  # a robots.txt request is queued or in flight
 
@@ -133,7 +128,8 @@ class HostMemory:
 
 @dataclass(eq=False, slots=True)
 class Lease:
-    """Permission for one request to one host; ``hold()`` is entered at the write."""
+    """Permission for one request to one host. The write gate (``urlfleet.fetching.gate``)
+    asks it when the request may be written and tells it when it was."""
 
     job: Job
     host: HostPoliteness | None  # None for a job that fails without a request
@@ -141,40 +137,30 @@ class Lease:
     reserved: tuple[float, float] = (0.0, 0.0)  # the host's next start before and after it
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    wrote_at: float | None = None  # when its request was written, once it was
 
-    def check(self) -> None:
-        """Raise ``NotDue`` now, before any connection is made, if the write could not go."""
-        if self.host is not None:
-            self._wait_for(self.host, sleep=False)
+    def write_lock(self) -> AbstractContextManager[object]:
+        """Held around the write, so two requests to one host are written one at a time."""
+        return self.host.send_lock if self.host is not None else nullcontext()
 
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Around writing the request: the gap since the last write has passed, the host is
-        not paused nor cut off; else ``NotDue`` and nothing is written."""
+    def write_due(self, now: float) -> tuple[float, bool]:
+        """When the request may be written (the gap since the host's last write, and its
+        pause), and whether it may wait for that at the write: not while the host is paused
+        or cut off, which is the frontier's to handle. Asked under ``write_lock``."""
         host = self.host
         if host is None:
-            yield
-            return
-        with host.send_lock:
-            self._wait_for(host, sleep=True)
-            try:
-                yield
-            finally:
-                host.last_send = self.clock()
-                # A longer delay learned while this request was written holds already.
-                gap = max(self.gap, _with_margin(host.limits.delay))
-                host.send_after = max(host.send_after, host.last_send + gap)
+            return now, True
+        paused_until = host.health.paused_until
+        # A longer delay learned since the last write holds already.
+        gap = max(host.written_gap, _with_margin(host.limits.delay))
+        due = max(host.send_after, host.written_at + gap, paused_until)
+        return due, not host.health.cut_off and paused_until <= now
 
-    def _wait_for(self, host: HostPoliteness, *, sleep: bool) -> None:
-        while True:  # a pause may come while the gap is slept off: look again after
-            now = self.clock()
-            paused_until = host.health.paused_until
-            due = max(host.send_after, paused_until)
-            if host.health.cut_off or paused_until > now or due - now > HOLD_AT_WRITE:
-                raise NotDue(max(due, now))
-            if due <= now or not sleep:
-                return
-            self.sleep(due - now)
+    def wrote(self, at: float) -> None:
+        """The request was written at ``at``. Told under ``write_lock``."""
+        self.wrote_at = at
+        if self.host is not None:
+            self.host.written_at, self.host.written_gap = at, self.gap
 
 
 class Politeness:
@@ -313,13 +299,17 @@ class Politeness:
         if state is None:
             return None
         state.in_flight -= 1
+        if lease.wrote_at is not None:  # the gate's record of the write, folded in here
+            state.last_send = max(state.last_send, lease.wrote_at)
+            gap = max(lease.gap, _with_margin(state.limits.delay))
+            state.send_after = max(state.send_after, lease.wrote_at + gap)
         if attempt is None:  # nothing was written: its start is free again, if still its own
             before, after = lease.reserved
             if state.next_start == after:
                 state.next_start = before
             return None
         was_cut_off = state.health.cut_off
-        outcome = outcome_of(attempt.status, failed=attempt.failed)
+        outcome = outcome_of(attempt.status, error_kind=attempt.error_kind)
         paused_until = state.health.paused_until
         state.health.note(
             outcome, now, self.rules, retry_after=attempt.retry_after, why=attempt.problem

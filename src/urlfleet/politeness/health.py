@@ -41,17 +41,23 @@ class Outcome(enum.Enum):
         return self in (Outcome.FAILED, Outcome.OVERLOADED)
 
 
-def outcome_of(status: int | None, *, failed: bool) -> Outcome:
-    """What an answer says of its host: willing, throttling, or failing.
+# A failed attempt's ``error_kind`` that speaks against its host, towards its cut-off: it
+# gave no valid answer (its name gone, refused, reset, a broken handshake, garbage), or was
+# too slow, or cut its body short. The rest are answers, or our own doing: a body refused
+# (--accept-type) or too long (--max-bytes), a bad redirect, the user's retry_if.
+NO_ANSWER = frozenset({"dns", "connect", "tls", "timeout", "deadline", "http"})
+BROKEN_ANSWER = frozenset({"connect", "timeout", "deadline", "body"})  # after the status line
 
-    ``failed`` is a request that failed in a way a retry may get past: refused, reset or
-    timed out, before or during the body, or answered with a status worth retrying.
-    """
+
+def outcome_of(status: int | None, *, error_kind: str | None = None) -> Outcome:
+    """What an attempt says of its host: willing, throttling, or failing; from the facts it
+    carries, its final status (None: no answer) and the kind of error that ended it."""
     if status in THROTTLE_STATUSES:  # a 5xx among them also says the host is struggling
         return Outcome.OVERLOADED if status >= 500 else Outcome.THROTTLED
-    if (status is not None and status >= 500) or failed:
+    if status is not None and status >= 500:
         return Outcome.FAILED
-    return Outcome.ANSWERED
+    failing = NO_ANSWER if status is None else BROKEN_ANSWER
+    return Outcome.FAILED if error_kind in failing else Outcome.ANSWERED
 
 
 @dataclass(eq=False, slots=True)
