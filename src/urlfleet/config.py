@@ -35,6 +35,10 @@ DEFAULT_WINDOW = 10_000
 # On a dask cluster: URLs per task. A shard should take a second or more (a thread pool and
 # connections are set up per shard): 1,000 URLs is ~0.5 s of one process's CPU at 0 ms latency.
 DEFAULT_SHARD_SIZE = 1000
+# Statuses that mean "not now" rather than "no": request timeout, too early, too many requests,
+# and the server-side failures that a later attempt often gets past (Scrapy's RETRY_HTTP_CODES
+# plus 425). Every other 4xx is the server's final answer.
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # The answers with which a host asks us to slow down: each pauses the whole host, counts as
 # throttled in its record, and is drawn as such on the timeline.
 THROTTLE_STATUSES = frozenset({429, 503})

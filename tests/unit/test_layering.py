@@ -12,6 +12,8 @@ import sys
 from collections.abc import Collection
 from pathlib import Path
 
+import pytest
+
 from tests.import_rules import FETCHING, NOT_FOR_A_PLAIN_FETCH, within
 
 ROOT = Path(__file__).parents[2] / "src" / "urlfleet"  # this checkout's, whatever is installed
@@ -196,6 +198,52 @@ def test_the_fetching_package_imports_only_what_a_step_needs() -> None:
     fetching = [m for m in graph() if within(m, "urlfleet.fetching")]
     wrong = {(m, t) for m in fetching for t in graph()[m] if not within(t, *allowed)}
     assert not wrong, sorted(wrong)
+
+
+# What each stage may import from urlfleet besides itself: the data flows one way, read ->
+# schedule -> fetch -> record -> report, and run ties them together. (politeness, fetching
+# and distributed have rules of their own above.)
+MAY_IMPORT = {
+    "urlfleet.urls": (),  # the stdlib and requests only
+    # record.records only under TYPE_CHECKING (retry_if's argument); mediatypes is pure.
+    "urlfleet.config": ("urlfleet._version", "urlfleet.fetching.mediatypes",
+                        "urlfleet.record.records"),
+    # resume and revalidation read a previous run's records back (JSON Lines or CSV).
+    "urlfleet.read": ("urlfleet.errors", "urlfleet.urls", "urlfleet.config",
+                      "urlfleet.record.records", "urlfleet.record.csvout"),
+    "urlfleet.schedule": ("urlfleet.politeness", "urlfleet.read.items", "urlfleet.read.sitemaps",
+                          "urlfleet.config", "urlfleet.errors"),
+    # csvout reads a CSV records file back with the reader's bounded lines.
+    "urlfleet.record": ("urlfleet.errors", "urlfleet.urls", "urlfleet.config",
+                        "urlfleet.read.sources"),
+    # recordfile builds a report from a records file, read as resume reads it.
+    "urlfleet.report": ("urlfleet.config", "urlfleet.errors", "urlfleet.record",
+                        "urlfleet.read.resume"),
+    "urlfleet.run": ("urlfleet.config", "urlfleet.errors", "urlfleet.urls", "urlfleet.read",
+                     "urlfleet.schedule", "urlfleet.politeness", "urlfleet.fetching",
+                     "urlfleet.record", "urlfleet.report"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("stage", sorted(MAY_IMPORT))
+def test_each_stage_imports_only_what_comes_before_it(stage: str) -> None:
+    allowed = (stage, *MAY_IMPORT[stage])
+    inside = [m for m in graph() if within(m, stage)]
+    wrong = {(m, t) for m in inside for t in graph()[m] if not within(t, *allowed)}
+    assert not wrong, sorted(wrong)
+
+
+def test_every_stage_has_a_rule() -> None:
+    top = {".".join(m.split(".")[:2]) for m in graph() if m.count(".") >= 1}
+    ruled = {*MAY_IMPORT, "urlfleet.politeness", "urlfleet.fetching", "urlfleet.distributed",
+             "urlfleet.cli", "urlfleet.loopback", "urlfleet.api", "urlfleet.errors",
+             "urlfleet._version", "urlfleet.__main__"}  # fmt: skip
+    assert top <= ruled, sorted(top - ruled)
+
+
+def test_only_the_entry_modules_sit_outside_a_stage_package() -> None:
+    flat = {path.stem for path in ROOT.glob("*.py")} - {"__init__"}
+    assert flat == {"__main__", "api", "config", "errors", "urls", "_version"}, sorted(flat)
 
 
 # -- what loads at import time ----------------------------------------------------------------

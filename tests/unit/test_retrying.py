@@ -8,10 +8,9 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from urlfleet.config import FetchConfig
+from urlfleet.config import RETRY_STATUSES, FetchConfig
 from urlfleet.errors import RetryableStatus, SaveError
 from urlfleet.fetching.retrying import (
-    RETRY_STATUSES,
     build_retrying,
     new_attempts,
     next_wait,

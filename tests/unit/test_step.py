@@ -79,7 +79,8 @@ def test_a_200_page_ends_in_an_ok_record() -> None:
         step = fetcher.step(job, hold)
     assert job.kind is JobKind.PAGE and hold.checks == 1
     assert step.again_at is None and step.robots is None and step.sitemap is None
-    assert step.attempt is not None and step.attempt.status == 200 and step.attempt.error_kind is None
+    attempt = step.attempt
+    assert attempt is not None and attempt.status == 200 and attempt.error_kind is None
     result = step.result
     assert result is not None and result.ok and result.status == 200 and result.index == 3
     assert result.content == b"hello" and result.bytes == 5 and result.meta == {"id": 3}

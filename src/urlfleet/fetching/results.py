@@ -13,11 +13,10 @@ from datetime import datetime, timezone
 
 import requests
 
-from urlfleet.config import FetchConfig
+from urlfleet.config import RETRY_STATUSES, FetchConfig
 from urlfleet.fetching.body import Body
 from urlfleet.fetching.failures import describe, kind_of, kind_of_problem
 from urlfleet.fetching.kinds import kind_for
-from urlfleet.fetching.retrying import RETRY_STATUSES
 from urlfleet.fetching.shaping import is_conditional
 from urlfleet.politeness import host_key
 from urlfleet.record.records import Result

@@ -25,11 +25,6 @@ from urlfleet.config import FetchConfig
 from urlfleet.errors import DeadlineExceeded, RetryableStatus, RetryRequested
 from urlfleet.fetching.failures import is_permanent
 
-# Statuses that mean "not now" rather than "no": request timeout, too early, too many requests,
-# and the server-side failures that a later attempt often gets past (Scrapy's RETRY_HTTP_CODES
-# plus 425). Every other 4xx is the server's final answer.
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
 # Failures of the connection, not of the request: refused, reset, dropped mid-body, timed out.
 # ConnectTimeout is both a ConnectionError and a Timeout; either way it is retried.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from urlfleet.config import RETRY_STATUSES
 from urlfleet.errors import InputError
-from urlfleet.fetching.retrying import RETRY_STATUSES
 from urlfleet.read.items import UrlItem, split_item
 from urlfleet.read.sitemaps import SitemapItem
 from urlfleet.read.sources import MAX_LINE_BYTES, bounded_lines
