@@ -78,7 +78,9 @@ of urlfleet), so it can be copied into another project's tests as it is:
     spec.py       ServerSpec, RequestRecord, HostLoad, host_loads: what is simulated and seen
     http11.py     request heads in, response heads out
     routes.py     the routes above and the control routes
-    protocol.py   one asyncio.Protocol per client connection
+    reading.py    a connection's bytes in, framed into requests
+    writing.py    a connection's responses out, each request recorded as its answer ends
+    protocol.py   one asyncio.Protocol per client connection: answers requests in order
     state.py      what all hosts share: records, counters, the gzip cache
     server.py     the hosts' sockets, LoopbackServer (a thread), serve()
     process.py    LoopbackProcess: the server in a child process
