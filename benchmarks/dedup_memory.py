@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from urlfleet.read.dedup import DigestSet
 from urlfleet.read.resume import DoneUrls  # noqa: E402
-from urlfleet.read.sources import DigestSet
 from urlfleet.urls import url_digest  # noqa: E402
 
 

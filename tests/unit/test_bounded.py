@@ -13,8 +13,9 @@ from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.fetching import adapter
 from urlfleet.politeness import Politeness, RobotsAnswer
+from urlfleet.read.dedup import DigestSet
 from urlfleet.read.resume import _sorted_array
-from urlfleet.read.sources import DigestSet, UrlReader
+from urlfleet.read.sources import UrlReader
 from urlfleet.record.records import Result
 from urlfleet.report.summary import build_report
 from urlfleet.report.tally import HostTallies, Phase, Tally

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from urlfleet.errors import InputError
+from urlfleet.read.formats import MAX_ROW_BYTES, format_of
 from urlfleet.read.items import UrlRequest
 from urlfleet.read.resume import DoneUrls
 from urlfleet.read.sitemaps import MAX_DEPTH, SitemapError, SitemapInbox, SitemapItem, parse, unpack
-from urlfleet.read.sources import MAX_ROW_BYTES, InputProblem, UrlReader, format_of
+from urlfleet.read.sources import InputProblem, UrlReader
 
 URLSET = """<?xml version="1.0" encoding="UTF-8"?>
 <urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">

@@ -14,16 +14,11 @@ from urlfleet.cli import EXIT_USAGE, main
 from urlfleet.cli.options import MAX_JOBS
 from urlfleet.cli.outputs import check_report_path, open_locked
 from urlfleet.errors import InputError
-from urlfleet.read.sources import (
-    MAX_LINE_BYTES,
-    MAX_URL_LENGTH,
-    InputProblem,
-    UrlReader,
-    bounded_lines,
-    is_stream,
-    url_problem,
-)
+from urlfleet.read.lines import MAX_LINE_BYTES, bounded_lines
+from urlfleet.read.paths import is_stream
+from urlfleet.read.sources import InputProblem, UrlReader
 from urlfleet.report.summary import write_atomically
+from urlfleet.urls import MAX_URL_LENGTH, url_problem
 
 Capsys = pytest.CaptureFixture[str]
 

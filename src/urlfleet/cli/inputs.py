@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from urlfleet.read.sources import INPUT_FORMATS, InputProblem, UrlReader
+from urlfleet.read.formats import INPUT_FORMATS
+from urlfleet.read.sources import InputProblem, UrlReader
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:

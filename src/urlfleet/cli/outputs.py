@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from urlfleet.errors import InputError
-from urlfleet.read.sources import STDIN, is_stream
+from urlfleet.read.paths import STDIN, is_stream
 from urlfleet.report.summary import temp_name
 
 if sys.platform != "win32":

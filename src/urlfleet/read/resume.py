@@ -28,8 +28,8 @@ from typing import Any
 from urlfleet.config import RETRY_STATUSES
 from urlfleet.errors import InputError
 from urlfleet.read.items import UrlItem, split_item
+from urlfleet.read.lines import MAX_LINE_BYTES, bounded_lines
 from urlfleet.read.sitemaps import SitemapItem
-from urlfleet.read.sources import MAX_LINE_BYTES, bounded_lines
 from urlfleet.record.csvout import csv_header, csv_rows, is_csv_records, record_of_row
 from urlfleet.urls import redact_url
 from urlfleet.urls import url_digest as digest_of

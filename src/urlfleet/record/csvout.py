@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, BinaryIO
 
-from urlfleet.read.sources import bounded_lines
+from urlfleet.read.lines import bounded_lines
 from urlfleet.record.records import LineWriter, Result, record_columns
 
 META_PREFIX = "meta."  # an input column named like a record key
