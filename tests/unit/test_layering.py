@@ -215,7 +215,7 @@ MAY_IMPORT = {
                           "urlfleet.config", "urlfleet.errors"),
     # csvout reads a CSV records file back with the reader's bounded lines.
     "urlfleet.record": ("urlfleet.errors", "urlfleet.urls", "urlfleet.config",
-                        "urlfleet.read.sources"),
+                        "urlfleet.read.lines"),
     # recordfile builds a report from a records file, read as resume reads it.
     "urlfleet.report": ("urlfleet.config", "urlfleet.errors", "urlfleet.record",
                         "urlfleet.read.resume"),
