@@ -28,6 +28,7 @@ Nothing here imports dask until a cluster is used.
 """
 
 from urlfleet.distributed.client import DASK_HINT, client_for
+from urlfleet.distributed.cluster import Cluster, ShardCall, ShardLink
 from urlfleet.distributed.daskcluster import ClusterRun, fetch_distributed, fetch_shard
 from urlfleet.distributed.dispatch import MAX_LOSSES, ShardRun
 from urlfleet.distributed.plan import HOST_GROUPS, Shard, ShardPlan, host_group, key_group
@@ -38,9 +39,12 @@ __all__ = [
     "DUPLICATE",
     "HOST_GROUPS",
     "MAX_LOSSES",
+    "Cluster",
     "ClusterRun",
     "Shard",
+    "ShardCall",
     "ShardEnd",
+    "ShardLink",
     "ShardPlan",
     "ShardRun",
     "client_for",

@@ -9,10 +9,22 @@ Nothing here imports an engine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from urlfleet.politeness import HostMemory
+
+
+@dataclass(frozen=True, slots=True)
+class ShardCall:
+    """What a shard's task is given: its URLs, the run's pickled FetchConfig, the seconds
+    before its first request, its host groups and its hosts' states to start from."""
+
+    urls: list[Any]
+    config_blob: bytes
+    wait: float = 0.0
+    groups: frozenset[int] = frozenset()
+    memories: dict[str, HostMemory] = field(default_factory=dict)
 
 
 class ShardTask(Protocol):
@@ -39,17 +51,8 @@ class Cluster(Protocol):
     def slots(self) -> int:
         """How many shards may run at once now."""
 
-    def submit(
-        self,
-        key: str,
-        urls: list[Any],
-        config_blob: bytes,
-        *,
-        wait: float,
-        groups: frozenset[int],
-        memories: Mapping[str, HostMemory],
-    ) -> ShardTask:
-        """Start a shard: ``worker.run_shard`` with these arguments and this run's link."""
+    def submit(self, key: str, call: ShardCall) -> ShardTask:
+        """Start a shard: ``worker.run_shard(call, link)`` with this run's link."""
 
     def messages(self) -> list[tuple[str, bytes]]:
         """What shards sent since the last call, as (shard key, pickled batch); no wait."""

@@ -11,18 +11,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.distributed.claims import CLAIMS
 from urlfleet.distributed.client import _check_workers, _dask, _slots, client_for
-from urlfleet.distributed.cluster import ShardTask, StopFlag
+from urlfleet.distributed.cluster import ShardCall, ShardTask, StopFlag
 from urlfleet.distributed.dispatch import ShardRun
 from urlfleet.distributed.worker import _LiveShard, run_shard
 from urlfleet.errors import ClusterError
-from urlfleet.politeness import HostMemory
 from urlfleet.read.items import UrlItem
 from urlfleet.record.records import Result
 
@@ -131,20 +130,10 @@ class DaskCluster:
             self._slots_known, self._slots_checked = _slots(self._client), now
         return self._slots_known
 
-    def submit(
-        self,
-        key: str,
-        urls: list[Any],
-        config_blob: bytes,
-        *,
-        wait: float,
-        groups: frozenset[int],
-        memories: Mapping[str, HostMemory],
-    ) -> ShardTask:
+    def submit(self, key: str, call: ShardCall) -> ShardTask:
         future = self._client.submit(
-            fetch_shard, urls, config_blob, channel=self._channel, wait=wait, groups=groups,
-            memories=memories, key=f"{self._channel}-{key}", pure=False,
-        )  # fmt: skip
+            fetch_shard, call, channel=self._channel, key=f"{self._channel}-{key}", pure=False
+        )
         return _DaskTask(future, key)
 
     def messages(self) -> list[tuple[str, bytes]]:
@@ -186,22 +175,13 @@ class DaskCluster:
 # -- on a worker ----------------------------------------------------------------------------
 
 
-def fetch_shard(
-    urls: list[Any],
-    config_blob: bytes,
-    *,
-    channel: str,
-    wait: float = 0.0,
-    groups: frozenset[int] = frozenset(),
-    memories: Mapping[str, HostMemory] | None = None,
-) -> int:
+def fetch_shard(call: ShardCall, *, channel: str) -> int:
     """A shard's task on a dask worker: ``worker.run_shard`` through the run's ``channel``.
 
     Returns how many Results, or ``DUPLICATE`` at once when another copy of this shard has
     claimed it.
     """
-    link = _DaskLink(channel)
-    return run_shard(urls, config_blob, link=link, wait=wait, groups=groups, memories=memories)
+    return run_shard(call, _DaskLink(channel))
 
 
 class _DaskLink:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
-from urlfleet.distributed.cluster import Cluster, ShardTask
+from urlfleet.distributed.cluster import Cluster, ShardCall, ShardTask
 from urlfleet.distributed.plan import Item, Shard, ShardPlan, _host_of, key_group
 from urlfleet.distributed.worker import ShardEnd
 from urlfleet.errors import ClusterError, SaveError, UrlfleetError
@@ -246,10 +246,9 @@ class _Dispatch:
                 return
             key = next(self._names)
             urls = [self._resumed(i, url) for i, url in zip(shard.indexes, shard.urls, strict=True)]
-            task = self._cluster.submit(
-                key, urls, self._config_blob, wait=shard.wait, groups=shard.groups,
-                memories=self._memories.inherited(shard.groups),
-            )  # fmt: skip
+            memories = self._memories.inherited(shard.groups)
+            call = ShardCall(urls, self._config_blob, shard.wait, shard.groups, memories)
+            task = self._cluster.submit(key, call)
             self._running[key] = _Task(task, shard)
 
     def _resumed(self, index: int, url: Any) -> Any:

@@ -18,12 +18,11 @@ import pickle
 import queue
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from urlfleet.config import FetchConfig
-from urlfleet.distributed.cluster import ShardLink, StopFlag
+from urlfleet.distributed.cluster import ShardCall, ShardLink, StopFlag
 from urlfleet.distributed.plan import key_group
 from urlfleet.politeness import HostMemory
 from urlfleet.politeness.shards import all_aged
@@ -42,21 +41,13 @@ class ShardEnd:
     memories: dict[str, HostMemory | None]
 
 
-def run_shard(
-    urls: list[Any],
-    config_blob: bytes,
-    *,
-    link: ShardLink,
-    wait: float = 0.0,
-    groups: frozenset[int] = frozenset(),
-    memories: Mapping[str, HostMemory] | None = None,
-) -> int:
-    """Fetch one shard on a worker with the usual threaded run, after ``wait`` seconds.
+def run_shard(call: ShardCall, link: ShardLink) -> int:
+    """Fetch one shard on a worker with the usual threaded run, after ``call.wait`` seconds.
 
     Results go to the client as they come, through ``link``, with shard positions as
-    ``index``; so do Hops, redirects to hosts outside ``groups``; last comes a ShardEnd with
-    the hosts' states. The run starts from ``memories``. Returns how many Results, or
-    ``DUPLICATE`` at once when another copy of this shard has claimed it.
+    ``index``; so do Hops, redirects to hosts outside ``call.groups``; last comes a ShardEnd
+    with the hosts' states. The run starts from ``call.memories``. Returns how many Results,
+    or ``DUPLICATE`` at once when another copy of this shard has claimed it.
     """
     started = time.monotonic()
     if not link.claim():
@@ -64,19 +55,19 @@ def run_shard(
     live = _LiveShard(link.worker)
     outbox = _Outbox(link)
     try:
-        if _told_to_stop(link.stop_flag, live, wait):
+        if _told_to_stop(link.stop_flag, live, call.wait):
             outbox.send(ShardEnd({}))
             return 0
-        config: FetchConfig = pickle.loads(config_blob)
+        config: FetchConfig = pickle.loads(call.config_blob)
         waited = time.monotonic() - started  # the memories' times count from the client's send
         run = Run(
             config,
-            keeps_host=lambda host: key_group(host) in groups,
+            keeps_host=lambda host: key_group(host) in call.groups,
             hand_back=outbox.send,
-            memories=all_aged(memories or {}, waited),
+            memories=all_aged(call.memories, waited),
         )
         live.begin(run, config.timeout)
-        return _fetch(run, urls, outbox, link.stop_flag, keep_content=config.keep_content)
+        return _fetch(run, call.urls, outbox, link.stop_flag, keep_content=config.keep_content)
     finally:
         live.end()
         outbox.close()  # every message is on its way before the shard ends
