@@ -16,6 +16,7 @@ so there are no claims.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -102,7 +103,7 @@ class LocalProcesses:
 
     def __enter__(self) -> LocalProcesses:
         self._server = SyncManager().get_server()
-        threading.Thread(target=self._server.serve_forever, daemon=True,
+        threading.Thread(target=_serve, args=(self._server,), daemon=True,
                          name="urlfleet-shard-queues").start()  # fmt: skip
         self._manager = SyncManager(address=self._server.address)
         self._manager.connect()
@@ -238,6 +239,12 @@ class _LocalLink:
 
     def close(self) -> None:
         pass
+
+
+def _serve(server: Any) -> None:
+    # A manager's server ends its serve_forever with sys.exit(), made for a process of its own.
+    with contextlib.suppress(SystemExit):
+        server.serve_forever()
 
 
 def _new_executor(processes: int) -> ProcessPoolExecutor:

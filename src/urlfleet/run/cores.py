@@ -39,7 +39,9 @@ def parse_processes(value: int | str) -> int | str:
     if isinstance(value, str) and value.strip().lower() == AUTO:
         return AUTO
     try:
-        count = value if isinstance(value, int) and not isinstance(value, bool) else int(value)
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise TypeError  # 2.0 or True is not a count of processes
+        count = int(value)
     except (TypeError, ValueError):
         raise ValueError(f"processes must be a whole number or 'auto', got {value!r}") from None
     if not 1 <= count <= cores:
