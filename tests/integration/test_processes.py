@@ -29,7 +29,7 @@ from urlfleet.distributed import host_group
 from urlfleet.distributed.local import fetch_in_processes
 from urlfleet.loopback import LoopbackProcess, host_loads
 from urlfleet.record.records import Result
-from urlfleet.run.cores import choose_processes, usable_cores
+from urlfleet.run.cores import AUTO_MIN_URLS, choose_processes, usable_cores
 
 pytestmark = pytest.mark.integration
 
@@ -247,7 +247,8 @@ def test_auto_says_why_it_takes_one_process_for_a_short_list(
     out = tmp_path / "out.jsonl"
     assert main(["fetch", str(listed), "-o", str(out), "--processes", "auto"]) == 0
     reason = [line for line in capsys.readouterr().err.splitlines() if "auto" in line]
-    assert reason == ["--processes auto: 1 process (1 URLs at most; starting more pays from 2000)"]
+    expected = f"1 process (1 URLs at most; starting more pays from {AUTO_MIN_URLS})"
+    assert reason == [f"--processes auto: {expected}"]
     many = choose_processes("auto", size=10**6)
     assert many.count == usable_cores()
     assert choose_processes("auto", size=None).count == 1
