@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, ParamSpec
 
@@ -13,6 +14,7 @@ from urlfleet.fetching.sessions import SessionFactory
 from urlfleet.read.items import UrlItem
 from urlfleet.read.revalidation import Validators, validators_from
 from urlfleet.record.records import Result
+from urlfleet.run.cores import choose_processes
 from urlfleet.run.parsing import Parser, parse_in_processes
 from urlfleet.run.progress import Progress
 from urlfleet.run.runner import Run
@@ -20,6 +22,7 @@ from urlfleet.run.runner import Run
 if TYPE_CHECKING:
     from distributed import Client
 
+logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 _OPTION_NAMES = frozenset(f.name for f in fields(FetchConfig))
 # What revalidate= takes: a previous run's results file, its records or Results.
@@ -47,7 +50,8 @@ def fetch(
     progress: bool = False,
     on_result: Callable[[Result], object] | None = None,
     dask: Client | str | None = None,
-    shard_size: int = DEFAULT_SHARD_SIZE,
+    processes: int | str = 1,
+    shard_size: int | None = None,
     revalidate: Revalidate | None = None,
     **options: Any,
 ) -> Iterator[Result]:
@@ -62,8 +66,11 @@ def fetch(
 
     ``dask=`` runs on a dask.distributed cluster instead (``urlfleet[dask]``): a ``Client``,
     a scheduler's ``tcp://HOST:PORT``, or ``local:N`` for N worker processes here. Each
-    host's URLs go to one worker at a time, in shards of ``shard_size``; see
-    ``urlfleet.distributed``.
+    host's URLs go to one worker at a time, in shards of ``shard_size`` (default 1000); see
+    ``urlfleet.distributed``. ``processes=N`` runs N worker processes on this machine the
+    same way (no dask needed), ``"auto"`` one per usable core for a list whose ``len()`` is
+    large enough (the choice is logged on the ``urlfleet.api`` logger); ``jobs`` then counts
+    the threads of all processes together.
 
     ``revalidate=`` a previous run's results (its ``-o`` file, or its Results) asks each URL
     it has validators for with If-None-Match / If-Modified-Since; a 304 is then ok, with
@@ -72,9 +79,16 @@ def fetch(
     >>> for result in urlfleet.fetch(urls, jobs=64, per_host=4): print(result.url, result.status)
     """
     config = make_config(config, **options)
+    count = _processes(processes, urls, config, dask=dask, sessions=session_factory)
     if revalidate is not None:
         urls = validators_from(revalidate).apply(urls)
-    if dask is None:
+    if count > 1:
+        from urlfleet.distributed.local import fetch_in_processes
+
+        size = len(urls) if isinstance(urls, Sized) else None
+        results = fetch_in_processes(urls, config, processes=count, shard_size=shard_size,
+                                     size=size)  # fmt: skip
+    elif dask is None:
         results = Run(config, session_factory=session_factory).results(urls)
     elif session_factory is not None:
         raise ValueError("session_factory= cannot be used with dask=: sessions are made on the "
@@ -85,12 +99,38 @@ def fetch(
     else:
         from urlfleet.distributed import fetch_distributed
 
-        results = fetch_distributed(urls, config, client=dask, shard_size=shard_size)
+        size_of_shards = shard_size or DEFAULT_SHARD_SIZE
+        results = fetch_distributed(urls, config, client=dask, shard_size=size_of_shards)
     if parse is not None:
         results = parse_in_processes(results, parse, parse_jobs)
     if progress or on_result is not None:
         results = _watched(results, progress, on_result)
     return results
+
+
+def _processes(
+    asked: int | str,
+    urls: Iterable[UrlItem],
+    config: FetchConfig,
+    *,
+    dask: object,
+    sessions: SessionFactory | None,
+) -> int:
+    # How many processes, refusing what cannot be split between them.
+    if dask is not None and asked != 1:
+        raise ValueError("processes= cannot be used with dask= (each worker is a process)")
+    single_only = None
+    if sessions is not None:
+        single_only = "session_factory= makes sessions in this process"
+    elif config.cookie_jar is not None:
+        single_only = "cookie_jar= is one jar, which each process would keep apart"
+    size = len(urls) if isinstance(urls, Sized) else None
+    choice = choose_processes(asked, size=size, single_only=single_only)
+    if choice.count > 1 and single_only is not None:
+        raise ValueError(f"processes={asked!r}: {single_only}")
+    if choice.reason is not None:
+        logger.info(choice.reason)
+    return choice.count
 
 
 def _watched(

@@ -35,6 +35,11 @@ DEFAULT_WINDOW = 10_000
 # On a dask cluster: URLs per task. A shard should take a second or more (a thread pool and
 # connections are set up per shard): 1,000 URLs is ~0.5 s of one process's CPU at 0 ms latency.
 DEFAULT_SHARD_SIZE = 1000
+# In processes on this machine (--processes): at most this many URLs per shard, an equal
+# share of a shorter list. A shard's set-up (a new Run, its threads, new connections to its
+# hosts) is then lost in the noise, and a host's URLs mostly fit in one shard (one that spans
+# two reconnects once).
+DEFAULT_LOCAL_SHARD_SIZE = 5000
 # Statuses that mean "not now" rather than "no": request timeout, too early, too many requests,
 # and the server-side failures that a later attempt often gets past (Scrapy's RETRY_HTTP_CODES
 # plus 425). Every other 4xx is the server's final answer.

@@ -309,3 +309,16 @@ def test_a_plain_fetch_imports_only_what_it_uses() -> None:
 def test_help_version_and_import_urlfleet_load_no_fetching() -> None:
     wrong = [m for m in loaded_by("urlfleet", "urlfleet.cli") if within(m, *FETCHING)]
     assert not wrong, sorted(wrong)
+
+
+def test_the_local_processes_need_no_dask() -> None:
+    # --processes runs on the core install: the shard logic and the local engine import
+    # neither dask nor the modules that talk to a dask cluster (those import dask lazily).
+    dask_side = ("dask", "distributed", "urlfleet.distributed.client",
+                 "urlfleet.distributed.daskcluster", "urlfleet.distributed.claims")  # fmt: skip
+    shared = ("local", "dispatch", "worker", "cluster", "plan")
+    for module in (f"urlfleet.distributed.{name}" for name in shared):
+        assert not {n for n in every_import(module) if within(n, *dask_side)}, module
+    # What --processes asks before a run begins is cheap: the standard library only.
+    cores = every_import("urlfleet.run.cores")
+    assert all(name.split(".")[0] in sys.stdlib_module_names for name in cores), cores

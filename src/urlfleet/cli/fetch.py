@@ -3,8 +3,8 @@
 Its options are in ``fetchargs``, so that building the parser loads none of this. The
 handler turns the Namespace into a FetchConfig and SessionOptions, checks the input and
 that no output would overwrite it or another output, opens and locks the output (appending
-when resuming), picks the run (threads here, or a dask cluster), and hands them all to
-``fetch_to``. Every refusal comes before the first byte is written.
+when resuming), picks the run (threads here, worker processes here, or a dask cluster), and
+hands them all to ``fetch_to``. Every refusal comes before the first byte is written.
 """
 
 from __future__ import annotations
@@ -25,17 +25,18 @@ from urlfleet.cli.inputs import reader_from
 from urlfleet.cli.options import config_from, session_from
 from urlfleet.cli.outputs import check_outputs, check_report_path, open_locked, same_path
 from urlfleet.cli.session import SessionOptions, fetch_to, say
-from urlfleet.config import FetchConfig
+from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.fetching.cookies import load_jar
 from urlfleet.read.resume import MAX_RECORD_BYTES, DoneUrls, check_results_file, repair_torn_tail
 from urlfleet.read.revalidation import Validators
 from urlfleet.read.sources import InputProblem
 from urlfleet.record.csvout import csv_header, csv_rows, header_of, is_csv_records
-from urlfleet.run.runner import Run
+from urlfleet.run.cores import choose_processes, parse_processes
+from urlfleet.run.runner import Run, RunLike
 
 if TYPE_CHECKING:
-    from urlfleet.distributed import ClusterRun
+    from urlfleet.read.sources import UrlReader
 
 
 def run_fetch(args: argparse.Namespace) -> int:
@@ -44,8 +45,12 @@ def run_fetch(args: argparse.Namespace) -> int:
         raise InputError("bad option: --compare-serial must be >= 0")
     if args.dask and args.compare_serial:
         raise InputError("bad option: --compare-serial cannot be used with --dask")
-    if args.shard_size < 1:
+    if args.shard_size is not None and args.shard_size < 1:
         raise InputError("bad option: --shard-size must be >= 1")
+    if args.dask and args.processes is not None:
+        raise InputError("bad option: --processes cannot be used with --dask (each dask "
+                         "worker is a process of its own: give local:N)")  # fmt: skip
+    asked = _processes(args.processes)
     if args.dask and config.cookie_jar is not None:
         raise InputError("bad option: --cookie-jar cannot be used with --dask (each worker "
                          "keeps its own cookies)")  # fmt: skip
@@ -55,6 +60,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     reader.check()
     if args.dask and any(reader.format_for(p) == "sitemap" for p in reader.sources):
         raise InputError("bad option: sitemaps cannot be fetched with --dask yet")
+    processes = _choose_processes(asked, reader, config, compare_serial=args.compare_serial)
     check_outputs([*reader.sources, *reader.files()], out=options.out, report=options.report,
                   save_dir=config.save_dir)  # fmt: skip
     for written in (options.report, options.html):
@@ -77,7 +83,8 @@ def run_fetch(args: argparse.Namespace) -> int:
         # Read what to skip only now: the lock is ours, so no other run is writing it.
         done = _resume_from(options.out, options) if options.resume else DoneUrls(())
         run_for = _run_for(config, compare_serial=args.compare_serial, dask=args.dask,
-                           shard_size=args.shard_size)  # fmt: skip
+                           shard_size=args.shard_size, processes=processes,
+                           size=reader.estimate())  # fmt: skip
         with run_for as run:
             try:
                 save = run.save_cookies if isinstance(run, Run) else lambda: None
@@ -95,10 +102,48 @@ def run_fetch(args: argparse.Namespace) -> int:
     return code
 
 
+def _processes(given: str | None) -> int | str:
+    try:
+        return parse_processes(given or 1)
+    except ValueError as exc:
+        raise InputError(f"bad option: --{exc}") from exc
+
+
+def _choose_processes(
+    asked: int | str, reader: UrlReader, config: FetchConfig, *, compare_serial: int
+) -> int:
+    # What needs one process: each process would time, keep cookies or read sitemaps alone.
+    single_only = None
+    if compare_serial:
+        single_only = "--compare-serial times one process"
+    elif config.cookie_jar is not None:
+        single_only = "--cookie-jar is one jar, which each process would keep apart"
+    elif any(reader.format_for(p) == "sitemap" for p in reader.sources):
+        single_only = "sitemaps are read by the process that fetches them"
+    if asked != "auto" and int(asked) > 1 and single_only is not None:
+        raise InputError(f"bad option: --processes {asked}: {single_only}; give --processes 1")
+    choice = choose_processes(asked, size=reader.estimate(), single_only=single_only)
+    if choice.reason is not None:
+        say(choice.reason)
+    return choice.count
+
+
 @contextmanager
 def _run_for(
-    config: FetchConfig, *, compare_serial: int, dask: str | None, shard_size: int
-) -> Iterator[Run | ClusterRun]:
+    config: FetchConfig,
+    *,
+    compare_serial: int,
+    dask: str | None,
+    shard_size: int | None,
+    processes: int,
+    size: int | None,
+) -> Iterator[RunLike]:
+    if processes > 1:
+        from urlfleet.distributed.local import processes_run
+
+        with processes_run(config, processes, shard_size=shard_size, size=size) as local:
+            yield local
+        return
     if not dask:
         yield Run(config, compare_serial=compare_serial)
         return
@@ -107,7 +152,7 @@ def _run_for(
     say(f"connecting to the dask cluster at {dask}")
     client, close = client_for(dask)
     try:
-        yield ClusterRun(config, client=client, shard_size=shard_size)
+        yield ClusterRun(config, client=client, shard_size=shard_size or DEFAULT_SHARD_SIZE)
     finally:
         close()
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from urlfleet.cli.inputs import add_input_options
 from urlfleet.cli.options import add_fetch_options
-from urlfleet.config import DEFAULT_SHARD_SIZE
+from urlfleet.config import DEFAULT_LOCAL_SHARD_SIZE, DEFAULT_SHARD_SIZE
+from urlfleet.run.cores import AUTO_MIN_URLS
 
 
 def add_fetch_command(commands: Any) -> None:
@@ -39,6 +40,15 @@ def add_fetch_command(commands: Any) -> None:
     fetch.add_argument("--html", type=Path, metavar="PATH",
                        help="write the report as one self-contained HTML page (a per-host "
                        "timeline, latency, outcomes), also after Ctrl-C")  # fmt: skip
+    cores = fetch.add_argument_group("every core of this machine")
+    cores.add_argument(
+        "--processes",
+        metavar="N|auto",
+        help="fetch in N worker processes here, each with its own hosts and its share of -j "
+        "threads (a host is in one process at a time, so every limit above holds); this "
+        "process writes the records. auto: one per core this process may use, for a list "
+        f"known to hold {AUTO_MIN_URLS} URLs or more, else 1 (the reason is said). Default 1",
+    )
     cluster = fetch.add_argument_group("beyond one machine (needs urlfleet[dask])")
     cluster.add_argument(
         "--dask",
@@ -50,9 +60,9 @@ def add_fetch_command(commands: Any) -> None:
     cluster.add_argument(
         "--shard-size",
         type=int,
-        default=DEFAULT_SHARD_SIZE,
         metavar="N",
-        help="URLs per task on the cluster (default %(default)s)",
+        help=f"URLs per task on the cluster (default {DEFAULT_SHARD_SIZE}; with --processes, "
+        f"an equal share of the list, up to {DEFAULT_LOCAL_SHARD_SIZE})",
     )
     fetch.set_defaults(handler=_fetch)
 

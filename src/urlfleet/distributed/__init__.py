@@ -1,4 +1,5 @@
-"""Fetching on a dask.distributed cluster: shards of URLs, each host in one shard at a time.
+"""Fetching in shards of URLs, each host in one shard at a time: on a dask.distributed
+cluster, or in worker processes on this machine (``--processes``).
 
 Every host belongs to one of a fixed number of groups by a stable hash of its ``host_key``.
 The client cuts the list into small shards, each taken from groups that no running shard
@@ -11,11 +12,14 @@ state says (pauses, gaps, robots.txt) goes on with the host's next shard.
 
 The parts, in the order a run meets them:
 
-- ``client``: connecting (``client_for``), and checking the workers run this urlfleet;
 - ``plan``: the pure shard planning (``host_group``, ``ShardPlan``);
-- ``dispatch``: the client side running shards (``fetch_distributed``, ``ClusterRun``);
-- ``worker``: what runs on a worker (``fetch_shard``);
-- ``claims``: which copy of a shard may fetch, kept on the scheduler.
+- ``dispatch``: the client side running shards on any engine (``ShardRun``);
+- ``cluster``: the seam between the two, what the dispatch and a shard ask of an engine;
+- ``worker``: what runs on a worker, whichever engine (``run_shard``);
+- ``daskcluster``: the dask engine (``ClusterRun``, ``fetch_distributed``, ``fetch_shard``),
+  with ``client`` (connecting, checking the workers run this urlfleet) and ``claims``
+  (which copy of a shard may fetch, kept on the scheduler);
+- ``local``: the engine of processes on this machine, loky's (``LocalProcesses``).
 
 The politeness rules between a host's shards (what the next one inherits, how long it waits)
 are not here but in ``urlfleet.politeness.shards``, with every other per-host rule.
@@ -24,22 +28,29 @@ Nothing here imports dask until a cluster is used.
 """
 
 from urlfleet.distributed.client import DASK_HINT, client_for
-from urlfleet.distributed.dispatch import MAX_LOSSES, ClusterRun, fetch_distributed
+from urlfleet.distributed.cluster import Cluster, ShardCall, ShardLink
+from urlfleet.distributed.daskcluster import ClusterRun, fetch_distributed, fetch_shard
+from urlfleet.distributed.dispatch import MAX_LOSSES, ShardRun
 from urlfleet.distributed.plan import HOST_GROUPS, Shard, ShardPlan, host_group, key_group
-from urlfleet.distributed.worker import DUPLICATE, ShardEnd, fetch_shard
+from urlfleet.distributed.worker import DUPLICATE, ShardEnd, run_shard
 
 __all__ = [
     "DASK_HINT",
     "DUPLICATE",
     "HOST_GROUPS",
     "MAX_LOSSES",
+    "Cluster",
     "ClusterRun",
     "Shard",
+    "ShardCall",
     "ShardEnd",
+    "ShardLink",
     "ShardPlan",
+    "ShardRun",
     "client_for",
     "fetch_distributed",
     "fetch_shard",
     "host_group",
     "key_group",
+    "run_shard",
 ]

@@ -1,5 +1,6 @@
-"""The client side of a cluster run: shards started on free workers, Results taken as they
-come back, ended shards' groups let go again.
+"""The client side of a shard run, whatever engine runs the shards (a ``Cluster``: dask, or
+processes on this machine): shards started on free workers, Results taken as they come back,
+ended shards' groups let go again.
 
 A worker that dies takes with it only what it had not sent: its requests in flight and the
 URLs its shard had not started. When its shard ends (dask runs it again elsewhere, and the
@@ -28,16 +29,14 @@ import pickle
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
-from urlfleet.distributed.claims import CLAIMS
-from urlfleet.distributed.client import _check_workers, _dask, _slots, client_for
+from urlfleet.distributed.cluster import Cluster, ShardCall, ShardTask
 from urlfleet.distributed.plan import Item, Shard, ShardPlan, _host_of, key_group
-from urlfleet.distributed.worker import ShardEnd, _register_last_words, fetch_shard
+from urlfleet.distributed.worker import ShardEnd
 from urlfleet.errors import ClusterError, SaveError, UrlfleetError
 from urlfleet.fetching.adapter import threads_for
 from urlfleet.politeness.shards import HostMemories
@@ -47,67 +46,32 @@ from urlfleet.report.tally import Phase, Tally
 from urlfleet.run.runner import Hop
 from urlfleet.urls import redact_url
 
-if TYPE_CHECKING:
-    from distributed import Client
-
 # A URL whose shard was lost with this many workers is recorded as failed, not tried again:
 # dask's own limit (distributed.scheduler.allowed-failures) for a task that kills workers.
 MAX_LOSSES = 3
 POLL_S = 0.05  # how often the client looks for Results and ended shards when it saw none
-CLAIM_CHECK_S = 0.2  # how often the client asks whether a duplicate's claimant is still there
 
 
-def fetch_distributed(
-    urls: Iterable[UrlItem],
-    config: FetchConfig | None = None,
-    *,
-    client: Client | str,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-) -> Iterator[Result]:
-    """Fetch ``urls`` on a dask cluster; yield each Result as it comes back.
+class ShardRun:
+    """``Run`` in shards on the cluster ``connect()`` opens for it (one per ``results()``):
+    iterate ``results()``; ``stop()``; ``phases`` after.
 
-    ``client`` is a ``distributed.Client``, or an address for ``client_for`` (the cluster
-    or connection it opens is closed when the results end). Results carry their input
-    ``index`` and ``meta`` (metas stay on this machine). Bodies stay on the workers unless
-    ``config.keep_content``.
-
-    >>> for result in fetch_distributed(urls, config, client="local:4"): write(result)
-    """
-    config = config or FetchConfig()
-    if not isinstance(client, str):
-        return ClusterRun(config, client=client, shard_size=shard_size).results(urls)
-    return _on_new_client(urls, config, client, shard_size)
-
-
-def _on_new_client(
-    urls: Iterable[UrlItem], config: FetchConfig, address: str, shard_size: int
-) -> Iterator[Result]:
-    client, close = client_for(address)
-    try:
-        yield from ClusterRun(config, client=client, shard_size=shard_size).results(urls)
-    finally:
-        close()
-
-
-class ClusterRun:
-    """``Run`` on a dask cluster: iterate ``results()``; ``stop()``; ``phases`` after.
-
-    >>> run = ClusterRun(config, client=client); for result in run.results(urls): ...
+    >>> run = ShardRun(config, connect=processes.connect); for result in run.results(urls): ...
     """
 
     def __init__(
         self,
         config: FetchConfig,
         *,
-        client: Client,
+        connect: Callable[[], Cluster],
         shard_size: int = DEFAULT_SHARD_SIZE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {shard_size}")
         self.config = config
-        self.client = client
         self.shard_size = shard_size
+        self._connect = connect
         self.phases: list[Phase] = []
         self._clock = clock
         self._dispatch: _Dispatch | None = None
@@ -127,14 +91,15 @@ class ClusterRun:
 
     def results(self, urls: Iterable[UrlItem]) -> Iterator[Result]:
         """Fetch every URL on the cluster, yielding each Result as it comes back."""
-        slots = _slots(self.client)
+        cluster = self._connect()
+        slots = cluster.slots()
         plan = ShardPlan(
             urls,
             shard_size=self.shard_size,
             window=max(self.config.window, 2 * self.shard_size * slots),
             clock=self._clock,
         )
-        self._dispatch = dispatch = _Dispatch(plan, self.config, self.client, self._clock)
+        self._dispatch = dispatch = _Dispatch(plan, self.config, cluster, self._clock)
         if self._stopped:  # told before it began (a Ctrl-C while the cluster was starting)
             dispatch.stop()
         started, tally = self._clock(), Tally()
@@ -158,23 +123,18 @@ class _Dispatch:
     """
 
     def __init__(
-        self, plan: ShardPlan, config: FetchConfig, client: Client, clock: Callable[[], float]
+        self, plan: ShardPlan, config: FetchConfig, cluster: Cluster, clock: Callable[[], float]
     ) -> None:
-        dask = _dask()
         self._plan = plan
         self._config = config
         # Pickled here and unpickled inside the task: a caller's function (retry_if) that a
         # worker cannot import is then the task's error, not a broken link to the worker.
+        # cloudpickle comes with joblib (and dask).
         self._config_blob: bytes = importlib.import_module("cloudpickle").dumps(config)
-        self._client: Any = client
+        self._cluster = cluster
         self._clock = clock
-        channel = f"urlfleet-{uuid.uuid4().hex[:12]}"
-        self._channel = channel
-        self._inbox = dask.Queue(f"{channel}-results", client=client)
-        self._stop_flag = dask.Event(f"{channel}-stop", client=client)
-        self._names = (f"{channel}-shard-{n}" for n in itertools.count())
+        self._names = (f"shard-{n}" for n in itertools.count())
         self._running: dict[str, _Task] = {}  # by key
-        self._slots_known, self._slots_checked = 1, float("-inf")
         self._losses = _Losses(config.timeout)
         self._memories = HostMemories(config, group=key_group, clock=clock)
         self._handed_at: dict[int, float] = {}  # input index of a Hop: when it came back
@@ -189,7 +149,7 @@ class _Dispatch:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._stop_flag.set()
+        self._cluster.stop()
 
     def results(self) -> Iterator[Result]:
         pump = threading.Thread(target=self._pump, daemon=True, name="urlfleet-dispatch")
@@ -211,9 +171,7 @@ class _Dispatch:
             self._halt()  # the run is over, failed, or the caller stopped early
             pump.join()
             with contextlib.suppress(Exception):  # the scheduler may be gone
-                self._inbox.close()
-                self._stop_flag.clear()
-                self._client.run_on_scheduler(CLAIMS.close, self._channel)
+                self._cluster.close()
 
     def _hand_over(self, batch: list[Result]) -> None:
         with self._held_lock:
@@ -230,8 +188,7 @@ class _Dispatch:
 
     def _pump(self) -> None:
         try:
-            _check_workers(self._client)
-            _register_last_words(self._client)
+            self._cluster.prepare()
             while not self._halted.is_set():
                 self._submit()
                 # With none running, only a caller that is behind keeps the run going: more
@@ -243,18 +200,18 @@ class _Dispatch:
         except (UrlfleetError, KeyboardInterrupt) as exc:  # for the caller's thread to raise
             self._out.put(exc)
         except Exception as exc:  # a lost scheduler, mostly: one line for the user, not a trace
-            error = ClusterError(f"lost touch with the dask cluster: {type(exc).__name__}: {exc}")
+            error = ClusterError(f"lost touch with the cluster: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
             self._out.put(error)
         finally:
             if self._running:  # halted: they hear the stop flag and end after what is in flight
-                self._client.cancel([task.future for task in self._running.values()])
+                self._cluster.cancel([task.task for task in self._running.values()])
             self._out.put(None)
 
     def _collect(self) -> bool:
         """Hand over the Results that came and end the shards that ended; whether there was
         any of either."""
-        done = {key for key, task in self._running.items() if task.future.done()}
+        done = {key for key, task in self._running.items() if task.task.done()}
         # A shard's messages were all put before it ended (or before its claimant's
         # connection went): drained after that was seen, nothing of it is to come.
         arrived = self._drain()
@@ -273,35 +230,26 @@ class _Dispatch:
             return True
         if not done:
             return False
-        if task.future.status == "error" and not isinstance(
-            task.future.exception(), _dask().KilledWorker
-        ):
+        error = task.task.error()
+        if error is not None and self._cluster.failure(error) is not None:
             return True  # _end raises it
-        now = self._clock()
-        if now >= task.checked_at + CLAIM_CHECK_S:
-            task.checked_at = now
-            claimant = self._client.run_on_scheduler(
-                CLAIMS.claimant, self._channel, task.future.key
-            )
-            # Gone now, it sends nothing more: the next drain has the last of it.
-            task.claimant_gone = claimant != "alive"
+        # Gone now, it sends nothing more: the next drain has the last of it.
+        task.claimant_gone = self._cluster.holder_gone(task.task)
         return False
 
     def _submit(self) -> None:
         if self._stopping.is_set() or self._backlogged():
             return
-        for share in range(self._slots() - len(self._running), 0, -1):
+        for share in range(self._cluster.slots() - len(self._running), 0, -1):
             shard = self._plan.next_shard(share)
             if shard is None:
                 return
             key = next(self._names)
             urls = [self._resumed(i, url) for i, url in zip(shard.indexes, shard.urls, strict=True)]
-            future = self._client.submit(
-                fetch_shard, urls, self._config_blob, channel=self._channel, wait=shard.wait,
-                groups=shard.groups, memories=self._memories.inherited(shard.groups),
-                key=key, pure=False,
-            )  # fmt: skip
-            self._running[key] = _Task(future, shard)
+            memories = self._memories.inherited(shard.groups)
+            call = ShardCall(urls, self._config_blob, shard.wait, shard.groups, memories)
+            task = self._cluster.submit(key, call)
+            self._running[key] = _Task(task, shard)
 
     def _resumed(self, index: int, url: Any) -> Any:
         # A Hop's time so far goes on while it waits here for its group's turn.
@@ -310,16 +258,9 @@ class _Dispatch:
             return url
         return replace(url, elapsed_s=url.elapsed_s + max(0.0, self._clock() - since))
 
-    def _slots(self) -> int:
-        # Workers come and go, but asking the scheduler on every poll is a message per 50 ms.
-        now = self._clock()
-        if now >= self._slots_checked + 1.0:
-            self._slots_known, self._slots_checked = _slots(self._client), now
-        return self._slots_known
-
     def _drain(self) -> list[Result]:
         arrived: list[Result] = []
-        for key, payload in self._inbox.get(batch=True):
+        for key, payload in self._cluster.messages():
             task = self._running.get(key)
             if task is None:
                 continue  # from a shard already ended and sent again: it counts there
@@ -352,10 +293,10 @@ class _Dispatch:
         self._plan.put_first((index, replace(hop, index=-1), meta))
 
     def _end(self, task: _Task) -> None:
-        del self._running[task.future.key]
-        shard, future = task.shard, task.future
-        _raise_failure(future)
-        future.release()
+        del self._running[task.task.key]
+        shard = task.shard
+        self._raise_failure(task.task)
+        task.task.release()
         unsent = shard.items(p for p in range(len(shard.urls)) if p not in task.sent)
         if not unsent or self._stopping.is_set():
             self._release(shard)
@@ -370,6 +311,15 @@ class _Dispatch:
         self._release(shard, again, in_flight_for=self._losses.in_flight_for())
         if given_up:
             self._hand_over(_lost(given_up, f"worker died while fetching ({MAX_LOSSES} times)"))
+
+    def _raise_failure(self, task: ShardTask) -> None:
+        # A shard that failed on its worker, unless the worker died (then its URLs go again).
+        error = task.error()
+        if isinstance(error, SaveError):
+            raise error  # a full disk on the worker: every later body would fail too
+        failure = None if error is None else self._cluster.failure(error)
+        if failure is not None:
+            raise failure
 
     def _release(
         self, shard: Shard, unsent: list[Item] | None = None, *, in_flight_for: float = 0.0
@@ -404,31 +354,16 @@ class _Losses:
         return again, given_up
 
 
-def _raise_failure(future: Any) -> None:
-    # A shard that failed on its worker, unless the worker died (then its URLs go again).
-    if future.status != "error":
-        return
-    error = future.exception()
-    if isinstance(error, SaveError):
-        raise error  # a full disk on the worker: every later body would fail too
-    if not isinstance(error, _dask().KilledWorker):
-        raise ClusterError(
-            f"a shard failed on the cluster: {type(error).__name__}: {error} (is "
-            "the same urlfleet installed on every worker?)"
-        ) from error
-
-
 @dataclass(slots=True)
 class _Task:
-    """A running shard: its future, the shard positions whose Results (or Hops) came back,
-    its ShardEnd once it came, and what the client last heard of its claimant."""
+    """A running shard: its task, the shard positions whose Results (or Hops) came back,
+    its ShardEnd once it came, and whether whoever ran it is known to be gone."""
 
-    future: Any
+    task: ShardTask
     shard: Shard
     sent: set[int] = field(default_factory=set)
     end: ShardEnd | None = None
     claimant_gone: bool = False
-    checked_at: float = float("-inf")
 
 
 def _lost(items: list[Item], error: str) -> list[Result]:

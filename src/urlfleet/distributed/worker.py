@@ -1,7 +1,10 @@
-"""What runs on a worker: ``fetch_shard``, one shard with the usual threaded run.
+"""What runs on a worker: ``run_shard``, one shard with the usual threaded run, whichever
+engine started it (``daskcluster.fetch_shard``, ``local``): it talks back through a
+``ShardLink``.
 
-Results go back to the client as they come, in small batches through a dask ``Queue`` on the
-scheduler, so the client (the one writer of records) sees each URL soon after it is fetched.
+Results go back to the client as they come, in small batches through the link (a dask
+``Queue`` on the scheduler, a queue in the parent process), so the client (the one writer of
+records) sees each URL soon after it is fetched.
 A worker follows a redirect only to a host of its shard's groups; a hop to any other host goes
 back as a ``Hop``. A shard ends with a ``ShardEnd`` carrying ``Politeness.memory`` of every
 host it knew. A retiring worker waits, before it closes, for its shards to stop and send what
@@ -10,19 +13,16 @@ they have: their requests in flight finish, and the URLs not started go back to 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import pickle
 import queue
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from urlfleet.config import FetchConfig
-from urlfleet.distributed.claims import CLAIMS
-from urlfleet.distributed.client import _dask
+from urlfleet.distributed.cluster import ShardCall, ShardLink, StopFlag
 from urlfleet.distributed.plan import key_group
 from urlfleet.politeness import HostMemory
 from urlfleet.politeness.shards import all_aged
@@ -31,8 +31,6 @@ from urlfleet.run.runner import Run
 SEND_EVERY_S = 0.1  # how long a worker gathers Results before it sends them on
 STOP_POLL_S = 0.5  # how long a worker's stop watcher waits on the scheduler per call
 DUPLICATE = -1  # what a copy of a shard returns when another copy has claimed it
-LAST_WORDS_S = 5.0  # beyond its requests' timeout, how long a retiring worker waits for shards
-LAST_WORDS_POLL_S = 0.05  # how often a retiring worker looks whether its shards have stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,52 +41,40 @@ class ShardEnd:
     memories: dict[str, HostMemory | None]
 
 
-def fetch_shard(
-    urls: list[Any],
-    config_blob: bytes,
-    *,
-    channel: str,
-    wait: float = 0.0,
-    groups: frozenset[int] = frozenset(),
-    memories: Mapping[str, HostMemory] | None = None,
-) -> int:
-    """Fetch one shard on a worker with the usual threaded run, after ``wait`` seconds.
+def run_shard(call: ShardCall, link: ShardLink) -> int:
+    """Fetch one shard on a worker with the usual threaded run, after ``call.wait`` seconds.
 
-    Results go to the client as they come, through the run's queue, with shard positions as
-    ``index``; so do Hops, redirects to hosts outside ``groups``; last comes a ShardEnd with
-    the hosts' states. The run starts from ``memories``. Returns how many Results, or
-    ``DUPLICATE`` at once when another copy of this shard has claimed it.
+    Results go to the client as they come, through ``link``, with shard positions as
+    ``index``; so do Hops, redirects to hosts outside ``call.groups``; last comes a ShardEnd
+    with the hosts' states. The run starts from ``call.memories``. Returns how many Results,
+    or ``DUPLICATE`` at once when another copy of this shard has claimed it.
     """
-    dask = _dask()
     started = time.monotonic()
-    client, worker = dask.get_client(), dask.get_worker()
-    key = worker.get_current_task()
-    if not client.run_on_scheduler(CLAIMS.claim, channel, key, client.id):
+    if not link.claim():
         return DUPLICATE
-    stop_flag = dask.Event(f"{channel}-stop", client=client)
-    live = _LiveShard(worker.address)
-    outbox = _Outbox(dask.Queue(f"{channel}-results", client=client), key)
+    live = _LiveShard(link.worker)
+    outbox = _Outbox(link)
     try:
-        if _told_to_stop(stop_flag, live, wait):
+        if _told_to_stop(link.stop_flag, live, call.wait):
             outbox.send(ShardEnd({}))
             return 0
-        config: FetchConfig = pickle.loads(config_blob)
+        config: FetchConfig = pickle.loads(call.config_blob)
         waited = time.monotonic() - started  # the memories' times count from the client's send
         run = Run(
             config,
-            keeps_host=lambda host: key_group(host) in groups,
+            keeps_host=lambda host: key_group(host) in call.groups,
             hand_back=outbox.send,
-            memories=all_aged(memories or {}, waited),
+            memories=all_aged(call.memories, waited),
         )
         live.begin(run, config.timeout)
-        return _fetch(run, urls, outbox, stop_flag, keep_content=config.keep_content)
+        return _fetch(run, call.urls, outbox, link.stop_flag, keep_content=config.keep_content)
     finally:
         live.end()
-        outbox.close()  # every message is on the scheduler before the shard ends
+        outbox.close()  # every message is on its way before the shard ends
 
 
 def _fetch(
-    run: Run, urls: list[Any], outbox: _Outbox, stop_flag: Any, *, keep_content: bool
+    run: Run, urls: list[Any], outbox: _Outbox, stop_flag: StopFlag, *, keep_content: bool
 ) -> int:
     # The shard's URLs through its run, each Result sent as it comes, the hosts' states last.
     finished = threading.Event()
@@ -108,7 +94,7 @@ def _fetch(
     return sent
 
 
-def _told_to_stop(stop_flag: Any, live: _LiveShard, wait: float) -> bool:
+def _told_to_stop(stop_flag: StopFlag, live: _LiveShard, wait: float) -> bool:
     # The shard's start gap, cut short by a stop of the run or of this worker.
     deadline = time.monotonic() + wait
     while True:
@@ -159,37 +145,14 @@ class _LiveShard:
             return list(cls._all.get(worker, ()))
 
 
-def _register_last_words(client: Any) -> None:
-    # On every worker, now and later: when it closes, its shards stop and send what they have
-    # before its connection to the scheduler goes. Registered again by each run, harmlessly.
-    dask = _dask()
-    plugin = type("UrlfleetLastWords", (dask.WorkerPlugin,), {"teardown": _last_words})
-    client.register_plugin(plugin(), name="urlfleet-last-words")
-
-
-async def _last_words(self: Any, worker: Any) -> None:
-    # A worker plugin's teardown: awaited by Worker.close before its client closes. A plugin
-    # replaced by the next run's is torn down too, on a worker that is not closing.
-    if getattr(worker.status, "name", "") not in ("closing", "closing_gracefully"):
-        return
-    begun = time.monotonic()
-    deadline = begun + LAST_WORDS_S
-    while (shards := _LiveShard.on(worker.address)) and time.monotonic() < deadline:
-        for shard in shards:  # again each time: a run that had not begun may begin meanwhile
-            shard.stop()
-            deadline = max(deadline, begun + shard.timeout + LAST_WORDS_S)
-        await asyncio.sleep(LAST_WORDS_POLL_S)
-
-
 class _Outbox:
     """Messages on their way to the client: a thread puts them on the run's queue in batches
     of what came within ``SEND_EVERY_S`` of the first (the last one at once), so the
     scheduler gets a few puts a second per shard however fast the URLs go. ``send`` may be
     called from any thread."""
 
-    def __init__(self, inbox: Any, key: str) -> None:
-        self._inbox = inbox
-        self._key = key
+    def __init__(self, link: ShardLink) -> None:
+        self._link = link
         self._pending: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._send_all, daemon=True)
@@ -204,7 +167,7 @@ class _Outbox:
         self._pending.put(None)
         self._thread.join()
         with contextlib.suppress(Exception):
-            self._inbox.close()  # each handle holds the queue on the scheduler
+            self._link.close()  # a dask Queue's handle holds the queue on the scheduler
         if self._error is not None:
             raise self._error
 
@@ -228,12 +191,12 @@ class _Outbox:
     def _put(self, batch: list[object]) -> None:
         if self._error is None:
             try:
-                self._inbox.put([self._key, pickle.dumps(batch)])
+                self._link.send(pickle.dumps(batch))
             except BaseException as exc:  # noqa: BLE001 - raised in the shard's thread
                 self._error = exc
 
 
-def _stop_when_told(stop_flag: Any, run: Run, finished: threading.Event) -> None:
+def _stop_when_told(stop_flag: StopFlag, run: Run, finished: threading.Event) -> None:
     while not finished.is_set():
         try:
             told = stop_flag.wait(STOP_POLL_S)

@@ -1,0 +1,270 @@
+"""Shards in worker processes on this machine (``--processes N``): the engine behind the
+``Cluster`` seam that needs no dask.
+
+loky, joblib's process backend, runs the shards (one at a time per process, each with its
+own fetch threads); their messages come back through a queue served from a thread of this
+process (a ``multiprocessing`` manager's server, not a process of its own). When this process
+dies, so does the queue: a worker's next message fails and its shard stops, so no orphan goes
+on fetching what no one records.
+
+A worker killed mid-shard breaks loky's whole pool: every running shard fails at once with
+``TerminatedWorkerError`` and loky kills the other workers. Each such shard is then one lost
+with its worker, as on a dask cluster: what it had sent is kept, and only its URLs not sent
+go again, in a new pool, once the lost requests must have ended. Tasks never run twice here,
+so there are no claims.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import queue
+import signal
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from multiprocessing.managers import SyncManager
+from typing import Any, cast
+
+from joblib.externals.loky import ProcessPoolExecutor
+
+from urlfleet.config import DEFAULT_LOCAL_SHARD_SIZE, FetchConfig
+from urlfleet.distributed.cluster import ShardCall, ShardTask, StopFlag
+from urlfleet.distributed.dispatch import ShardRun
+from urlfleet.distributed.worker import run_shard
+from urlfleet.errors import ClusterError
+from urlfleet.fetching.adapter import threads_for
+from urlfleet.read.items import UrlItem
+from urlfleet.record.records import Result
+
+
+def fetch_in_processes(
+    urls: Iterable[UrlItem],
+    config: FetchConfig,
+    *,
+    processes: int,
+    shard_size: int | None = None,
+    size: int | None = None,
+) -> Iterator[Result]:
+    """Fetch ``urls`` in ``processes`` worker processes here; yield each Result as it comes.
+
+    ``size``: how many URLs the list holds, if known (it picks the shard size).
+
+    >>> for result in fetch_in_processes(urls, config, processes=2): write(result)
+    """
+    with processes_run(config, processes, shard_size=shard_size, size=size) as run:
+        yield from run.results(urls)
+
+
+@contextmanager
+def processes_run(
+    config: FetchConfig, processes: int, *, shard_size: int | None = None, size: int | None = None
+) -> Iterator[ShardRun]:
+    """A ShardRun on ``processes`` new worker processes, closed when the block ends.
+
+    ``config.jobs`` counts the threads of all processes together: each runs its share.
+    """
+    per_process = max(1, math.ceil(threads_for(config.jobs) / processes))
+    with LocalProcesses(processes) as pool:
+        yield ShardRun(
+            replace(config, jobs=per_process),
+            connect=pool.connect,
+            shard_size=shard_size or local_shard_size(size, processes),
+        )
+
+
+def local_shard_size(size: int | None, processes: int) -> int:
+    """URLs per shard: an equal share of a list of known ``size`` (one shard per process,
+    so a short list is cut once), up to DEFAULT_LOCAL_SHARD_SIZE."""
+    if size is None:
+        return DEFAULT_LOCAL_SHARD_SIZE
+    return max(1, min(DEFAULT_LOCAL_SHARD_SIZE, math.ceil(size / processes)))
+
+
+class LocalProcesses:
+    """Worker processes and the queue server their shards talk through; a context manager.
+    ``connect()`` opens one run's channels on them (a ``Cluster``).
+
+    >>> with LocalProcesses(2) as pool: run = ShardRun(config, connect=pool.connect)
+    """
+
+    def __init__(self, processes: int) -> None:
+        if processes < 1:
+            raise ValueError(f"processes must be >= 1, got {processes}")
+        self.processes = processes
+        self._server: Any = None
+        self._manager: SyncManager | None = None
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> LocalProcesses:
+        self._server = SyncManager().get_server()
+        threading.Thread(target=_serve, args=(self._server,), daemon=True,
+                         name="urlfleet-shard-queues").start()  # fmt: skip
+        self._manager = SyncManager(address=self._server.address)
+        self._manager.connect()
+        self._executor = _new_executor(self.processes)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        if self._server is not None:
+            self._server.stop_event.set()
+            self._server.listener.close()
+
+    def connect(self) -> LocalCluster:
+        assert self._manager is not None, "use LocalProcesses in a with block"
+        manager: Any = self._manager
+        return LocalCluster(self, manager.Queue(), manager.Event())
+
+    def executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            assert self._executor is not None, "use LocalProcesses in a with block"
+            return self._executor
+
+    def renew(self, broken: ProcessPoolExecutor) -> None:
+        """A new pool in place of ``broken`` (once), after its workers are all gone."""
+        with self._lock:
+            if self._executor is None or self._executor is not broken:
+                return
+            self._executor.shutdown(wait=True)  # loky has killed its workers: this waits for that
+            self._executor = _new_executor(self.processes)
+
+
+@dataclass(slots=True)
+class _LocalTask:
+    """A shard's future and the pool it was submitted to (renewed if that one broke)."""
+
+    future: Future[int]
+    key: str
+    executor: ProcessPoolExecutor
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def error(self) -> BaseException | None:
+        return None if self.future.cancelled() else self.future.exception()
+
+    def release(self) -> None:
+        pass  # a finished loky future holds nothing
+
+
+class LocalCluster:
+    """One run's channels on local processes (see ``Cluster``): its queue and stop flag."""
+
+    def __init__(self, pool: LocalProcesses, inbox: Any, stop_flag: Any) -> None:
+        self._pool = pool
+        self._inbox = inbox
+        self._stop_flag = stop_flag
+
+    def prepare(self) -> None:
+        pass  # the workers run this very urlfleet
+
+    def slots(self) -> int:
+        return self._pool.processes
+
+    def submit(self, key: str, call: ShardCall) -> ShardTask:
+        executor = self._pool.executor()
+        future = executor.submit(_fetch_local, key, call, self._inbox, self._stop_flag)
+        return _LocalTask(future, key, executor)
+
+    def messages(self) -> list[tuple[str, bytes]]:
+        arrived: list[tuple[str, bytes]] = []
+        while True:
+            try:
+                arrived.append(self._inbox.get_nowait())
+            except queue.Empty:
+                return arrived
+
+    def stop(self) -> None:
+        self._stop_flag.set()
+
+    def cancel(self, tasks: list[ShardTask]) -> None:
+        for task in tasks:  # those not started; a running one hears the stop flag
+            cast(_LocalTask, task).future.cancel()
+
+    def failure(self, error: BaseException) -> BaseException | None:
+        if isinstance(error, BrokenProcessPool):  # loky's TerminatedWorkerError among them
+            return None
+        failed = ClusterError(
+            f"a shard failed in a worker process: {type(error).__name__}: {error}"
+        )
+        failed.__cause__ = error
+        return failed
+
+    def holder_gone(self, task: ShardTask) -> bool:
+        # Only a broken pool ends a task with no ShardEnd: its workers are killed, and once
+        # the new pool is there, none of them is left to send anything.
+        local = cast(_LocalTask, task)
+        if isinstance(local.error(), BrokenProcessPool):
+            self._pool.renew(local.executor)
+        return True
+
+    def close(self) -> None:
+        self._stop_flag.set()  # a shard still waiting to start, cancelled too late, ends at once
+
+
+# -- in a worker process -------------------------------------------------------------------
+
+
+def _fetch_local(key: str, call: ShardCall, inbox: Any, stop_flag: Any) -> int:
+    return run_shard(call, _LocalLink(key, inbox, stop_flag))
+
+
+class _LocalLink:
+    """A shard's channel in a local worker process (see ``ShardLink``): the parent's queue
+    and stop flag, through manager proxies."""
+
+    def __init__(self, key: str, inbox: Any, stop_flag: Any) -> None:
+        self._key = key
+        self._inbox = inbox
+        self._stop_flag = stop_flag
+        self.worker = f"pid {os.getpid()}"
+
+    def claim(self) -> bool:
+        return True  # loky never runs a task twice
+
+    @property
+    def stop_flag(self) -> StopFlag:
+        flag: StopFlag = self._stop_flag
+        return flag
+
+    def send(self, batch: bytes) -> None:
+        self._inbox.put((self._key, batch))
+
+    def close(self) -> None:
+        pass
+
+
+def _serve(server: Any) -> None:
+    # A manager's server ends its serve_forever with sys.exit(), made for a process of its own.
+    with contextlib.suppress(SystemExit):
+        server.serve_forever()
+
+
+def _new_executor(processes: int) -> ProcessPoolExecutor:
+    # Ctrl-C reaches every process of the terminal's group: the workers must leave it to
+    # this one, which stops the run and lets the requests in flight finish. Started with
+    # SIGINT ignored (from the main thread, where that can be set), they never see it, not
+    # even while they import; the initializer says so again for a pool renewed elsewhere.
+    executor = ProcessPoolExecutor(max_workers=processes, initializer=_worker_start)
+    if threading.current_thread() is not threading.main_thread():
+        executor.submit(int).result()  # all the workers start now, not at the first shard
+        return executor
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        executor.submit(int)  # loky starts every worker in this thread, on the first submit
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return executor
+
+
+def _worker_start() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The fetching modules load now, while the parent still reads its list.
+    import urlfleet.distributed.worker  # noqa: F401
