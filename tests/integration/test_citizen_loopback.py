@@ -33,7 +33,8 @@ def test_retry_after_2_stops_the_host_for_2_s_while_others_go_on(
     log = server.records(contains=token)
     told = next(r for r in log if r.status == 429)
     later = [r for r in log if r.host == key(throttled) and r.arrived > told.finished]
-    assert later and min(r.arrived for r in later) >= told.finished + 2.0
+    # told.finished is stamped after the 429 went out, so a late stamp shortens the pause seen
+    assert later and min(r.arrived for r in later) >= told.finished + 2.0 - SERVER_SLACK
     during = [r for r in log if r.host == key(other) and told.finished < r.arrived]
     assert len([r for r in during if r.arrived < told.finished + 2.0]) >= 10
 
@@ -47,7 +48,7 @@ def test_429_without_retry_after_backs_the_host_off(server: LoopbackProcess) -> 
     log = sorted(server.records(contains=token), key=lambda r: r.arrived)
     first_429 = next(r for r in log if r.status == 429)
     after = [r for r in log if r.arrived > first_429.finished]
-    assert min(r.arrived for r in after) >= first_429.finished + 0.5
+    assert min(r.arrived for r in after) >= first_429.finished + 0.5 - SERVER_SLACK
 
 
 def others_finish(server: LoopbackProcess, token: str, paused: bool) -> float:
