@@ -37,8 +37,8 @@ def wait_for(what: str, done: Callable[[], bool], process: subprocess.Popen[str]
     """Poll until ``done()``; fail if the child exits first or it takes over 60 s."""
     deadline = time.monotonic() + 60
     while not done():
-        assert process.poll() is None, f"exited ({process.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"no {what} within 60 s"
+        assert process.poll() is None, f"exited ({process.returncode}) waiting for {what}"
+        assert time.monotonic() < deadline, f"still waiting for {what} after 60 s"
         time.sleep(0.02)
 
 
@@ -154,7 +154,7 @@ def test_grace_runs_out_and_in_flight_urls_get_no_record(tmp_path: Path) -> None
         process = start_fetch(listed, out, "--grace", "0.5")
         try:
             # The fast host is done and the slow host's requests (10 s each) are open.
-            wait_for("the fast host's records", lambda: lines_in(out) == 20, process)
+            wait_for("the fast host's records", lambda: lines_in(out) >= 20, process)
             wait_for("slow requests", lambda: open_at(server, slow) >= 2, process)
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=30)
