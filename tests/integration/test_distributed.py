@@ -266,9 +266,9 @@ def test_a_worker_killed_mid_run_costs_only_its_requests_in_flight(
 def test_stop_lets_requests_in_flight_finish_and_starts_nothing_new(
     client: Client, server: LoopbackProcess, token: str
 ) -> None:
-    hosts = server.base_urls[:4]
-    urls = [f"{b}/page/{token}/{i}?latency=0.2" for i in range(20) for b in hosts]
-    run = ClusterRun(make_config(keep_content=False, jobs=8, per_host=2), client=client)
+    hosts, per_host = server.base_urls[:4], 2
+    urls = [f"{b}/page/{token}/{i}?latency=0.5" for i in range(20) for b in hosts]
+    run = ClusterRun(make_config(keep_content=False, jobs=8, per_host=per_host), client=client)
     results: list[Result] = []
     told = 0.0
     for result in run.results(urls):
@@ -281,9 +281,12 @@ def test_stop_lets_requests_in_flight_finish_and_starts_nothing_new(
     assert sorted((r.host, r.path) for r in log) == sorted(
         (urlsplit(r.url).netloc, f"{urlsplit(r.url).path}?{urlsplit(r.url).query}") for r in results
     )
-    # The workers hear of the stop within milliseconds; requests take 200 ms, so a request
-    # sent after the stop would have to be sent in those milliseconds.
-    assert max(r.arrived for r in log) < told + 0.1
+    # The stop reaches the workers through the scheduler, later on a busy machine: meanwhile
+    # a host slot that came free may begin one more request, but not a second, as each takes
+    # 0.5 s. A host's group runs in one shard at a time, so no host has more than per_host
+    # requests begun after the stop was asked; a run that went on would have 8 more each.
+    after = Counter(r.host for r in log if r.arrived > told)
+    assert max(after.values(), default=0) <= per_host, after
     assert len(results) < len(urls) // 2 and run.phases[0].tally.urls == len(results)
 
 

@@ -1,7 +1,8 @@
 """The library against the real loopback server: real threads, sockets and timings.
 
 Politeness is checked from the server's side: it records when each request arrived and when
-its response was finished, per host.
+its response was finished, per host. Start gaps are checked exactly on the client's own write
+stamps, and from the server's side with an allowance for its late stamps.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 import urlfleet
+from tests.conftest import SERVER_SLACK
+from tests.gaps import ClientWrites, server_starts, short_gaps
 from urlfleet.loopback import LoopbackProcess, RequestRecord, ServerSpec, host_loads
 
 pytestmark = pytest.mark.integration
@@ -87,13 +90,34 @@ def test_per_host_limit_holds_at_64_jobs(server: LoopbackProcess, token: str) ->
     assert max(load.max_in_flight for load in loads.values()) == 2  # the limit, and it was used
 
 
-def test_start_gap_holds_at_64_jobs(server: LoopbackProcess, token: str) -> None:
+def paced_run(
+    server: LoopbackProcess, token: str, writes: ClientWrites, delay: float
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Start stamps by host of 8 URLs on each of 4 hosts at 64 jobs: the client's and the
+    server's."""
     urls = [f"{base}/page/{token}/{i}" for base in server.base_urls[:4] for i in range(8)]
-    results = urlfleet.fetch_all(urls, jobs=64, per_host=4, delay=0.1)
+    results = urlfleet.fetch_all(urls, jobs=64, per_host=4, delay=delay)
     assert all(r.ok for r in results)
-    loads = host_loads(records(server, token))
-    assert len(loads) == 4
-    assert min(load.min_gap for load in loads.values()) >= 0.1
+    assert sorted(w.url for w in writes.of(token)) == sorted(urls)  # each write was seen
+    return writes.starts(token), server_starts(records(server, token))
+
+
+def test_start_gap_holds_at_64_jobs(
+    server: LoopbackProcess, token: str, client_writes: ClientWrites
+) -> None:
+    client, seen = paced_run(server, token, client_writes, delay=0.1)
+    assert len(client) == len(seen) == 4
+    assert short_gaps(client, 0.1) == []  # exact: kept at the write, on the client's clock
+    assert short_gaps(seen, 0.1 - SERVER_SLACK) == []  # the server's stamps may come late
+
+
+def test_the_start_gap_checks_fail_a_run_without_a_gap(
+    server: LoopbackProcess, token: str, client_writes: ClientWrites
+) -> None:
+    # The same run and checks with no delay: both must see gaps that short, or they could not
+    # have seen a broken one above.
+    client, seen = paced_run(server, token, client_writes, delay=0.0)
+    assert short_gaps(client, 0.1) and short_gaps(seen, 0.1 - SERVER_SLACK)
 
 
 def test_hot_host_at_the_top_does_not_starve_the_others(token: str) -> None:

@@ -218,19 +218,23 @@ def test_a_second_run_on_the_same_output_is_refused_at_once(
     server: LoopbackProcess, tmp_path: Path, resume: bool
 ) -> None:
     token = uuid.uuid4().hex[:8]
-    slow = [f"{server.base_urls[0]}/delay/1.5/{token}/{i}" for i in range(2)]
-    (tmp_path / "slow.txt").write_text("\n".join(slow) + "\n", encoding="utf-8")
+    listed = [f"{server.base_urls[0]}/page/{token}/{i}" for i in range(2)]
     (tmp_path / "other.txt").write_text(f"{server.base_urls[1]}/page/{token}\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
+    # The first run reads its list from stdin, so it holds the output (and its lock) until
+    # stdin closes, however long the second run takes to start.
     first = subprocess.Popen(
-        [*URLFLEET, "fetch", str(tmp_path / "slow.txt"), "-o", str(out), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [*URLFLEET, "fetch", "-", "-o", str(out), "--no-progress"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    assert first.stdin is not None
     try:
-        deadline = 20.0
-        while not out.exists() and deadline > 0:  # the first run has opened (and locked) it
-            threading.Event().wait(0.05)
-            deadline -= 0.05
+        first.stdin.write(listed[0] + "\n")
+        first.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.read_text(encoding="utf-8")):  # it is writing
+            assert first.poll() is None and time.monotonic() < deadline, "no record in 60 s"
+            time.sleep(0.05)
         extra = ["--resume"] if resume else []
         second = urlfleet("fetch", str(tmp_path / "other.txt"), "-o", str(out), *extra)
         assert second.returncode == 2
@@ -238,10 +242,11 @@ def test_a_second_run_on_the_same_output_is_refused_at_once(
             f"error: {out}: another urlfleet run is writing to it (the file is locked); wait "
             "for that run to end or choose another -o"
         )
+        first.stdin.write(listed[1] + "\n")
     finally:
-        _, err = first.communicate(timeout=60)
+        _, err = first.communicate(timeout=60)  # closes stdin: the list ends
     assert first.returncode == 0, err
-    assert sorted(r["url"] for r in records(out)) == sorted(slow)  # whole, not interleaved
+    assert sorted(r["url"] for r in records(out)) == sorted(listed)  # whole, not interleaved
     again = urlfleet("fetch", str(tmp_path / "other.txt"), "-o", str(out), "--resume")
     assert again.returncode == 0, again.stderr  # the lock went with the first run
     assert len(records(out)) == 3
@@ -328,8 +333,9 @@ def test_ctrl_c_with_a_slow_stdin_exits_130_cleanly(
         assert child.stdin is not None and child.stderr is not None
         child.stdin.write(f"{server.base_urls[0]}/page/slow-stdin\n".encode())
         child.stdin.flush()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (out.exists() and out.read_text()):
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.read_text()):  # the run is going: its record is out
+            assert child.poll() is None and time.monotonic() < deadline, "no record in 60 s"
             time.sleep(0.05)
         child.send_signal(signal.SIGINT)
         code = child.wait(timeout=20)

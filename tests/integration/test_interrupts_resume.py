@@ -1,4 +1,9 @@
-"""Interrupts, kills and resume, run as a user would: urlfleet in a subprocess, real signals."""
+"""Interrupts, kills and resume, run as a user would: urlfleet in a subprocess, real signals.
+
+A signal goes only once the run has reached the state the test is about (records written, a
+host's requests open at the server, a line on stderr), polled for with a deadline: the child
+takes most of a second to start, longer on a busy machine.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,13 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -25,6 +33,45 @@ def start_fetch(listed: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
 
 
+def wait_for(what: str, done: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    """Poll until ``done()``; fail if the child exits first or it takes over 60 s."""
+    deadline = time.monotonic() + 60
+    while not done():
+        assert process.poll() is None, f"exited ({process.returncode}) waiting for {what}"
+        assert time.monotonic() < deadline, f"still waiting for {what} after 60 s"
+        time.sleep(0.02)
+
+
+def lines_in(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def open_at(server: LoopbackProcess, base: str) -> int:
+    """Connections the server has accepted for the host at ``base`` (for the first host, its
+    control requests' too)."""
+    return int(server.stats()["host_connections"].get(base.removeprefix("http://"), 0))
+
+
+class Lines:
+    """A child's stderr, read as it comes by a thread of its own."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        self._stream = stream
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self._lines.extend(stream), daemon=True)
+        self._reader.start()
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in list(self._lines))
+
+    def all(self) -> str:
+        """Everything the child said, once it has exited."""
+        self._reader.join(timeout=30)  # EOF follows the child's exit
+        self._stream.close()
+        return "".join(self._lines)
+
+
 def test_sigint_and_sigkill_then_resume_account_for_every_url(tmp_path: Path) -> None:
     rng = random.Random(20261127)
     token = uuid.uuid4().hex[:8]
@@ -34,13 +81,11 @@ def test_sigint_and_sigkill_then_resume_account_for_every_url(tmp_path: Path) ->
         listed.write_text("\n".join(urls) + "\n", encoding="utf-8")
         kills = 0
         for round_ in range(4):
-            written = out.stat().st_size if out.exists() else 0
+            # A signal after a random number of new records, at most 40 of 200 a round: the
+            # run is mid-list when it comes, however fast or slow the machine.
+            until = lines_in(out) + rng.randint(1, 40)
             process = start_fetch(listed, out)
-            deadline = time.monotonic() + 30
-            while not out.exists() or out.stat().st_size == written:  # records are coming
-                assert process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 0.6))
+            wait_for(f"{until} records", lambda: lines_in(out) >= until, process)  # noqa: B023
             how = signal.SIGINT if round_ % 2 == 0 else signal.SIGKILL
             process.send_signal(how)
             _, stderr = process.communicate(timeout=60)
@@ -66,40 +111,62 @@ def test_sigint_and_sigkill_then_resume_account_for_every_url(tmp_path: Path) ->
 
 def test_second_ctrl_c_stops_at_once_without_a_torn_line(tmp_path: Path) -> None:
     token = uuid.uuid4().hex[:8]
-    with LoopbackProcess(ServerSpec(hosts=2, latency=0.05, host_latency=(5.0,))) as server:
+    # The slow host is not the first, where the server's control requests go (open_at).
+    with LoopbackProcess(ServerSpec(hosts=2, latency=0.05, host_latency=(None, 5.0))) as server:
+        fast, slow = server.base_urls
         urls = [f"{base}/page/{token}/{i}" for i in range(40) for base in server.base_urls]
         listed, out = tmp_path / "urls.txt", tmp_path / "out.jsonl"
         listed.write_text("\n".join(urls) + "\n", encoding="utf-8")
         process = start_fetch(listed, out, "--grace", "30")
-        time.sleep(1.0)
-        process.send_signal(signal.SIGINT)  # the slow host's requests would take 5 s
-        time.sleep(0.3)
-        started = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-        assert time.monotonic() - started < 2.0
-    assert process.returncode == 130 and "--resume" in stderr
+        stderr = Lines(process.stderr)
+        try:
+            # The slow host's two requests are open (they take 5 s) and records are coming.
+            wait_for("slow requests", lambda: open_at(server, slow) >= 2, process)
+            wait_for("a record", lambda: lines_in(out) > 0, process)
+            process.send_signal(signal.SIGINT)
+            wait_for("the first interrupt heard", lambda: stderr.has("interrupted:"), process)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            said = stderr.all()
+    assert process.returncode == 130, said
+    assert "requests still in flight were abandoned" in said and "--resume" in said
     text = out.read_text(encoding="utf-8")
     assert text == "" or text.endswith("\n")
-    assert all(json.loads(line)["ok"] for line in text.splitlines())
+    recorded = [json.loads(line) for line in text.splitlines()]
+    assert all(record["ok"] for record in recorded)
+    # It did not wait for the slow host's requests (grace 30 s): they got no record.
+    assert not any(record["url"].startswith(slow) for record in recorded)
+    assert any(record["url"].startswith(fast) for record in recorded)
 
 
 def test_grace_runs_out_and_in_flight_urls_get_no_record(tmp_path: Path) -> None:
     token = uuid.uuid4().hex[:8]
-    with LoopbackProcess(ServerSpec(hosts=2, latency=0.02, host_latency=(10.0,))) as server:
-        slow, fast = server.base_urls
+    with LoopbackProcess(ServerSpec(hosts=2, latency=0.02, host_latency=(None, 10.0))) as server:
+        fast, slow = server.base_urls
         urls = [f"{slow}/page/{token}/{i}" for i in range(4)]
         urls += [f"{fast}/page/{token}/{i}" for i in range(20)]
         listed, out = tmp_path / "urls.txt", tmp_path / "out.jsonl"
         listed.write_text("\n".join(urls) + "\n", encoding="utf-8")
         process = start_fetch(listed, out, "--grace", "0.5")
-        time.sleep(1.5)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
+        try:
+            # The fast host is done and the slow host's requests (10 s each) are open.
+            wait_for("the fast host's records", lambda: lines_in(out) >= 20, process)
+            wait_for("slow requests", lambda: open_at(server, slow) >= 2, process)
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
     assert process.returncode == 130, stderr
+    assert "requests still in flight were abandoned" in stderr
     recorded = {json.loads(line)["url"] for line in out.read_text(encoding="utf-8").splitlines()}
     assert not any(url.startswith(slow) for url in recorded)  # abandoned, so no record
-    assert {u for u in urls if u.startswith(fast)} <= recorded
+    assert {u for u in urls if u.startswith(fast)} == recorded
 
 
 def test_resume_repairs_a_torn_last_line(server: LoopbackProcess, tmp_path: Path) -> None:
