@@ -1,9 +1,10 @@
 """Start gaps as the client kept them, and as a server saw them, for politeness tests.
 
-urlfleet keeps a host's gap at the write: ``Lease.hold()`` is entered around writing each
-request, and inside it the transport stamps ``time.monotonic()`` (``wrote_at()``) just before
-the request line goes out. :class:`ClientWrites` wraps ``Lease.hold`` in the test process and
-keeps those stamps, so a test asserts the rule exactly, on the clock that kept it.
+urlfleet keeps a host's gap at the write: the write gate (``urlfleet.fetching.gate``) holds
+each request until its host's gap since the last write has passed, and tells the lease when
+the request was written (``Lease.wrote``), on the clock the gap is kept by; the next write to
+the host counts from there. :class:`ClientWrites` wraps ``Lease.wrote`` in the test process
+and keeps those stamps, so a test asserts the rule exactly, on the clock that kept it.
 
 A server's arrival stamps come from another process, which a busy machine may schedule late
 (see ``SERVER_SLACK`` in tests/conftest.py): a check of them needs an allowance, and
@@ -13,14 +14,11 @@ A server's arrival stamps come from another process, which a busy machine may sc
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pytest
 
-from urlfleet.fetching.transport import wrote_at
 from urlfleet.loopback import RequestRecord
 from urlfleet.politeness import Lease
 
@@ -31,7 +29,7 @@ class Write:
 
     host: str  # its politeness key (host:port)
     url: str
-    at: float  # time.monotonic() when it began to be written
+    at: float  # time.monotonic() when it was written (what the host's next gap counts from)
 
 
 class ClientWrites:
@@ -48,22 +46,14 @@ class ClientWrites:
     @classmethod
     def installed(cls, monkeypatch: pytest.MonkeyPatch) -> ClientWrites:
         writes = cls()
-        plain = Lease.hold
+        plain = Lease.wrote
 
-        @contextmanager
-        def hold(lease: Lease) -> Iterator[None]:
-            entered = time.monotonic()
-            try:
-                with plain(lease):
-                    yield
-            finally:
-                # Stamped inside this hold, by the transport, when the write began. An older
-                # stamp (or none) means this hold wrote nothing: NotDue, or an ungated send.
-                stamp = wrote_at()
-                if lease.host is not None and stamp is not None and stamp >= entered:
-                    writes._add(Write(lease.host.key, lease.job.target, stamp))
+        def wrote(lease: Lease, at: float) -> None:
+            plain(lease, at)
+            if lease.host is not None:
+                writes._add(Write(lease.host.key, lease.job.target, at))
 
-        monkeypatch.setattr(Lease, "hold", hold)
+        monkeypatch.setattr(Lease, "wrote", wrote)
         return writes
 
     def _add(self, write: Write) -> None:
