@@ -1,0 +1,117 @@
+"""The frontier's input side: a feeder thread reads the list into a bounded queue.
+
+The input is read never under the frontier's lock: a slow stdin, or a generator that waits for
+results it has not seen yet, stalls no thread. The frontier takes jobs in from the queue, a few
+at a time and under its own lock, only when its window has room for them.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+
+from urlfleet.schedule.job import Job
+
+FEED_AHEAD = 256  # URLs the feeder may read past what the frontier has taken in (at most)
+FULL_FEED_WAIT = 1.0  # a feeder waiting on a full feed looks for a close at least this often
+_END = object()  # the feeder's last word
+
+
+class Feeder:
+    """Reads jobs into a bounded feed on a thread of its own, and deals out joblib's tokens.
+
+    It shares the frontier's condition: ``admit`` runs under it, ``tokens`` takes it, and the
+    feeder thread takes it only to notify, never while it reads.
+
+    >>> for _ in feeder.tokens(jobs): ...   # one token per job, for joblib to dispatch
+    """
+
+    def __init__(
+        self,
+        cond: threading.Condition,
+        take_in: Callable[[Job], None],
+        closed: Callable[[], bool],
+        *,
+        window: int,
+    ) -> None:
+        self._cond = cond
+        self._take_in = take_in  # the frontier's: a job read, into its queues (under its lock)
+        self._closed = closed
+        self._window = window
+        self._feed: queue.Queue[object] = queue.Queue(FEED_AHEAD)
+        self.fed_all = True  # no feeder running, or it has said its last word
+        self._input_error: BaseException | None = None
+        self._admitted = 0
+        self._tokens = 0
+
+    def tokens(self, jobs: Iterator[Job]) -> Iterator[None]:
+        """Yield tokens for joblib to dispatch: each is one task that takes jobs until it
+        finishes one (or finds the frontier done). Never blocks on the input.
+
+        joblib asks for the next token from the thread that reports a finished task, under
+        its own lock; a token that waited there for input would hold back every result. So
+        while the input is slow, spare tokens go out: their tasks wait in ``take``, where a
+        new job wakes them. joblib asks once per finished task, which bounds the spares.
+        """
+        with self._cond:
+            self._admitted = self._tokens = 0
+            self._feed, self.fed_all = queue.Queue(min(FEED_AHEAD, self._window)), False
+        feeder = threading.Thread(
+            target=self._read, args=(jobs, self._feed), name="urlfleet-feeder", daemon=True
+        )
+        feeder.start()
+        while True:
+            with self._cond:
+                if self._closed():
+                    return
+                if self._tokens >= self._admitted:
+                    self.admit(1)
+                    if self._tokens >= self._admitted and self.fed_all:
+                        return
+                self._tokens += 1
+            yield None
+
+    def _read(self, jobs: Iterator[Job], feed: queue.Queue[object]) -> None:
+        try:
+            for job in jobs:
+                if not self._put(feed, job):
+                    return
+                with self._cond:
+                    self._cond.notify()  # a job came in: a waiting thread may take it
+        except Exception as exc:  # a list file that fails mid-read ends the input, not the run
+            self._input_error = exc
+        self._put(feed, _END)
+        with self._cond:
+            self._cond.notify_all()
+
+    def _put(self, feed: queue.Queue[object], item: object) -> bool:
+        # A full feed waits for the frontier to take some in, but never past a close.
+        while not self._closed():
+            try:
+                feed.put(item, timeout=FULL_FEED_WAIT)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def input_error(self) -> BaseException | None:
+        """The exception that stopped reading the input early, if any."""
+        return self._input_error
+
+    def admit(self, most: int) -> int:
+        """Hand up to ``most`` jobs that have been read to the frontier; under its lock."""
+        admitted = 0
+        while admitted < most and not self.fed_all:
+            try:
+                item = self._feed.get_nowait()
+            except queue.Empty:
+                break
+            if item is _END:
+                self.fed_all = True
+                break
+            assert isinstance(item, Job)
+            admitted += 1
+            self._take_in(item)
+        self._admitted += admitted
+        return admitted
