@@ -239,3 +239,19 @@ def test_what_an_attempt_says_of_its_host(
     status: int | None, error_kind: str | None, outcome: Outcome
 ) -> None:
     assert outcome_of(status, error_kind=error_kind) is outcome
+
+
+def test_a_pace_changed_after_a_write_holds_for_the_next_longer_or_shorter(
+    clock: FakeClock,
+) -> None:
+    politeness = Politeness(FetchConfig(per_host=2, delay=1.0), clock=clock, sleep=clock.advance)
+    first = leased(politeness, clock)  # its gap drawn for the 1 s delay
+    assert first.host is not None
+    with writing(first):
+        pass
+    politeness._set_delay(first.host, 0.2)  # --auto-throttle speeds up after a quick 200
+    due, _ = leased(politeness, clock).write_due(clock())
+    assert due == pytest.approx(clock() + 0.2 + GAP_MARGIN)
+    politeness._set_delay(first.host, 3.0)  # a Crawl-delay learned meanwhile
+    due, _ = leased(politeness, clock).write_due(clock())
+    assert due == pytest.approx(clock() + 3.0 + GAP_MARGIN)

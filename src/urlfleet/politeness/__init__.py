@@ -100,10 +100,11 @@ class HostPoliteness:
     send_after: float = 0.0
     last_send: float = -math.inf
     last_start: float = -math.inf  # when the latest lease was taken
-    # Under ``send_lock``, by the write gate: the latest write and the gap its lease reserved,
-    # for a request written before that lease is back.
+    # Under ``send_lock``, by the write gate: the latest write, the gap its lease reserved and
+    # the delay that gap was drawn for, for a request written before that lease is back.
     written_at: float = -math.inf
     written_gap: float = 0.0
+    written_for: float = 0.0
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     robots_asked: bool = False  # a robots.txt request is queued or in flight
 
@@ -135,6 +136,7 @@ class Lease:
     host: HostPoliteness | None  # None for a job that fails without a request
     gap: float = 0.0  # the start gap that must follow this request
     reserved: tuple[float, float] = (0.0, 0.0)  # the host's next start before and after it
+    drawn_for: float = 0.0  # the host's delay when ``gap`` was drawn
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     wrote_at: float | None = None  # when its request was written, once it was
@@ -151,8 +153,7 @@ class Lease:
         if host is None:
             return now, True
         paused_until = host.health.paused_until
-        # A longer delay learned since the last write holds already.
-        gap = max(host.written_gap, _with_margin(host.limits.delay))
+        gap = _gap_after(host.written_gap, host.written_for, host.limits.delay)
         due = max(host.send_after, host.written_at + gap, paused_until)
         return due, not host.health.cut_off and paused_until <= now
 
@@ -160,7 +161,8 @@ class Lease:
         """The request was written at ``at``. Told under ``write_lock``."""
         self.wrote_at = at
         if self.host is not None:
-            self.host.written_at, self.host.written_gap = at, self.gap
+            host = self.host
+            host.written_at, host.written_gap, host.written_for = at, self.gap, self.drawn_for
 
 
 class Politeness:
@@ -290,7 +292,8 @@ class Politeness:
         gap = self.gap(state.limits)
         before, state.next_start, state.last_start = state.next_start, now + gap, now
         reserved = (before, state.next_start)
-        return Lease(job, state, gap, reserved, clock=self._clock, sleep=self._sleep)
+        drawn_for = state.limits.delay
+        return Lease(job, state, gap, reserved, drawn_for, clock=self._clock, sleep=self._sleep)
 
     def observe(self, lease: Lease, attempt: Attempt | None, now: float) -> str | None:
         """Give the lease's slot back and take in what its request saw (None: nothing was
@@ -301,7 +304,7 @@ class Politeness:
         state.in_flight -= 1
         if lease.wrote_at is not None:  # the gate's record of the write, folded in here
             state.last_send = max(state.last_send, lease.wrote_at)
-            gap = max(lease.gap, _with_margin(state.limits.delay))
+            gap = _gap_after(lease.gap, lease.drawn_for, state.limits.delay)
             state.send_after = max(state.send_after, lease.wrote_at + gap)
         if attempt is None:  # nothing was written: its start is free again, if still its own
             before, after = lease.reserved
@@ -407,6 +410,12 @@ class Politeness:
         state.health.cut_off = memory.cut_off
         if memory.delay is not None:
             state.limits = HostLimits(state.limits.per_host, memory.delay)
+
+
+def _gap_after(drawn: float, drawn_for: float, delay: float) -> float:
+    """The gap that follows a write: the one drawn for it (jitter and all), unless the host's
+    delay changed since (Crawl-delay, the pace), which then holds, longer or shorter."""
+    return drawn if drawn_for == delay else _with_margin(delay)
 
 
 def _with_margin(gap: float) -> float:
