@@ -101,6 +101,19 @@ HTTPS = Workload(
     tls=True,
 )
 
+# Long and fast enough to be CPU-bound for one process: where --processes pays.
+SCALE = replace(
+    HTTPS,
+    name="scale",
+    about="10,000 HTTPS URLs over 1,000 host names, 50 ms, per_host 2, jobs 256",
+    hosts=1000,
+    urls=10_000,
+    quick_urls=2000,
+    jobs=(256,),
+    references=("aiohttp",),
+    repeat=1,
+)
+
 WORKLOADS = (
     Workload(
         name="even",
@@ -141,30 +154,8 @@ WORKLOADS = (
     ),
     HTTPS,
     replace(HTTPS, name="https-plain", about="the https list over plain HTTP", tls=False),
-    # Long and fast enough to be CPU-bound for one process: where --processes pays.
-    replace(
-        HTTPS,
-        name="scale",
-        about="10,000 HTTPS URLs over 1,000 host names, 50 ms, per_host 2, jobs 256",
-        hosts=1000,
-        urls=10_000,
-        quick_urls=2000,
-        jobs=(256,),
-        references=("aiohttp",),
-        repeat=1,
-    ),
-    replace(
-        HTTPS,
-        name="scale-plain",
-        about="the scale list over plain HTTP",
-        hosts=1000,
-        urls=10_000,
-        quick_urls=2000,
-        jobs=(256,),
-        references=("aiohttp",),
-        repeat=1,
-        tls=False,
-    ),
+    SCALE,
+    replace(SCALE, name="scale-plain", about="the scale list over plain HTTP", tls=False),
     Workload(
         name="hosts-20k",
         about="20,000 URLs over 4,000 host names, 0 ms",
