@@ -8,6 +8,7 @@ pools are shared by every thread and sized to what the open-files limit can hold
 from __future__ import annotations
 
 import contextlib
+import http.client
 import re
 import ssl
 import threading
@@ -28,6 +29,7 @@ from urllib3.util.ssl_ import create_urllib3_context, resolve_cert_reqs
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.fetching.gate import held
+from urlfleet.fetching.headers import QuickHeadersResponse
 
 # Hosts whose idle keep-alive connections are kept; with requests' default of 10, a list that
 # cycles over more hosts opens a new connection for almost every request.
@@ -46,6 +48,7 @@ class _Served:
     connects HTTPS connections before their first request, so a socket alone says nothing."""
 
     served = False
+    response_class: type[http.client.HTTPResponse] = QuickHeadersResponse
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
