@@ -31,8 +31,9 @@ def frontier(
 
 
 def start(front: Frontier, jobs: list[Job]) -> None:
-    for _ in front.tokens(iter(jobs)):  # admit everything, as joblib would over the run
-        pass
+    reader = front.feed(iter(jobs))
+    reader.join(10)  # read in, every one: each take then admits what its window lets in
+    assert not reader.is_alive()
 
 
 def drain(front: Frontier) -> list[Lease]:
@@ -117,7 +118,7 @@ def test_pause_stops_the_whole_host(clock: FakeClock) -> None:
 def test_take_ends_when_every_job_is_done(clock: FakeClock) -> None:
     front = frontier(clock)
     jobs = jobs_for([f"http://h{i % 3}.test/{i}" for i in range(10)])
-    assert sum(1 for _ in front.tokens(iter(jobs))) >= 10  # spares while the input is read
+    start(front, jobs)
     while (lease := front.take(wait=False)) is not None:
         front.release(lease, OK)
     assert front.take() is None  # nothing pending, nothing in flight: done, no waiting
@@ -132,9 +133,7 @@ def test_window_bounds_read_ahead(clock: FakeClock) -> None:
             yield job
 
     front = frontier(clock, per_host=1, window=10)
-    tokens = front.tokens(lazily())
-    for _ in range(30):
-        next(tokens)
+    front.feed(lazily())
     drain(front)
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline:  # let the feeder read all it may
@@ -157,17 +156,16 @@ def test_a_slow_input_stalls_no_thread(clock: FakeClock) -> None:
         yield from jobs_for(["http://b.test/2"])
 
     front = frontier(clock)
-    tokens = front.tokens(slow())
-    assert next(tokens) is None
+    front.feed(slow())
     lease = front.take()  # the first job, while the input is still blocked
     assert lease is not None and lease.job.host == "a.test"
     front.release(lease, OK)
-    assert next(tokens) is None  # a spare token: never blocks on the input
+    assert front.take(wait=False) is None  # nothing to do yet, and no lock held by the input
     go.set()
     second = front.take()
     assert second is not None and second.job.host == "b.test"
     front.release(second, OK)
-    assert list(tokens) == [] or front.take() is None
+    assert front.take() is None  # the input has ended and every job is done
 
 
 def test_the_host_with_most_work_per_slot_goes_first(clock: FakeClock) -> None:

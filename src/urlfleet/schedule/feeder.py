@@ -19,12 +19,12 @@ _END = object()  # the feeder's last word
 
 
 class Feeder:
-    """Reads jobs into a bounded feed on a thread of its own, and deals out joblib's tokens.
+    """Reads jobs into a bounded feed on a thread of its own.
 
-    It shares the frontier's condition: ``admit`` runs under it, ``tokens`` takes it, and the
-    feeder thread takes it only to notify, never while it reads.
+    It shares the frontier's condition: ``admit`` runs under it, and the feeder thread takes
+    it only to notify, never while it reads.
 
-    >>> for _ in feeder.tokens(jobs): ...   # one token per job, for joblib to dispatch
+    >>> feeder.start(jobs); ...; feeder.admit(64)   # under the frontier's lock
     """
 
     def __init__(
@@ -42,35 +42,16 @@ class Feeder:
         self._feed: queue.Queue[object] = queue.Queue(FEED_AHEAD)
         self.fed_all = True  # no feeder running, or it has said its last word
         self._input_error: BaseException | None = None
-        self._admitted = 0
-        self._tokens = 0
 
-    def tokens(self, jobs: Iterator[Job]) -> Iterator[None]:
-        """Yield tokens for joblib to dispatch: each is one task that takes jobs until it
-        finishes one (or finds the frontier done). Never blocks on the input.
-
-        joblib asks for the next token from the thread that reports a finished task, under
-        its own lock; a token that waited there for input would hold back every result. So
-        while the input is slow, spare tokens go out: their tasks wait in ``take``, where a
-        new job wakes them. joblib asks once per finished task, which bounds the spares.
-        """
+    def start(self, jobs: Iterator[Job]) -> threading.Thread:
+        """Start reading ``jobs`` into the feed, on a thread of its own (returned)."""
         with self._cond:
-            self._admitted = self._tokens = 0
             self._feed, self.fed_all = queue.Queue(min(FEED_AHEAD, self._window)), False
         feeder = threading.Thread(
             target=self._read, args=(jobs, self._feed), name="urlfleet-feeder", daemon=True
         )
         feeder.start()
-        while True:
-            with self._cond:
-                if self._closed():
-                    return
-                if self._tokens >= self._admitted:
-                    self.admit(1)
-                    if self._tokens >= self._admitted and self.fed_all:
-                        return
-                self._tokens += 1
-            yield None
+        return feeder
 
     def _read(self, jobs: Iterator[Job], feed: queue.Queue[object]) -> None:
         try:
@@ -113,5 +94,4 @@ class Feeder:
             assert isinstance(item, Job)
             admitted += 1
             self._take_in(item)
-        self._admitted += admitted
         return admitted

@@ -35,7 +35,7 @@ ADMIT_PER_TAKE = 64  # read ahead in small steps so no thread holds the lock for
 class Frontier:
     """Per-host queues fed from a bounded look-ahead window; thread-safe.
 
-    >>> for _ in frontier.tokens(jobs): ...   # one token per job, for joblib to dispatch
+    >>> frontier.feed(jobs)   # read on a thread of its own; every take admits some
     >>> lease = frontier.take(); ...; frontier.release(lease, attempt)
     """
 
@@ -60,10 +60,10 @@ class Frontier:
 
     # -- feeding -------------------------------------------------------------------------
 
-    def tokens(self, jobs: Iterator[Job]) -> Iterator[None]:
-        """Yield tokens for joblib to dispatch, one task each; never blocks on the input
-        (the feeder's ``tokens`` says why)."""
-        return self._feeder.tokens(jobs)
+    def feed(self, jobs: Iterator[Job]) -> threading.Thread:
+        """Start reading ``jobs`` in, on the feeder's thread (returned): ``take`` admits them
+        as the window has room, and ends only once all of them are done."""
+        return self._feeder.start(jobs)
 
     def input_error(self) -> BaseException | None:
         """The exception that stopped reading the input early, if any."""
