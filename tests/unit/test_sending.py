@@ -143,3 +143,39 @@ def test_https_pools_share_one_tls_context_with_the_bundle_loaded_once(tmp_path:
         adapter.get_connection_with_tls_context(
             requests.Request("GET", "https://a.test/").prepare(), str(tmp_path / "missing.pem")
         )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Content-Type": "text/html; charset=utf-8", "X-A": "1"}, {"Set-Cookie": "s=1; Path=/"}, {}],
+    ids=["no cookie", "a cookie", "no headers"],
+)
+def test_the_adapter_builds_the_response_requests_builds(headers: dict[str, str]) -> None:
+    import io
+
+    from urllib3 import HTTPResponse
+
+    def raw() -> HTTPResponse:
+        return HTTPResponse(io.BytesIO(b"x"), headers=headers, status=203, reason="Fine",
+                            preload_content=False)  # fmt: skip
+
+    adapter = shared_adapter(FetchConfig())
+    prepared = requests.Request("GET", "http://a.test/p").prepare()
+    ours = adapter.build_response(prepared, raw())
+    theirs = requests.adapters.HTTPAdapter.build_response(adapter, prepared, raw())
+    plain = {"raw", "headers", "cookies"}
+    assert {k: v for k, v in vars(ours).items() if k not in plain} == {
+        k: v for k, v in vars(theirs).items() if k not in plain
+    }
+    assert list(ours.headers.items()) == list(theirs.headers.items())
+    assert ours.cookies.get_dict() == theirs.cookies.get_dict()
+    assert ours.raw.status == theirs.raw.status
+
+
+@pytest.mark.parametrize("proxies", [{}, {"http": "http://proxy.test:3128"}])
+@pytest.mark.parametrize("url", ["http://a.test/p?q=1#f", "http://a.test//double", "http://a.test"])
+def test_the_adapter_asks_for_the_url_requests_asks_for(url: str, proxies: dict[str, str]) -> None:
+    adapter = shared_adapter(FetchConfig())
+    prepared = requests.Request("GET", url).prepare()
+    theirs = requests.adapters.HTTPAdapter.request_url(adapter, prepared, proxies)
+    assert adapter.request_url(prepared, proxies) == theirs

@@ -19,7 +19,8 @@ import requests
 from joblib import effective_n_jobs, parallel_config
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 from requests.cookies import RequestsCookieJar
-from requests.utils import select_proxy
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers, select_proxy
 from urllib3 import PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -148,6 +149,28 @@ class GatedAdapter(HTTPAdapter):
             **host_params, pool_kwargs=pool_kwargs
         )
         return found
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        if "Set-Cookie" in resp.headers or "Set-Cookie2" in resp.headers:
+            return super().build_response(req, resp)
+        # requests' own build_response, less the cookie extraction, which parses the URL and
+        # walks the jar for every response to find nothing when no cookie was set.
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        url = req.url
+        response.url = url.decode("utf-8") if isinstance(url, bytes) else url  # type: ignore[assignment]
+        response.request = req
+        response.connection = self
+        return response
+
+    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
+        if not proxies:  # requests' answer when there is no proxy, less two parses of the URL
+            return str(request.path_url)
+        return str(super().request_url(request, proxies))
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None

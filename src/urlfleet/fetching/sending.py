@@ -72,7 +72,9 @@ class Preparer:
         else:
             prepared._cookies = jar  # type: ignore[attr-defined]
         prepared.prepare_body(request.data, request.files, request.json)
-        prepared.prepare_auth(_merge_setting(request.auth, session.auth), prepared.url)
+        auth = _merge_setting(request.auth, session.auth)
+        if auth is not None or "@" in (prepared.url or ""):  # else prepare_auth finds none
+            prepared.prepare_auth(auth, prepared.url)
         prepared.prepare_hooks(_merge_hooks(request.hooks, session.hooks))
         return prepared
 
