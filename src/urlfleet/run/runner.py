@@ -252,7 +252,8 @@ class Run:
                 tasks.close()
 
     def _steps(self, frontier: Frontier, fetcher: Fetcher) -> Generator[Result, None, None]:
-        """Requests for the leases the frontier hands out, until it is done; each Result."""
+        """Requests for the leases the frontier hands out, until it is done; each Result.
+        Each release is followed by this thread's next take, unless the caller stops."""
         while (lease := frontier.take()) is not None:  # politeness decides who is ready
             result = self._one_step(frontier, fetcher, lease)
             if result is not None:
@@ -267,10 +268,11 @@ class Run:
                 assert self._hand_back is not None
                 self._hand_back(hop)
             finally:  # the 3xx is observed like any answer; the job ends here
-                frontier.release(lease, step.attempt, robots=step.robots)
+                frontier.release(lease, step.attempt, robots=step.robots, taking_next=True)
             return None
         _answer_sitemap(lease.job, step)  # before the release: the input is not done
-        frontier.release(lease, step.attempt, again_at=step.again_at, robots=step.robots)
+        frontier.release(lease, step.attempt, again_at=step.again_at, robots=step.robots,
+                         taking_next=True)  # fmt: skip
         return step.result
 
 

@@ -58,8 +58,9 @@ class Feeder:
             for job in jobs:
                 if not self._put(feed, job):
                     return
-                with self._cond:
-                    self._cond.notify()  # a job came in: a waiting thread may take it
+                if feed.qsize() == 1:  # the only one: threads may be waiting for input
+                    with self._cond:
+                        self._cond.notify()  # the one it wakes takes in all that came since
         except Exception as exc:  # a list file that fails mid-read ends the input, not the run
             self._input_error = exc
         self._put(feed, _END)
@@ -83,6 +84,8 @@ class Feeder:
     def admit(self, most: int) -> int:
         """Hand up to ``most`` jobs that have been read to the frontier; under its lock."""
         admitted = 0
+        if self._feed.empty():  # most polls find nothing new: no exception raised for it
+            return 0
         while admitted < most and not self.fed_all:
             try:
                 item = self._feed.get_nowait()

@@ -86,14 +86,17 @@ class Frontier:
         ``wait=False``, when no job can start at this moment).
         """
         with self._cond:
-            while not self._closed:
-                lease = self._poll()
-                if lease is not None or not wait:
-                    return lease
-                if self._all_done():
-                    return None
-                self._cond.wait(self._lines.wait_time(self._clock()))
-            return None
+            return self._take_held(wait)
+
+    def _take_held(self, wait: bool) -> Lease | None:
+        while not self._closed:
+            lease = self._poll()
+            if lease is not None or not wait:
+                return lease
+            if self._all_done():
+                return None
+            self._cond.wait(self._lines.wait_time(self._clock()))
+        return None
 
     def _poll(self) -> Lease | None:
         room = self._window - self._pending - self._in_flight
@@ -122,42 +125,56 @@ class Frontier:
         *,
         again_at: float | None = None,
         robots: RobotsAnswer | None = None,
+        taking_next: bool = False,
     ) -> None:
         """Give back the lease's slot with what its request saw (``attempt``; None when
         nothing was written); with ``again_at``, queue its job again for that moment.
 
         ``robots`` is the final answer of a robots.txt job, for the host it was fetched for.
+        ``taking_next``: the caller calls ``take`` next, so no other thread is woken to look
+        at what this release made ready: it would find the slot taken already, and wait
+        again, once for every request.
         """
-        job = lease.job
         with self._cond:
-            now = self._clock()
-            rules = lease.host
-            if rules is not None:
-                self._in_flight -= 1
-                cut_off = self.politeness.observe(lease, attempt, now)
-                if cut_off is not None:
-                    self._cut_off(rules.key)
-            if robots is not None and job.robots_for is not None:
-                host = self._host(job.robots_for)
-                if self.politeness.learn_robots(host.rules, robots) is not None:
-                    self._cut_off(host.key)
-                elif not host.scheduled:
-                    self._schedule(host, now)
-            own = self._hosts.get(rules.key) if rules is not None else None
-            if own is not None and not own.scheduled:
-                self._schedule(own, now)
-            if again_at is not None:
-                self._pending += 1
-                if again_at <= now:
-                    self._enqueue(job, now, front=True)
-                else:
-                    self._lines.retry(job, again_at)
-            if self._hosts.crowded():
-                self._hosts.sweep(lambda idle: self.politeness.forget(idle.rules, now))
+            self._settle(lease, attempt, again_at, robots)
             if self._all_done():
                 self._cond.notify_all()  # all done: every waiting task may end now
-            else:
+            elif not taking_next:
                 self._cond.notify()  # one slot freed or one job back: one thread to look
+
+    def _settle(
+        self,
+        lease: Lease,
+        attempt: Attempt | None,
+        again_at: float | None,
+        robots: RobotsAnswer | None,
+    ) -> None:
+        # A lease's end, under the lock: its slot, its host's schedule, its job's next try.
+        job = lease.job
+        now = self._clock()
+        rules = lease.host
+        if rules is not None:
+            self._in_flight -= 1
+            cut_off = self.politeness.observe(lease, attempt, now)
+            if cut_off is not None:
+                self._cut_off(rules.key)
+        if robots is not None and job.robots_for is not None:
+            host = self._host(job.robots_for)
+            if self.politeness.learn_robots(host.rules, robots) is not None:
+                self._cut_off(host.key)
+            elif not host.scheduled:
+                self._schedule(host, now)
+        own = self._hosts.get(rules.key) if rules is not None else None
+        if own is not None and not own.scheduled:
+            self._schedule(own, now)
+        if again_at is not None:
+            self._pending += 1
+            if again_at <= now:
+                self._enqueue(job, now, front=True)
+            else:
+                self._lines.retry(job, again_at)
+        if self._hosts.crowded():
+            self._hosts.sweep(lambda idle: self.politeness.forget(idle.rules, now))
 
     def paused_hosts(self) -> int:
         """How many hosts are paused right now (a 429 or 503 told them to wait)."""
