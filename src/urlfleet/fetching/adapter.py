@@ -32,9 +32,10 @@ from urlfleet.errors import InputError
 from urlfleet.fetching.gate import held
 from urlfleet.fetching.headers import QuickHeadersResponse
 
-# Hosts whose idle keep-alive connections are kept; with requests' default of 10, a list that
-# cycles over more hosts opens a new connection for almost every request.
-POOLED_HOSTS = 256
+# Hosts whose idle keep-alive connections are kept (about 5 KB each, pool and connection); a
+# list that cycles over more hosts than this opens a new connection (and handshake) for
+# almost every request: with requests' default of 10, almost any list of many hosts would.
+POOLED_HOSTS = 4096
 # File descriptors left for the process itself (stdio, the list and records files, joblib's and
 # loky's pipes, a DNS lookup's socket) when the pools are sized to the open-files limit...
 RESERVED_FDS = 64
