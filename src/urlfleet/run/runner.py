@@ -213,6 +213,7 @@ class Run:
             return None
 
         started, tally, finished = self._clock(), Tally(), False
+        cpu_at_start = time.process_time()  # every thread of this process: the client's CPU
         parallel = Parallel(n_jobs=n_jobs, backend="threading", return_as="generator_unordered")
         outputs = parallel(delayed(work)() for _ in frontier.tokens(jobs))
         try:
@@ -227,7 +228,9 @@ class Run:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     outputs.close()
-            self.phases.append(Phase(name, threads_for(n_jobs), self._clock() - started, tally))
+            cpu_s = time.process_time() - cpu_at_start
+            self.phases.append(Phase(name, threads_for(n_jobs), self._clock() - started, tally,
+                                     cpu_s=cpu_s))  # fmt: skip
 
 
 def _answer_sitemap(job: Job, step: Step) -> None:
