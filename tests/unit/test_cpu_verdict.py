@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.verdicts import is_a_verdict
+from urlfleet.cli.sweep import Point, cpu_line
 from urlfleet.record.records import Result
 from urlfleet.report.cpu import CPU_BOUND, START_S, CpuUse, cpu_use, cpu_verdict
 from urlfleet.report.tally import Phase, Tally
@@ -132,3 +133,24 @@ def test_the_facts_come_from_the_threaded_phase() -> None:
     # threaded phase.
     assert cpu_use([Phase("threaded", 4, 4.0, tally)], processes=1, cores=2) is None
     assert cpu_use([serial], processes=1, cores=2) is None
+
+
+def test_the_bench_says_from_which_jobs_the_client_was_cpu_bound() -> None:
+    def point(jobs: int, wall: float, cpu: float) -> Point:
+        verdict = cpu_verdict(CpuUse(wall_s=wall, cpu_s=wall * cpu, cores=2, hosts=64),
+                              ideal_s=wall / 4, bottleneck=f"--jobs {jobs}")  # fmt: skip
+        return Point(jobs=jobs, fetched=100, wall_s=wall, requests_per_s=100 / wall,
+                     ideal_s=wall / 4, efficiency=0.25, client_cpu=cpu, failed=0,
+                     cpu=verdict)  # fmt: skip
+
+    points = [point(1, 100.0, 0.05), point(16, 8.0, 0.5), point(64, 4.0, 0.9)]
+    points.append(point(256, 5.0, 0.95))
+    assert cpu_line(points) == (
+        "cpu: CPU-bound from --jobs 64; at --jobs 64, the fastest: client CPU was the "
+        "bottleneck: 90% of one core in 1 process; --processes 2 (this machine's cores) would "
+        "help"
+    )
+    assert cpu_line(points[:2]) == (
+        "cpu: at --jobs 16, the fastest: not CPU-bound (50% of one core in 1 process): more "
+        "processes would not help; the run took 4.00x its ideal (set by latency at --jobs 16)"
+    )
