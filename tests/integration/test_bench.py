@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.verdicts import is_a_verdict
 from urlfleet.cli.bench import add_bench_command
 from urlfleet.loopback import LoopbackProcess
 
@@ -76,6 +77,12 @@ def test_one_row_per_jobs_value_with_jobs_1_as_baseline(
     server = re.search(r"server: (\d+) requests, at most (\d+) in flight", done.out)
     assert server is not None, done.out
     assert int(server[1]) == 6 + 24 + 24 and int(server[2]) <= 4  # --per-host 4 by default
+    # Whether a point was CPU-bound depends on the machine's load: the line is there, in form.
+    cpu = re.search(r"^cpu: (CPU-bound from --jobs (\d+); )?at --jobs (\d+), the fastest: (.+)$",
+                    done.out, re.MULTILINE)  # fmt: skip
+    assert cpu is not None, done.out
+    assert is_a_verdict(cpu[4]), cpu[4]
+    assert {int(cpu[3]), int(cpu[2] or 1)} <= {1, 2, 8}
 
 
 def test_plot_writes_a_png(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.verdicts import is_a_verdict
 from urlfleet.loopback import LoopbackProcess
 
 pytestmark = pytest.mark.integration
@@ -66,6 +67,10 @@ def test_demo_shows_a_real_speedup_that_agrees_with_its_records(tmp_path: Path) 
     assert data["speedup"] > 10
     assert data["serial_estimate_s"] == pytest.approx(data["serial_s_per_url"] * 400)
     assert "speedup" in done.stderr and "at most 4 in flight" in done.stderr
+    # Whether it was CPU-bound depends on the machine's load: the line is there, in a known form.
+    cpu = [line for line in done.stderr.splitlines() if line.startswith("cpu:      ")]
+    assert len(cpu) == 1 and is_a_verdict(cpu[0].removeprefix("cpu:      ")), done.stderr
+    assert "of one core in 1 process" in cpu[0]
 
 
 def test_report_has_a_per_host_table(server: LoopbackProcess, tmp_path: Path) -> None:

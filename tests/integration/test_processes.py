@@ -23,10 +23,11 @@ import pytest
 
 import urlfleet
 from tests.conftest import SERVER_SLACK
+from tests.verdicts import is_a_verdict
 from urlfleet.api import make_config
 from urlfleet.cli import main
 from urlfleet.distributed import host_group
-from urlfleet.distributed.local import fetch_in_processes
+from urlfleet.distributed.local import fetch_in_processes, processes_run
 from urlfleet.loopback import LoopbackProcess, host_loads
 from urlfleet.record.records import Result
 from urlfleet.run.cores import AUTO_MIN_URLS, choose_processes, usable_cores
@@ -209,6 +210,28 @@ def test_processes_need_no_dask(server: LoopbackProcess, tmp_path: Path, token: 
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert sorted(json.loads(line)["url"] for line in out.read_text().splitlines()) == sorted(urls)
+
+
+def test_the_workers_cpu_is_counted_in_the_verdict(
+    server: LoopbackProcess, tmp_path: Path, token: str
+) -> None:
+    urls = [f"{b}/page/{token}/{i}" for i in range(5) for b in server.base_urls]
+    with processes_run(make_config(keep_content=False, jobs=8), 2, size=len(urls)) as run:
+        assert len(list(run.results(urls))) == len(urls)
+    phase = run.phases[-1]
+    assert phase.cpu_s is not None and phase.worker_cpu_s > 0  # each shard's end says its CPU
+    listed = tmp_path / "urls.txt"
+    listed.write_text("\n".join(f"{url}/cli" for url in urls) + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "urlfleet", "fetch", str(listed), "-o", str(tmp_path / "out"),
+         "--processes", "2"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("cpu:      ")]
+    assert len(lines) == 1, done.stderr
+    verdict = lines[0].removeprefix("cpu:      ")
+    assert is_a_verdict(verdict) and "of one core in 2 processes" in verdict, verdict
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from urlfleet.cli import main
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
+from urlfleet.report.cpu import CpuUse
 from urlfleet.report.htmlreport import bottleneck_words, pace_setter, render_html
 from urlfleet.report.recordfile import read_records, report_of_records, result_of
 from urlfleet.report.runstats import LatencySample, latency_of, quantile, status_label, status_words
@@ -161,8 +163,19 @@ def test_bottleneck_in_words() -> None:
     assert pace == "slow.test"
     assert "Politeness towards slow.test set the pace" in bottleneck_words(report, None, pace)
     assert report.wall_s is not None
-    busy_cpu = bottleneck_words(report, report.wall_s * 0.95, pace)
-    assert "more threads cannot help" in busy_cpu and "--dask local:N" in busy_cpu
+    fast = replace(report, ideal_s=report.wall_s / 4)  # a run the CPU held back, not a host
+    wall = report.wall_s * 10  # long enough for starting processes to pay
+    busy = CpuUse(wall_s=wall, cpu_s=wall * 0.95, cores=2, hosts=2)
+    busy_cpu = bottleneck_words(replace(fast, wall_s=wall, ideal_s=wall / 4), busy, pace)
+    assert busy_cpu == ("Client CPU was the bottleneck: 95% of one core in 1 process; "
+                        "--processes 2 (this machine's cores) would help; more threads cannot "
+                        "help.")  # fmt: skip
+    page = render_html(replace(fast, wall_s=wall, ideal_s=wall / 4), records, cpu=busy)
+    assert "--processes 2 (this machine&#x27;s cores) would help" in page
+    on_both = replace(busy, processes=2, cpu_s=0.1 * wall, worker_cpu_s=1.8 * wall)
+    assert "already 2 processes on 2 cores" in bottleneck_words(fast, on_both, pace)
+    idle = replace(busy, cpu_s=wall * 0.3)  # not CPU-bound: what held it back is said instead
+    assert "Politeness towards slow.test set the pace" in bottleneck_words(report, idle, pace)
     threads = report_of(records, jobs=1, per_host=64)
     assert "thread count (--jobs 1)" in bottleneck_words(threads, None, None)
 

@@ -89,7 +89,8 @@ def run_fetch(args: argparse.Namespace) -> int:
             try:
                 save = run.save_cookies if isinstance(run, Run) else lambda: None
                 code = fetch_to(reader, stream, config, options, done=done, run=run,
-                                on_abandon=save, validators=validators)  # fmt: skip
+                                on_abandon=save, validators=validators,
+                                processes=None if args.dask else processes)  # fmt: skip
             except RuntimeError as exc:
                 if "can't start new thread" not in str(exc):
                     raise

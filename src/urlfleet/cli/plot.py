@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from urlfleet.cli.sweep import BUSY_CLIENT, Sweep
+from urlfleet.cli.sweep import Sweep
+from urlfleet.report.cpu import CPU_BOUND
 
 
 def text_chart(sweep: Sweep, width: int = 48) -> str:
@@ -67,11 +68,11 @@ def _draw_curves(axes: Any, sweep: Sweep) -> None:
     )
     axes.plot(jobs, [sweep.speedup(p) for p in sweep.points], color="tab:blue", marker="o",
               linewidth=2, label="measured")  # fmt: skip
-    busy = [p for p in sweep.points if p.client_cpu >= BUSY_CLIENT]
+    busy = [p for p in sweep.points if p.cpu is not None and p.cpu.bound]
     if busy:
         axes.scatter([p.jobs for p in busy], [sweep.speedup(p) for p in busy], s=160,
                      facecolors="none", edgecolors="tab:red", zorder=3,
-                     label=f"client CPU ≥ {BUSY_CLIENT:.0%} of a core (GIL-bound)")  # fmt: skip
+                     label=f"client CPU-bound (≥ {CPU_BOUND:.0%} of a core)")  # fmt: skip
     for point in sweep.points:  # the gap to the ideal, in numbers
         if point.efficiency is not None:
             axes.annotate(f"{point.efficiency:.2f}", (point.jobs, sweep.speedup(point)),

@@ -25,7 +25,9 @@ from urlfleet.read.revalidation import Validators
 from urlfleet.read.sources import UrlReader
 from urlfleet.record.csvout import CsvWriter
 from urlfleet.record.records import JsonlWriter, RecordWriter, Result
+from urlfleet.report.cpu import cpu_use, cpu_verdict
 from urlfleet.report.summary import Report, build_report, write_atomically
+from urlfleet.run.cores import usable_cores
 from urlfleet.run.progress import Progress
 from urlfleet.run.runner import RunLike
 
@@ -62,15 +64,18 @@ def fetch_to(
     done: DoneUrls | None = None,
     on_abandon: Callable[[], None] = lambda: None,
     validators: Validators | None = None,
+    processes: int | None = 1,
 ) -> int:
     """Fetch the reader's URLs into ``stream`` with ``run``; print the summary; the exit code.
 
     ``config`` is the one ``run`` was made with (the report names its limits); ``done`` holds
     the URLs a resumed file already has, which are skipped; ``on_abandon`` runs if an
     interrupt abandons the requests in flight (the process then exits at once).
+    ``processes``: the processes on this machine that fetched (None: a cluster's, elsewhere,
+    so nothing is said of this machine's CPU).
     """
     writer = writer_for(stream, options)
-    started, cpu_at_start = time.monotonic(), time.process_time()
+    started = time.monotonic()
     timed: RecordSample | None = None
     if options.html is not None:
         from urlfleet.report.timeline import RecordSample
@@ -108,12 +113,18 @@ def fetch_to(
         run.phases, config, duplicates=reader.duplicates, malformed=reader.malformed,
         already_done=skipped[0], paused=run.paused_seconds(),
     )  # fmt: skip
+    cpu = None
+    if processes is not None:
+        cpu = cpu_use(run.phases, processes=processes, cores=usable_cores())
     _finish(report, options.report)
+    if cpu is not None:
+        verdict = cpu_verdict(cpu, ideal_s=report.ideal_s, bottleneck=report.bottleneck)
+        say(f"cpu:      {verdict.line}")
     if options.html is not None and timed is not None:
         from urlfleet.report.htmlreport import render_html
 
         write_html(options.html, render_html(report, timed.records, sampled_of=timed.seen,
-                                             cpu_s=time.process_time() - cpu_at_start))  # fmt: skip
+                                             cpu=cpu))  # fmt: skip
     if stop.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if report.failed == 0 else EXIT_FAILURES

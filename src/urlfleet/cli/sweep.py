@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import itertools
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from urlfleet.config import FetchConfig
 from urlfleet.politeness import host_key
+from urlfleet.report.cpu import CpuVerdict, cpu_use, cpu_verdict
 from urlfleet.report.summary import build_report, speedup_of
+from urlfleet.run.cores import usable_cores
 from urlfleet.run.runner import Run
-
-# Python threads share one core for Python code: past this share of it, more threads add
-# queueing, not speed, and efficiency falls for reasons no scheduler can fix.
-BUSY_CLIENT = 0.85
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +32,7 @@ class Point:
     efficiency: float | None
     client_cpu: float  # CPU seconds of this process per wall second: 1.0 is one core
     failed: int
+    cpu: CpuVerdict | None = None  # whether the client's CPU set the pace (report.cpu)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +77,9 @@ def sweep(
             failed, fetched = points[-1].failed, points[-1].fetched
             print(f"jobs={jobs}: {failed} of {fetched} URLs failed", file=sys.stderr)
         print(format_row(Sweep(label, total, points), points[-1]), flush=True)
-    if max(p.client_cpu for p in points) >= BUSY_CLIENT:
-        print(
-            "client CPU near one core: there the GIL, not the scheduler or the server, "
-            "sets the pace (ideal_s counts latency only)"
-        )
+    line = cpu_line(points)
+    if line is not None:
+        print(line)
     if points[0].fetched < total:
         print(
             f"* jobs=1 fetched {points[0].fetched} of the {total} URLs one at a time; "
@@ -95,11 +91,13 @@ def sweep(
 def measure(urls: list[str], config: FetchConfig, total: int) -> Point:
     """Fetch ``urls`` once with ``config``; its Point, with times scaled to ``total`` URLs."""
     run = Run(config)
-    cpu_before = time.process_time()  # every thread of this process: the client's CPU
     for _ in run.results(urls):
         pass
-    cpu_s = time.process_time() - cpu_before
     report = build_report(run.phases, config)
+    use = cpu_use(run.phases, processes=1, cores=usable_cores())
+    verdict = None
+    if use is not None:
+        verdict = cpu_verdict(use, ideal_s=report.ideal_s, bottleneck=report.bottleneck)
     scale = total / report.urls if report.urls else 1.0
     wall = report.wall_s or 0.0  # a run's report is always timed; None is a records file's
     return Point(
@@ -109,9 +107,23 @@ def measure(urls: list[str], config: FetchConfig, total: int) -> Point:
         requests_per_s=report.requests_per_s or 0.0,
         ideal_s=report.ideal_s * scale if report.ideal_s is not None else None,
         efficiency=report.efficiency,
-        client_cpu=cpu_s / wall if wall > 0 else 0.0,
+        client_cpu=use.share if use is not None else 0.0,
         failed=report.failed,
+        cpu=verdict,
     )
+
+
+def cpu_line(points: Sequence[Point]) -> str | None:
+    """The sweep's CPU in one line: from which --jobs the client's CPU set the pace, and
+    what the rule says of the fastest point (whether more processes would help there)."""
+    judged = [p for p in points if p.cpu is not None]
+    if not judged:
+        return None
+    fastest = min(judged, key=lambda p: p.wall_s)
+    first = next((p for p in judged if p.cpu is not None and p.cpu.bound), None)
+    where = f"CPU-bound from --jobs {first.jobs}; " if first is not None else ""
+    assert fastest.cpu is not None
+    return f"cpu: {where}at --jobs {fastest.jobs}, the fastest: {fastest.cpu.line}"
 
 
 def spread_sample(urls: Sequence[str], size: int) -> list[str]:

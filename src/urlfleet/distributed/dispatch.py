@@ -102,14 +102,16 @@ class ShardRun:
         self._dispatch = dispatch = _Dispatch(plan, self.config, cluster, self._clock)
         if self._stopped:  # told before it began (a Ctrl-C while the cluster was starting)
             dispatch.stop()
-        started, tally = self._clock(), Tally()
+        started, tally, cpu_at_start = self._clock(), Tally(), time.process_time()
         threads = slots * threads_for(self.config.jobs)
         try:
             for result in dispatch.results():
                 tally.add(result)
                 yield result
         finally:
-            self.phases.append(Phase("threaded", threads, self._clock() - started, tally))
+            cpu_s = time.process_time() - cpu_at_start  # this process: dispatch and records
+            self.phases.append(Phase("threaded", threads, self._clock() - started, tally,
+                                     cpu_s=cpu_s, worker_cpu_s=dispatch.worker_cpu_s))  # fmt: skip
 
 
 class _Dispatch:
@@ -146,6 +148,7 @@ class _Dispatch:
         # client then holds at most that, the running shards' URLs and the plan's window.
         self._held = 0
         self._held_lock = threading.Lock()
+        self.worker_cpu_s = 0.0  # the workers' CPU seconds, from the shards ended so far
 
     def stop(self) -> None:
         self._stopping.set()
@@ -274,6 +277,7 @@ class _Dispatch:
         # One message of a running shard; a Result comes back with its input index and meta.
         if isinstance(message, ShardEnd):
             task.end = message
+            self.worker_cpu_s += message.cpu_s
             self._memories.update(message.memories)
             return None
         task.sent.add(message.index)

@@ -36,9 +36,13 @@ DUPLICATE = -1  # what a copy of a shard returns when another copy has claimed i
 @dataclass(frozen=True, slots=True)
 class ShardEnd:
     """A shard's last message: every host it knew, with what the host's next shard must
-    respect (``Politeness.memory``; None: nothing, so forget what was kept)."""
+    respect (``Politeness.memory``; None: nothing, so forget what was kept), and the CPU
+    seconds its worker process used while the shard ran (a process runs one shard at a
+    time on local processes; a dask worker with several threads counts its other shards'
+    too)."""
 
     memories: dict[str, HostMemory | None]
+    cpu_s: float = 0.0
 
 
 def run_shard(call: ShardCall, link: ShardLink) -> int:
@@ -49,7 +53,7 @@ def run_shard(call: ShardCall, link: ShardLink) -> int:
     with the hosts' states. The run starts from ``call.memories``. Returns how many Results,
     or ``DUPLICATE`` at once when another copy of this shard has claimed it.
     """
-    started = time.monotonic()
+    started, cpu_at_start = time.monotonic(), time.process_time()
     if not link.claim():
         return DUPLICATE
     live = _LiveShard(link.worker)
@@ -67,14 +71,21 @@ def run_shard(call: ShardCall, link: ShardLink) -> int:
             memories=all_aged(call.memories, waited),
         )
         live.begin(run, config.timeout)
-        return _fetch(run, call.urls, outbox, link.stop_flag, keep_content=config.keep_content)
+        return _fetch(run, call.urls, outbox, link.stop_flag, keep_content=config.keep_content,
+                      cpu_at_start=cpu_at_start)  # fmt: skip
     finally:
         live.end()
         outbox.close()  # every message is on its way before the shard ends
 
 
 def _fetch(
-    run: Run, urls: list[Any], outbox: _Outbox, stop_flag: StopFlag, *, keep_content: bool
+    run: Run,
+    urls: list[Any],
+    outbox: _Outbox,
+    stop_flag: StopFlag,
+    *,
+    keep_content: bool,
+    cpu_at_start: float,
 ) -> int:
     # The shard's URLs through its run, each Result sent as it comes, the hosts' states last.
     finished = threading.Event()
@@ -86,7 +97,7 @@ def _fetch(
         for result in results:
             outbox.send(result if keep_content else replace(result, content=b""))
             sent += 1
-        outbox.send(ShardEnd(run.host_memories()))
+        outbox.send(ShardEnd(run.host_memories(), cpu_s=time.process_time() - cpu_at_start))
     finally:
         finished.set()
         run.stop()  # on an error here: the run's threads must not go on fetching unseen

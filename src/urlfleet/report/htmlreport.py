@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from urlfleet.report.cpu import CpuUse, cpu_verdict
 from urlfleet.report.runstats import status_words
 from urlfleet.report.summary import Report
 from urlfleet.report.svgcharts import column_chart, count_bars, legend_html, timeline_svg
 from urlfleet.report.timeline import Lane, Timeline, build_timeline, histogram, thread_use
 
-CPU_BOUND = 0.8  # of one core: past this, the client's CPU (the GIL), not waiting, sets the pace
 POLITENESS = "politeness towards "
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fff}
@@ -55,11 +55,12 @@ document.querySelectorAll("table.hosts th").forEach((th, i) => th.onclick = () =
 
 
 def render_html(report: Report, records: Sequence[Mapping[str, Any]], *,
-                cpu_s: float | None = None, title: str = "urlfleet run",
+                cpu: CpuUse | None = None, title: str = "urlfleet run",
                 sampled_of: int | None = None,
                 resumed_at: Sequence[float] = ()) -> str:  # fmt: skip
     """The whole page for a run: its Report and its records (dicts, as in the JSONL).
 
+    ``cpu``: what the client's CPU did, measured in the run (a records file does not say);
     ``sampled_of`` says how many URLs ``records`` is a sample of (see RecordSample);
     ``resumed_at`` where each resumed run of a records file begins on its time axis.
     """
@@ -67,7 +68,7 @@ def render_html(report: Report, records: Sequence[Mapping[str, Any]], *,
     pace = pace_setter(report, timeline)
     sections = [
         f"<h1>{escape(title)}</h1>",
-        headline_html(report, timeline, cpu_s, pace),
+        headline_html(report, timeline, cpu, pace),
         "<h2>Per-host timeline: where the time went</h2>",
         _sample_note(len(records), sampled_of),
         _timing_notes(len(records), timeline, resumed_at),
@@ -96,13 +97,14 @@ def pace_setter(report: Report, timeline: Timeline) -> str | None:
     return max(timeline.lanes, key=lambda lane: lane.last).name
 
 
-def bottleneck_words(report: Report, cpu_s: float | None, pace: str | None,
+def bottleneck_words(report: Report, cpu: CpuUse | None, pace: str | None,
                      timeline: Timeline | None = None) -> str:  # fmt: skip
-    """What held the run back, in a sentence: the threads, a named host, or the client's CPU."""
-    if cpu_s is not None and report.wall_s and cpu_s / report.wall_s >= CPU_BOUND:
-        return (f"The client's CPU: this process used {cpu_s / report.wall_s:.0%} of a core, "
-                "so more threads cannot help. Spread the run over processes with "
-                "--dask local:N.")  # fmt: skip
+    """What held the run back, in a sentence: the threads, a named host, or the client's CPU
+    (then whether more processes would help)."""
+    verdict = None if cpu is None else cpu_verdict(cpu, ideal_s=report.ideal_s,
+                                                   bottleneck=report.bottleneck)  # fmt: skip
+    if verdict is not None and verdict.bound:
+        return f"{verdict.line[0].upper()}{verdict.line[1:]}; more threads cannot help."
     if pace is not None:
         row = next((r for r in report.hosts if r.host == pace), None)
         paused = f", and it was paused {row.paused_s:.1f} s (429/503, Retry-After)" if (
@@ -141,7 +143,7 @@ def _figure(value: str, label: str, ident: str) -> str:
     return f'<div class="figure" id="{ident}"><b>{escape(value)}</b><span>{label}</span></div>'
 
 
-def headline_html(report: Report, timeline: Timeline, cpu_s: float | None,
+def headline_html(report: Report, timeline: Timeline, cpu: CpuUse | None,
                   pace: str | None) -> str:  # fmt: skip
     """URLs, ok, failed, wall time, speedup, ideal and efficiency, and the bottleneck in words."""
     wall = report.wall_s
@@ -177,7 +179,7 @@ def headline_html(report: Report, timeline: Timeline, cpu_s: float | None,
                   )  # fmt: skip
     return (f'<div class="figures">{"".join(figures)}</div>'
             f'<p class="why" id="bottleneck"><b>Bottleneck:</b> '
-            f"{escape(bottleneck_words(report, cpu_s, pace, timeline))}</p>{serial}")  # fmt: skip
+            f"{escape(bottleneck_words(report, cpu, pace, timeline))}</p>{serial}")  # fmt: skip
 
 
 def _sample_note(drawn: int, seen: int | None) -> str:

@@ -185,3 +185,5 @@ class Phase:
     threads: int
     wall_s: float
     tally: Tally
+    cpu_s: float | None = None  # CPU seconds of this process meanwhile; None: not measured
+    worker_cpu_s: float = 0.0  # of the worker processes that fetched it (--processes)

@@ -197,6 +197,7 @@ class Run:
         self, name: str, frontier: Frontier, fetcher: Fetcher, jobs: Iterator[Job], n_jobs: int
     ) -> Iterator[Result]:
         started, tally, finished = self._clock(), Tally(), False
+        cpu_at_start = time.process_time()  # every thread of this process: the client's CPU
         threads = threads_for(n_jobs)
         frontier.feed(jobs)
         if threads == 1:  # joblib runs a lone task in the calling thread: so does this
@@ -212,7 +213,8 @@ class Run:
             if not finished:  # the caller stopped early, or a task failed: let the threads go
                 frontier.close()
                 results.close()
-            self.phases.append(Phase(name, threads, self._clock() - started, tally))
+            cpu_s = time.process_time() - cpu_at_start
+            self.phases.append(Phase(name, threads, self._clock() - started, tally, cpu_s=cpu_s))
 
     def _threaded(
         self, frontier: Frontier, fetcher: Fetcher, n_jobs: int, threads: int
