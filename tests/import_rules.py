@@ -11,6 +11,10 @@ NOT_FOR_A_PLAIN_FETCH = frozenset({
     "urlfleet.loopback", "urlfleet.distributed", "urlfleet.report.htmlreport",
     "urlfleet.report.timeline", "urlfleet.report.svgcharts", "urlfleet.report.recordfile",
     "urlfleet.cli.plot", "urlfleet.cli.sweep",
+    "urlfleet.cli.configread",  # urlfleet.toml and --print-config
+    "urlfleet.read.resume", "urlfleet.read.revalidation",  # --resume, --revalidate
+    "urlfleet.record.csvout",  # --out-format csv
+    "urlfleet.record.saving",  # --save-dir
 })  # fmt: skip
 
 # The fetching machinery and everything below it: --version, --help and `import urlfleet`

@@ -25,11 +25,15 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from urlfleet.cli.configread import HostSection, option_key, read_config, settable_options
 from urlfleet.config import HostLimits
 from urlfleet.errors import InputError
+
+# Reading and printing a file's settings (configread) loads only when there is a file or
+# --print-config: most runs have neither.
+if TYPE_CHECKING:
+    from urlfleet.cli.configread import HostSection
 
 __all__ = [
     "CONFIG_NAME",
@@ -68,6 +72,8 @@ def prepare_fetch(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     fetch = _subcommand(parser, "fetch")
     path = _chosen_file(words[command + 1 :])
     if path is not None:
+        from urlfleet.cli.configread import read_config
+
         defaults, hosts = read_config(fetch, path)
         fetch.set_defaults(**defaults, config_hosts=hosts)
     run = fetch.get_default("handler")
@@ -76,6 +82,8 @@ def prepare_fetch(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
 
 def print_config(fetch: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Print the run's settings as TOML, header and cookie values masked."""
+    from urlfleet.cli.configread import option_key, settable_options
+
     lines = ["# urlfleet fetch: the settings of this run (configuration file, then command line)"]
     for action in settable_options(fetch):
         key, value = option_key(action), getattr(args, action.dest, None)

@@ -28,14 +28,15 @@ from urlfleet.cli.session import SessionOptions, fetch_to, say
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.fetching.cookies import load_jar
-from urlfleet.read.resume import MAX_RECORD_BYTES, DoneUrls, check_results_file, repair_torn_tail
-from urlfleet.read.revalidation import Validators
 from urlfleet.read.sources import InputProblem
-from urlfleet.record.csvout import csv_header, csv_rows, header_of, is_csv_records
 from urlfleet.run.cores import choose_processes, parse_processes
 from urlfleet.run.runner import Run, RunLike
 
+# What --resume and --revalidate read back (resume, revalidation, CSV records) loads only for
+# a run given them.
 if TYPE_CHECKING:
+    from urlfleet.read.resume import DoneUrls
+    from urlfleet.read.revalidation import Validators
     from urlfleet.read.sources import UrlReader
 
 
@@ -81,7 +82,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         warnings.filterwarnings("ignore", category=InsecureRequestWarning)
     with _open_output(options.out, append=options.resume) as stream:
         # Read what to skip only now: the lock is ours, so no other run is writing it.
-        done = _resume_from(options.out, options) if options.resume else DoneUrls(())
+        done = _resume_from(options.out, options) if options.resume else None
         run_for = _run_for(config, compare_serial=args.compare_serial, dask=args.dask,
                            shard_size=args.shard_size, processes=processes,
                            size=reader.estimate())  # fmt: skip
@@ -165,6 +166,8 @@ def _columns(found: list[str] | None) -> tuple[str, ...] | None:
 def _validators(prev: Path | None, out: Path | None) -> Validators | None:
     if prev is None:
         return None
+    from urlfleet.read.revalidation import Validators
+
     if out is not None and same_path(prev, out):
         raise InputError(f"--revalidate {prev} is -o {out}: write the new records elsewhere "
                          "(opening -o would empty it before it is read)")  # fmt: skip
@@ -175,6 +178,9 @@ def _validators(prev: Path | None, out: Path | None) -> Validators | None:
 
 def _check_format(out: Path, options: SessionOptions) -> None:
     # Appending rows of another shape would leave a file no reader can use.
+    from urlfleet.read.resume import MAX_RECORD_BYTES
+    from urlfleet.record.csvout import csv_header, csv_rows, header_of, is_csv_records
+
     csv = is_csv_records(out)
     if csv != (options.out_format == "csv"):
         held, writes = ("CSV", "JSON lines") if csv else ("JSON lines", "CSV")
@@ -193,6 +199,8 @@ def _check_format(out: Path, options: SessionOptions) -> None:
 
 
 def _resume_from(out: Path | None, options: SessionOptions) -> DoneUrls:
+    from urlfleet.read.resume import DoneUrls, check_results_file, repair_torn_tail
+
     if out is None:
         raise InputError("--resume needs -o/--out FILE: the results file to resume")
     bad = [0, 0]  # lines that are not records, and the first of them

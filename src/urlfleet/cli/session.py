@@ -20,10 +20,7 @@ from urlfleet.cli.exits import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK
 from urlfleet.cli.interrupts import DEFAULT_GRACE, Interrupts
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
-from urlfleet.read.resume import DoneUrls
-from urlfleet.read.revalidation import Validators
 from urlfleet.read.sources import UrlReader
-from urlfleet.record.csvout import CsvWriter
 from urlfleet.record.records import JsonlWriter, RecordWriter, Result
 from urlfleet.report.cpu import cpu_use, cpu_verdict
 from urlfleet.report.summary import Report, build_report, write_atomically
@@ -32,8 +29,11 @@ from urlfleet.run.progress import Progress
 from urlfleet.run.runner import RunLike
 
 # The HTML page's modules (htmlreport, recordfile, timeline) are imported where a page is
-# made: only a run with --html needs them.
+# made: only a run with --html needs them. Likewise CSV records (csvout), and what --resume
+# and --revalidate read (resume, revalidation), which the caller hands in already made.
 if TYPE_CHECKING:
+    from urlfleet.read.resume import DoneUrls
+    from urlfleet.read.revalidation import Validators
     from urlfleet.report.timeline import RecordSample
 
 
@@ -134,6 +134,8 @@ def writer_for(stream: IO[str], options: SessionOptions) -> RecordWriter:
     """The writer of ``options.out_format`` on ``stream``; a CSV header row only at the
     start of a stream (not when appending to a file that has one)."""
     if options.out_format == "csv":
+        from urlfleet.record.csvout import CsvWriter
+
         return CsvWriter(stream, record_headers=options.record_headers,
                          meta_columns=options.columns, header=_at_start(stream))  # fmt: skip
     return JsonlWriter(stream, record_headers=options.record_headers)

@@ -11,7 +11,7 @@ import hashlib
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, nullcontext
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import requests
 from urllib3.exceptions import HTTPError, ReadTimeoutError
@@ -19,7 +19,10 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urlfleet.config import FetchConfig
 from urlfleet.errors import NotAccepted, SaveError
 from urlfleet.fetching.mediatypes import accepts, shown
-from urlfleet.record.saving import SavedBody, body_path
+
+# Bodies are saved only with --save-dir: the module that writes them loads where it is used.
+if TYPE_CHECKING:
+    from urlfleet.record.saving import SavedBody
 
 T = TypeVar("T")
 CHUNK_SIZE = 64 * 1024  # requests' default of 10 KiB costs CPU on large bodies
@@ -92,6 +95,8 @@ def saved_body(
         return nullcontext()
     if response.request.method == "HEAD":  # no body: nothing to save
         return nullcontext()
+    from urlfleet.record.saving import SavedBody, body_path
+
     content_type = response.headers.get("Content-Type")
     return SavedBody(body_path(config.save_dir, url, content_type=content_type))
 

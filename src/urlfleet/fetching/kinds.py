@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import requests
 
@@ -32,8 +32,7 @@ from urlfleet.record.records import Result
 from urlfleet.schedule.job import Job, JobKind
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """What one step of a job came to: for the frontier, and for the record."""
 
     attempt: Attempt | None = None  # what the request saw; None when nothing was written

@@ -29,7 +29,8 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from urlfleet.config import FetchConfig, HostLimits
 from urlfleet.politeness.health import HostHealth, HostRules, Outcome, outcome_of
@@ -64,8 +65,7 @@ PAUSES_KEPT = 100_000
 PACES_KEPT = 100_000  # adaptive paces of forgotten hosts (--auto-throttle), likewise
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(NamedTuple):
     """What one request saw of its host. Facts only: what they mean is decided here."""
 
     status: int | None  # None: no response
@@ -75,8 +75,7 @@ class Attempt:
     problem: str = ""  # the failure in words, for a cut-off's reason
 
 
-@dataclass(frozen=True, slots=True)
-class RobotsAnswer:
+class RobotsAnswer(NamedTuple):
     """The final answer to a robots.txt request (after its retries and redirects)."""
 
     status: int | None
@@ -84,29 +83,33 @@ class RobotsAnswer:
     problem: str = ""
 
 
-@dataclass(eq=False, slots=True)
 class HostPoliteness:
     """One host's politeness state."""
 
-    key: str
-    limits: HostLimits  # in force now: the config's, slowed by Crawl-delay and the pace
-    robots: Robots | None  # None: not known yet (with --robots only)
-    health: HostHealth = field(default_factory=HostHealth)
-    in_flight: int = 0
-    next_start: float = 0.0  # earliest hand-out of the next request (start gap)
-    # Each field has one writer, so no change is lost between two locks. Under the
-    # frontier's lock: the earliest next write (from the host's pace, Crawl-delay or a
-    # shard's inheritance) and the latest write its leases brought back.
-    send_after: float = 0.0
-    last_send: float = -math.inf
-    last_start: float = -math.inf  # when the latest lease was taken
-    # Under ``send_lock``, by the write gate: the latest write, the gap its lease reserved and
-    # the delay that gap was drawn for, for a request written before that lease is back.
-    written_at: float = -math.inf
-    written_gap: float = 0.0
-    written_for: float = 0.0
-    send_lock: threading.Lock = field(default_factory=threading.Lock)
-    robots_asked: bool = False  # a robots.txt request is queued or in flight
+    __slots__ = ("key", "limits", "robots", "health", "in_flight", "next_start", "send_after",
+                 "last_send", "last_start", "written_at", "written_gap", "written_for",
+                 "send_lock", "robots_asked")  # fmt: skip
+
+    def __init__(self, key: str, limits: HostLimits, robots: Robots | None) -> None:
+        self.key = key
+        self.limits = limits  # in force now: the config's, slowed by Crawl-delay and the pace
+        self.robots = robots  # None: not known yet (with --robots only)
+        self.health = HostHealth()
+        self.in_flight = 0
+        self.next_start = 0.0  # earliest hand-out of the next request (start gap)
+        # Each field has one writer, so no change is lost between two locks. Under the
+        # frontier's lock: the earliest next write (from the host's pace, Crawl-delay or a
+        # shard's inheritance) and the latest write its leases brought back.
+        self.send_after = 0.0
+        self.last_send = -math.inf
+        self.last_start = -math.inf  # when the latest lease was taken
+        # Under ``send_lock``, by the write gate: the latest write, the gap its lease reserved
+        # and the delay that gap was drawn for, for a request written before that lease is back.
+        self.written_at = -math.inf
+        self.written_gap = 0.0
+        self.written_for = 0.0
+        self.send_lock = threading.Lock()
+        self.robots_asked = False  # a robots.txt request is queued or in flight
 
     def due(self) -> float:
         """When the host may start its next request (start gap and pause)."""
@@ -127,19 +130,26 @@ class HostMemory:
     robots: Robots | None = None
 
 
-@dataclass(eq=False, slots=True)
 class Lease:
     """Permission for one request to one host. The write gate (``urlfleet.fetching.gate``)
     asks it when the request may be written and tells it when it was."""
 
-    job: Job
-    host: HostPoliteness | None  # None for a job that fails without a request
-    gap: float = 0.0  # the start gap that must follow this request
-    reserved: tuple[float, float] = (0.0, 0.0)  # the host's next start before and after it
-    drawn_for: float = 0.0  # the host's delay when ``gap`` was drawn
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    wrote_at: float | None = None  # when its request was written, once it was
+    __slots__ = ("job", "host", "gap", "reserved", "drawn_for", "clock", "sleep", "wrote_at")
+
+    def __init__(
+        self,
+        job: Job,
+        host: HostPoliteness | None,  # None for a job that fails without a request
+        gap: float = 0.0,  # the start gap that must follow this request
+        reserved: tuple[float, float] = (0.0, 0.0),  # the host's next start before and after it
+        drawn_for: float = 0.0,  # the host's delay when ``gap`` was drawn
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.job, self.host, self.gap, self.reserved = job, host, gap, reserved
+        self.drawn_for, self.clock, self.sleep = drawn_for, clock, sleep
+        self.wrote_at: float | None = None  # when its request was written, once it was
 
     def write_lock(self) -> AbstractContextManager[object]:
         """Held around the write, so two requests to one host are written one at a time."""

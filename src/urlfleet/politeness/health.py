@@ -10,13 +10,12 @@ burning every retry.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from urlfleet.config import DEFAULT_HOST_BACKOFF, DEFAULT_MAX_FAILURES, THROTTLE_STATUSES
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class HostRules:
+class HostRules(NamedTuple):
     """How hosts are paused and cut off."""
 
     backoff: float = DEFAULT_HOST_BACKOFF  # first pause after a 429/503 without Retry-After
@@ -60,14 +59,16 @@ def outcome_of(status: int | None, *, error_kind: str | None = None) -> Outcome:
     return Outcome.FAILED if error_kind in failing else Outcome.ANSWERED
 
 
-@dataclass(eq=False, slots=True)
 class HostHealth:
     """One host's answers in a row, its pause, and whether it is cut off."""
 
-    paused_until: float = 0.0
-    failures: int = 0  # in a row
-    throttles: int = 0  # in a row
-    cut_off: str | None = None  # why the host gets no more requests
+    __slots__ = ("paused_until", "failures", "throttles", "cut_off")
+
+    def __init__(self) -> None:
+        self.paused_until = 0.0
+        self.failures = 0  # in a row
+        self.throttles = 0  # in a row
+        self.cut_off: str | None = None  # why the host gets no more requests
 
     def note(self, outcome: Outcome, now: float, rules: HostRules, *,
              retry_after: float | None, why: str) -> float:  # fmt: skip

@@ -14,8 +14,7 @@ library's parser ignores. What an answer means follows RFC 9309 and Google's pra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -24,8 +23,7 @@ if TYPE_CHECKING:
 ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309: crawlers may ignore what lies past 500 KiB
 
 
-@dataclass(frozen=True, slots=True)
-class Robots:
+class Robots(NamedTuple):
     """One host's robots.txt as understood: rules (None: allow all) and its crawl delay."""
 
     rules: Protego | None

@@ -19,7 +19,7 @@ import threading
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 MAX_BYTES = 50 * 1024 * 1024  # the protocol's limit on an uncompressed sitemap
 MAX_URLS = 50_000  # the protocol's limit on the entries of one sitemap
@@ -37,8 +37,7 @@ class SitemapError(ValueError):
         self.line = line
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One ``<url>`` or ``<sitemap>`` of a sitemap: its ``<loc>``, ``<lastmod>`` and line."""
 
     line: int

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from urlfleet.politeness import HostPoliteness
 from urlfleet.schedule.job import Job
@@ -17,16 +16,18 @@ SWEEP_HOSTS_AT = 1_000  # forget idle hosts once this many are known...
 SWEEP_GROWTH = 4  # ...and again once a quarter more than the last sweep kept have come
 
 
-@dataclass(eq=False, slots=True)
 class HostQueue:
     """One host's waiting jobs and its place in the frontier's lines."""
 
-    key: str
-    rules: HostPoliteness
-    queue: deque[Job] = field(default_factory=deque)
-    robots: Job | None = None  # its robots.txt job, which goes before anything in the queue
-    scheduled: bool = False  # already in the ready line or the sleeping heap
-    ready_mark: int = 0  # the sequence number of its live entry in the ready line, if any
+    __slots__ = ("key", "rules", "queue", "robots", "scheduled", "ready_mark")
+
+    def __init__(self, key: str, rules: HostPoliteness) -> None:
+        self.key = key
+        self.rules = rules
+        self.queue: deque[Job] = deque()
+        self.robots: Job | None = None  # its robots.txt job, which goes before the queue
+        self.scheduled = False  # already in the ready line or the sleeping heap
+        self.ready_mark = 0  # the sequence number of its live entry in the ready line, if any
 
     def add(self, job: Job, *, front: bool) -> None:
         """Queue a job at the back, or with ``front`` at the head."""

@@ -6,7 +6,6 @@ gaps, pauses) lives with the politeness rules, so a Job never says when it may b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -24,29 +23,47 @@ class JobKind(Enum):
     SITEMAP = "sitemap"  # its answer is more input: it ends in entries, or a record saying why
 
 
-@dataclass(eq=False, slots=True)
 class Job:
-    """One URL's fetch state: where the next request goes and what it has cost so far."""
+    """One URL's fetch state: where the next request goes and what it has cost so far.
 
-    index: int
-    url: str
-    meta: Any
-    target: str  # where the next request goes: the URL itself, or a redirect's Location
-    host: str  # host_key(target): the politeness key of the next request
-    asked: UrlRequest | None = None  # what the list item asked for: method, headers, body...
-    attempts: RetryCallState | None = None
-    request: Any = None  # the next hop's prepared request, once a redirect has been followed
-    prepared_url: str | None = None  # url as requests sends it, from its check (None: not made)
-    hops: int = 0
-    first_start: float | None = None
-    requests: int = 0
-    busy_s: float = 0.0
-    problem: str | None = None  # set when the URL cannot be fetched at all
-    throttled: int = 0  # 429 and 503 answers so far
-    robots_for: str | None = None  # a robots.txt request on behalf of this host, not a record
-    sent_back: int = 0  # times in a row its request went back unwritten (NotDue)
-    sitemap: SitemapItem | None = None  # a sitemap: it ends in more input, or a failure
-    ttfb_s: float | None = None  # of its latest request: from the write to the headers
+    A plain class, not a dataclass: it is state, never compared or copied, and building a
+    dataclass costs every run's start-up.
+    """
+
+    __slots__ = ("index", "url", "meta", "target", "host", "asked", "attempts", "request",
+                 "prepared_url", "hops", "first_start", "requests", "busy_s", "problem",
+                 "throttled", "robots_for", "sent_back", "sitemap", "ttfb_s")  # fmt: skip
+
+    def __init__(
+        self,
+        index: int,
+        url: str,
+        meta: Any,
+        target: str,
+        host: str,
+        *,
+        asked: UrlRequest | None = None,
+        robots_for: str | None = None,
+    ) -> None:
+        self.index = index
+        self.url = url
+        self.meta = meta
+        self.target = target  # where the next request goes: the URL, or a redirect's Location
+        self.host = host  # host_key(target): the politeness key of the next request
+        self.asked = asked  # what the list item asked for: method, headers, body...
+        self.attempts: RetryCallState | None = None
+        self.request: Any = None  # the next hop's prepared request, once a redirect was followed
+        self.prepared_url: str | None = None  # url as requests sends it (None: not made yet)
+        self.hops = 0
+        self.first_start: float | None = None
+        self.requests = 0
+        self.busy_s = 0.0
+        self.problem: str | None = None  # set when the URL cannot be fetched at all
+        self.throttled = 0  # 429 and 503 answers so far
+        self.robots_for = robots_for  # a robots.txt request on behalf of this host, not a record
+        self.sent_back = 0  # times in a row its request went back unwritten (NotDue)
+        self.sitemap: SitemapItem | None = None  # a sitemap: it ends in more input, or a failure
+        self.ttfb_s: float | None = None  # of its latest request: from the write to the headers
 
     @property
     def kind(self) -> JobKind:
