@@ -23,6 +23,7 @@ from urlfleet.cli.demo import add_demo_command, add_serve_command
 from urlfleet.cli.exits import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from urlfleet.cli.fetchargs import add_fetch_command
 from urlfleet.cli.report import add_report_command
+from urlfleet.cli.startup import collector_held, thaw
 from urlfleet.errors import ClusterError, InputError, SaveError
 
 __all__ = [
@@ -42,17 +43,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before a run has begun (a run handles its own signals)
         say("interrupted")
         return EXIT_INTERRUPTED
+    finally:
+        thaw()
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
     words = sys.argv[1:] if argv is None else list(argv)
-    try:
-        prepare_fetch(parser, words)  # urlfleet.toml: defaults the command line then overrides
-    except InputError as exc:
-        say(f"error: {exc}")
-        return EXIT_USAGE
-    args = parser.parse_args(words)
+    with collector_held():
+        parser = build_parser()
+        try:
+            prepare_fetch(parser, words)  # urlfleet.toml: defaults the command line, then it
+        except InputError as exc:
+            say(f"error: {exc}")
+            return EXIT_USAGE
+        args = parser.parse_args(words)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

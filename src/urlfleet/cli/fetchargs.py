@@ -9,6 +9,7 @@ from typing import Any
 
 from urlfleet.cli.inputs import add_input_options
 from urlfleet.cli.options import add_fetch_options
+from urlfleet.cli.startup import collector_held
 from urlfleet.config import DEFAULT_LOCAL_SHARD_SIZE, DEFAULT_SHARD_SIZE
 from urlfleet.run.cores import AUTO_MIN_URLS
 
@@ -68,6 +69,7 @@ def add_fetch_command(commands: Any) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from urlfleet.cli.fetch import run_fetch  # the run's modules, only for a run
+    with collector_held():
+        from urlfleet.cli.fetch import run_fetch  # the run's modules, only for a run
 
     return run_fetch(args)
