@@ -22,6 +22,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +41,8 @@ from urlfleet.errors import ClusterError
 from urlfleet.fetching.adapter import threads_for
 from urlfleet.read.items import UrlItem
 from urlfleet.record.records import Result
+
+PARENT_WATCH_S = 0.2  # how often a worker looks whether the process it works for is alive
 
 
 def fetch_in_processes(
@@ -266,5 +269,17 @@ def _new_executor(processes: int) -> ProcessPoolExecutor:
 
 def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="urlfleet-parent-watch").start()  # fmt: skip
     # The fetching modules load now, while the parent still reads its list.
     import urlfleet.distributed.worker  # noqa: F401
+
+
+def _exit_with_parent(parent: int) -> None:
+    # A process that ends at once (a second Ctrl-C, a grace run out, a kill) takes its queue
+    # server with it, but not loky's workers: each would finish the requests it had in
+    # flight, unrecorded, then wait for shards forever. A worker whose parent is gone (it
+    # has been handed to another) ends too, within PARENT_WATCH_S.
+    while os.getppid() == parent:
+        time.sleep(PARENT_WATCH_S)
+    os._exit(1)
