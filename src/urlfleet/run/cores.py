@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 AUTO = "auto"
 # Measured on 2 cores against the loopback server (benchmarks/README.md, "Processes"): 2
-# processes lost to 1 on 2,000 URLs (2.77 s against 2.18 s: their start-up is ~0.6 s of a
-# 2 s run) and won on 10,000 (17.7 s against 20.7 s).
+# processes lost to 1 on 2,000 URLs (2.69 s against 2.15 s: their start-up is ~0.6 s of a
+# 2 s run) and won on 10,000 (9.2 to 10.8 s against 12.7 s, HTTPS over 1,000 names).
 AUTO_MIN_URLS = 10_000
 
 

@@ -1,9 +1,10 @@
 """Running a list: joblib threads take jobs from the frontier and stream results back.
 
-Results come back through ``Parallel(return_as="generator_unordered")``, so the thread that
-iterates is the only one that ever sees a Result: it alone writes records and moves the
-progress bar, and nothing it touches needs a lock. Memory stays flat because joblib pulls
-tasks lazily and the frontier reads the list through a bounded window.
+Each phase is one joblib task per thread (``Parallel(backend="threading")``), each taking
+leases from the frontier until it is done; every Result comes back on a queue to the thread
+that iterates ``results()``, the only one that ever sees a Result: it alone writes records
+and moves the progress bar, and nothing it touches needs a lock. Memory stays flat because
+the frontier reads the list through a bounded window.
 """
 
 from __future__ import annotations
