@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -328,3 +329,21 @@ def _group_gone(group: int, *, within: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_runs_in_processes_leave_no_accepting_thread_behind(
+    server: LoopbackProcess, token: str
+) -> None:
+    # Each run's queue server accepts on a thread of this process; one left behind after its
+    # listener closed used to spin on a core for as long as the process lived, one per run.
+    for run in range(3):
+        urls = [f"{b}/page/{token}/{run}/{i}" for i in range(4) for b in server.base_urls]
+        assert all(r.ok for r in fetch(urls, shard_size=8, jobs=4))
+
+    def accepting() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.endswith("(accepter)")]
+
+    deadline = time.monotonic() + 10
+    while accepting() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not accepting()

@@ -28,7 +28,9 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from multiprocessing.managers import SyncManager
+from multiprocessing import current_process
+from multiprocessing.connection import Client
+from multiprocessing.managers import Server, SyncManager
 from typing import Any, cast
 
 from joblib.externals.loky import ProcessPoolExecutor
@@ -105,7 +107,8 @@ class LocalProcesses:
         self._lock = threading.Lock()
 
     def __enter__(self) -> LocalProcesses:
-        self._server = SyncManager().get_server()
+        self._server = _QueueServer(SyncManager._registry, None,  # type: ignore[attr-defined]
+                                    current_process().authkey, "pickle")  # fmt: skip
         threading.Thread(target=_serve, args=(self._server,), daemon=True,
                          name="urlfleet-shard-queues").start()  # fmt: skip
         self._manager = SyncManager(address=self._server.address)
@@ -118,6 +121,8 @@ class LocalProcesses:
             self._executor.shutdown(wait=True)
         if self._server is not None:
             self._server.stop_event.set()
+            with contextlib.suppress(OSError):  # wakes its accepter, to see the stop
+                Client(self._server.address).close()  # no handshake: it is not served
             self._server.listener.close()
 
     def connect(self) -> LocalCluster:
@@ -242,6 +247,30 @@ class _LocalLink:
 
     def close(self) -> None:
         pass
+
+
+class _QueueServer(Server):
+    """A manager's server, on a thread of this process, whose accepter ends at the stop.
+
+    The standard accepter retries a failed accept for ever, as a server that is a process of
+    its own may: on a thread, once its listener is closed, it would spin on a core for as
+    long as this process lives, one more for every run.
+    """
+
+    listener: Any  # set by Server, typed here as this class uses them
+    stop_event: threading.Event
+
+    def accepter(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                connection = self.listener.accept()
+            except OSError:
+                continue  # the listener is closed only after the stop: the loop then ends
+            if self.stop_event.is_set():
+                connection.close()
+                return
+            threading.Thread(target=self.handle_request, args=(connection,),
+                             daemon=True).start()  # fmt: skip
 
 
 def _serve(server: Any) -> None:
