@@ -295,3 +295,32 @@ def test_a_robots_txt_cut_short_is_no_answer() -> None:
                      elapsed_s=0, bytes=0, host="a.test", error_kind="http")  # fmt: skip
     step = fetcher._final(job, missing, None)
     assert step.robots is not None and step.robots.status == 404
+
+
+def test_the_take_that_finds_the_end_wakes_every_waiting_thread(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A waiting thread must hear that all is done, not find out at its next timeout.
+    monkeypatch.setattr("urlfleet.schedule.lines.LONGEST_WAIT", 60.0)
+    more = threading.Event()
+
+    def listed() -> Iterator[Job]:
+        yield from jobs_for(["http://a.test/1"])
+        more.wait(10)  # the end of the input comes while the one job is in flight
+
+    front = frontier(clock, window=1)
+    reader = front.feed(listed())
+    lease = front.take()
+    assert lease is not None
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(front.take()))
+    waiter.start()
+    more.set()
+    reader.join(10)  # the end is in the feed; the window (1) is full: nobody takes it in yet
+    deadline = time.monotonic() + 10
+    while not front._cond._waiters and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.01)  # the waiter, woken by the feeder, is back waiting
+    front.release(lease, OK, taking_next=True)
+    assert front.take() is None  # this take reads the end, and finds every job done
+    waiter.join(timeout=5)
+    assert not waiter.is_alive() and got == [None]

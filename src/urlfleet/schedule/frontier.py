@@ -93,7 +93,8 @@ class Frontier:
             lease = self._poll()
             if lease is not None or not wait:
                 return lease
-            if self._all_done():
+            if self._all_done():  # this take may be what found the input's end: tell all
+                self._cond.notify_all()
                 return None
             self._cond.wait(self._lines.wait_time(self._clock()))
         return None
