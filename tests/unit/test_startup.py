@@ -56,3 +56,13 @@ def test_the_command_line_leaves_the_collector_as_it_found_it(
     assert "urlfleet" in capsys.readouterr().out
     assert gc.isenabled()
     assert gc.get_freeze_count() == 0
+
+
+def test_objects_the_caller_froze_stay_frozen() -> None:
+    gc.freeze()  # a caller's own, say before forking workers
+    theirs = gc.get_freeze_count()
+    with collector_held():
+        pass
+    thaw()
+    assert gc.get_freeze_count() >= theirs > 0
+    gc.unfreeze()

@@ -17,10 +17,14 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+_froze = False  # whether collector_held froze objects that thaw must give back
+
 
 @contextmanager
 def collector_held() -> Iterator[None]:
-    """Imports inside go uncollected; what they made is frozen at the end."""
+    """Imports inside go uncollected; what they made is frozen at the end (unless the
+    process froze objects of its own: thawing ours would thaw those too)."""
+    global _froze
     if not gc.isenabled():  # held already (an enclosing start-up), or by the caller's choice
         yield
         return
@@ -28,10 +32,15 @@ def collector_held() -> Iterator[None]:
     try:
         yield
     finally:
-        gc.freeze()
+        if _froze or gc.get_freeze_count() == 0:
+            gc.freeze()
+            _froze = True
         gc.enable()
 
 
 def thaw() -> None:
-    """Undo ``collector_held``'s freeze: the frozen objects are collected as usual again."""
-    gc.unfreeze()
+    """Undo ``collector_held``'s freeze, if it froze: those objects are collected again."""
+    global _froze
+    if _froze:
+        gc.unfreeze()
+        _froze = False
