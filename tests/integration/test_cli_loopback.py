@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.verdicts import is_a_verdict
-from urlfleet.loopback import LoopbackProcess
+from urlfleet.loopback import LoopbackProcess, ServerSpec
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +88,21 @@ def test_report_has_a_per_host_table(server: LoopbackProcess, tmp_path: Path) ->
     assert slow["throttled"] == 1 and slow["paused_s"] >= 1.0 and slow["requests"] == 6
     assert all(row["p50_s"] >= 0.05 and row["p95_s"] >= row["p50_s"] for row in rows.values())
     assert "busiest hosts:" in done.stderr and "429/503" in done.stderr
+
+
+def test_a_short_list_starts_no_more_threads_than_it_has_urls(tmp_path: Path) -> None:
+    # Two URLs on one host behind a robots.txt, one of them redirected twice: two threads
+    # keep all of it going (each job makes one request at a time), -j 16 or not.
+    robots = (0, 200, "User-agent: *\nDisallow: /private/\n")
+    with LoopbackProcess(ServerSpec(hosts=1, latency=0.01, robots=(robots,))) as server:
+        token, base = uuid.uuid4().hex[:8], server.base_urls[0]
+        urls = [f"{base}/redirect/2/{token}", f"{base}/page/{token}/1"]
+        listed, out = tmp_path / "urls.txt", tmp_path / "out.jsonl"
+        listed.write_text("\n".join(urls) + "\n", encoding="utf-8")
+        done = urlfleet("fetch", str(listed), "-o", str(out), "-j", "16", "--robots")
+        asked = [(r.path, r.status) for r in server.records(contains="")]
+    assert done.returncode == 0, done.stderr
+    assert "URLs on 2 threads" in done.stderr
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["url"] for r in records) == sorted(urls) and all(r["ok"] for r in records)
+    assert ("/robots.txt", 200) in asked

@@ -147,7 +147,7 @@ def _run_for(
             yield local
         return
     if not dask:
-        yield Run(config, compare_serial=compare_serial)
+        yield Run(config, compare_serial=compare_serial, most_urls=size)
         return
     from urlfleet.distributed import ClusterRun, client_for
 

@@ -124,7 +124,8 @@ class Report:
                 f"{self.serial_estimate_s:.1f} s"
             )
         if self.threaded_s_per_url is not None:
-            lines.append(f"threaded: {self.urls - self.serial_sample} URLs on {self.jobs} threads, "
+            threads = f"{self.jobs} thread" + ("" if self.jobs == 1 else "s")
+            lines.append(f"threaded: {self.urls - self.serial_sample} URLs on {threads}, "
                          f"{self.threaded_s_per_url:.4f} s/URL")  # fmt: skip
         if self.latency is not None:
             lines.append(f"latency:  {self.latency.words()} per URL")

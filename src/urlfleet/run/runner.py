@@ -85,10 +85,14 @@ class Run:
         keeps_host: Callable[[str], bool] | None = None,
         hand_back: Callable[[Hop], None] | None = None,
         memories: Mapping[str, HostMemory] | None = None,
+        most_urls: int | None = None,
     ) -> None:
         """``keeps_host`` (with ``hand_back``): a redirect to a host it says no to is not
         followed here but handed to ``hand_back`` as a Hop, from the fetching thread, before
-        its job ends. ``memories``: host states to start from (``Politeness.remember``)."""
+        its job ends. ``memories``: host states to start from (``Politeness.remember``).
+        ``most_urls``: the list holds at most this many URLs (and no sitemap, which would
+        add more), so no more threads start than it could keep busy: each URL's job makes
+        one request at a time, its robots.txt included."""
         if (keeps_host is None) != (hand_back is None):
             raise ValueError("keeps_host and hand_back go together")
         self.config = config
@@ -96,7 +100,8 @@ class Run:
         self._keeps_host = keeps_host
         self._hand_back = hand_back
         self._memories = dict(memories or {})
-        self.threads = threads_for(config.jobs)
+        self._most_urls = most_urls
+        self.threads = self._threads(config.jobs)
         self.phases: list[Phase] = []
         self._session_factory = session_factory
         self._clock = clock
@@ -117,6 +122,10 @@ class Run:
     def paused_hosts(self) -> int:
         """How many hosts are paused right now."""
         return self._frontier.paused_hosts() if self._frontier is not None else 0
+
+    def _threads(self, n_jobs: int) -> int:
+        threads = threads_for(n_jobs)
+        return threads if self._most_urls is None else max(1, min(threads, self._most_urls))
 
     def stop(self) -> None:
         """Hand out no more URLs; requests in flight finish, then ``results()`` ends."""
@@ -199,12 +208,12 @@ class Run:
     ) -> Iterator[Result]:
         started, tally, finished = self._clock(), Tally(), False
         cpu_at_start = time.process_time()  # every thread of this process: the client's CPU
-        threads = threads_for(n_jobs)
+        threads = self._threads(n_jobs)
         frontier.feed(jobs)
         if threads == 1:  # joblib runs a lone task in the calling thread: so does this
             results = self._steps(frontier, fetcher)
         else:
-            results = self._threaded(frontier, fetcher, n_jobs, threads)
+            results = self._threaded(frontier, fetcher, threads)
         try:
             for result in results:
                 tally.add(result)
@@ -218,7 +227,7 @@ class Run:
             self.phases.append(Phase(name, threads, self._clock() - started, tally, cpu_s=cpu_s))
 
     def _threaded(
-        self, frontier: Frontier, fetcher: Fetcher, n_jobs: int, threads: int
+        self, frontier: Frontier, fetcher: Fetcher, threads: int
     ) -> Generator[Result, None, None]:
         # One joblib task per thread, for the whole phase: each takes leases until the
         # frontier is done and hands each Result over as it is made. A task per URL would
@@ -235,7 +244,7 @@ class Run:
             else:
                 made.put(_Ended(None))
 
-        parallel = Parallel(n_jobs=n_jobs, backend="threading", return_as="generator_unordered")
+        parallel = Parallel(n_jobs=threads, backend="threading", return_as="generator_unordered")
         tasks = parallel(delayed(work)() for _ in range(threads))
         try:
             running = threads
