@@ -1,12 +1,12 @@
 """The command line's start-up: its imports, with the cyclic garbage collector held off.
 
 Importing what a run needs (urlfleet's modules, requests, urllib3, joblib, tenacity, tqdm)
-makes some hundred thousand objects that live as long as the process. The collector, run
-every few hundred allocations, walks them again and again while they are being made: for a
-one-URL list, about a fifth of the time from process start to exit. Held off meanwhile, and
-what survives frozen (``gc.freeze``: left out of every later collection), they cost nothing
-more; what a run makes is collected as usual. (Merely held off, they would all be walked
-by the first full collection after, which costs as much.) The library (``import urlfleet``)
+makes many objects that live as long as the process, and the collector, run every few
+hundred allocations, walks them again and again while they are being made: most of all when
+there is no bytecode to load and every module is compiled. Held off meanwhile, and what
+survives frozen (``gc.freeze``: left out of every later collection), they cost nothing more;
+what a run makes is collected as usual. (Merely held off, they would all be walked by the
+first full collection after.) The library (``import urlfleet``)
 leaves the collector alone: the process is its caller's; and ``thaw`` gives an in-process
 caller of ``urlfleet.cli.main`` its collector back as it was.
 """
