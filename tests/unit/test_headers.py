@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import http.client
 import io
 import random
@@ -38,16 +39,23 @@ def _both(block: bytes) -> tuple[http.client.HTTPMessage, http.client.HTTPMessag
     return http.client.parse_headers(io.BytesIO(block)), parse_headers(io.BytesIO(block))
 
 
+ASKED = ["content-length", "Content-Type", "SET-COOKIE", "a", "B", "spaces", "latin", "nope", ""]
+
+
 def _facts(message: http.client.HTTPMessage) -> tuple[object, ...]:
     payload = message.get_payload()
     return (
-        type(message),
+        isinstance(message, http.client.HTTPMessage),
         message.items(),
+        message.keys(),
+        message.values(),
         [type(defect) for defect in message.defects],
         [_facts(part) for part in payload] if isinstance(payload, list) else payload,
         message.get_content_type(),
         message.get_all("set-cookie"),
-        message.get("content-length"),
+        [(message.get(name), message.get(name, "-"), message[name]) for name in ASKED],
+        [name in message for name in ASKED],
+        str(message),
     )
 
 
@@ -95,3 +103,70 @@ def test_an_ordinary_block_is_read_without_the_email_parser(
     monkeypatch.setattr("email.parser.Parser.parsestr", refuse)
     message = parse_headers(io.BytesIO(b'Content-Type: text/html\r\nETag: "x"\r\n\r\n'))
     assert message.items() == [("Content-Type", "text/html"), ("ETag", '"x"')]
+
+
+CHANGES = [
+    lambda m: m.replace_header("A", "changed"),
+    lambda m: m.__setitem__("A", "added"),
+    lambda m: m.__delitem__("a"),
+    lambda m: m.add_header("Content-Type", "text/plain", charset="utf-8"),
+    lambda m: m.set_param("charset", "latin-1"),
+    lambda m: m.set_type("multipart/mixed"),
+    lambda m: m.set_boundary("b"),
+    lambda m: m.set_raw("A", "raw"),
+    lambda m: m._headers.insert(0, ("A", "first")),  # type: ignore[attr-defined]
+    lambda m: setattr(m, "policy", email.policy.HTTP),
+]
+
+
+@pytest.mark.parametrize("change", range(len(CHANGES)))
+def test_a_changed_message_answers_as_http_clients_would(change: int) -> None:
+    # Every question is asked once first: answers given from the index before a change
+    # must not outlive it.
+    block = b"A: 1\r\nContent-Type: text/html; charset=x; boundary=y\r\nA: 2\r\n\r\n"
+    theirs, ours = _both(block)
+    assert _facts(ours) == _facts(theirs)
+    for message in (theirs, ours):
+        try:
+            CHANGES[change](message)
+        except Exception as exc:  # noqa: BLE001 - a change the email code refuses: alike
+            message.refused = type(exc)  # type: ignore[attr-defined]
+    assert getattr(ours, "refused", None) == getattr(theirs, "refused", None)
+    assert _facts(ours) == _facts(theirs)
+
+
+def test_request_headers_copy_as_requests_copies_them() -> None:
+    from requests.structures import CaseInsensitiveDict
+
+    from urlfleet.fetching.headers import RequestHeaders
+
+    ours, theirs = RequestHeaders(), CaseInsensitiveDict[str]()
+    for made in (ours, theirs):
+        made.update({"Accept": "*/*", "X-Two": "a", "x-TWO": "b", "User-Agent": "u"})
+    copied = ours.copy()
+    assert isinstance(copied, CaseInsensitiveDict)
+    assert list(copied.items()) == list(theirs.copy().items())
+    assert copied["x-two"] == "b" and copied == theirs
+    copied["Accept"] = "text/html"
+    del copied["user-agent"]
+    assert list(ours.items()) == list(theirs.items())  # the copy is its own
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [[], [("A", "1")], [("Set-Cookie", "a=1"), ("set-cookie", "b=2"), ("X", ""), ("x-Y", "3")]],
+)
+def test_response_headers_are_the_dict_requests_builds(fields: list[tuple[str, str]]) -> None:
+    from requests.structures import CaseInsensitiveDict
+    from urllib3 import HTTPHeaderDict
+
+    from urlfleet.fetching.headers import response_headers
+
+    raw = HTTPHeaderDict()
+    for name, value in fields:
+        raw.add(name, value)
+    ours, theirs = response_headers(raw), CaseInsensitiveDict(raw)
+    assert type(ours) is type(theirs)
+    assert list(ours.items()) == list(theirs.items())
+    assert list(ours.lower_items()) == list(theirs.lower_items())
+    assert response_headers({"A": "1"}) == CaseInsensitiveDict({"A": "1"})  # any mapping
