@@ -15,6 +15,18 @@ from urllib.parse import urlsplit, urlunsplit
 # long query strings. Far beyond that a "URL" is a pasted blob, not an address.
 MAX_URL_LENGTH = 65_536
 _UNSENDABLE = re.compile(r"[\s\x00-\x1f\x7f]")  # what str.isspace calls space, and controls
+_ORIGIN = re.compile(r"[^:/?#]+://[^/?#]*")  # scheme://netloc, where urlsplit ends it
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://netloc`` of ``url`` as written (what urlsplit reads the scheme, host and
+    port from), or None for a URL without ``://``.
+
+    >>> origin_of("https://u@Example.com:8/a?b")
+    'https://u@Example.com:8'
+    """
+    origin = _ORIGIN.match(url)
+    return origin.group(0) if origin else None
 
 
 def url_problem(url: str) -> str | None:

@@ -255,3 +255,23 @@ def test_a_pace_changed_after_a_write_holds_for_the_next_longer_or_shorter(
     politeness._set_delay(first.host, 3.0)  # a Crawl-delay learned meanwhile
     due, _ = leased(politeness, clock).write_due(clock())
     assert due == pytest.approx(clock() + 3.0 + GAP_MARGIN)
+
+
+def test_a_urls_key_is_the_key_of_the_url_read_whole() -> None:
+    # The key is worked out once per origin: it must be what the whole URL gives.
+    import random
+
+    from urlfleet.politeness import identity
+
+    pieces = ["a", "B", ".", ":", "8", "/", "?", "#", "@", "[", "]", "\t", " ", "\u00fc", "%41"]
+    rng = random.Random(5)
+    for _ in range(3000):
+        url = rng.choice(["http://", "HTTPS://", "http:/", "ftp://", " http://", ""])
+        url += "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
+        try:
+            whole = identity._origin_key.__wrapped__(url)
+        except (ValueError, UnicodeError) as exc:
+            with pytest.raises(type(exc)):
+                identity.host_key(url)
+            continue
+        assert identity.host_key(url) == whole, url

@@ -3,6 +3,7 @@ sessions, and ``sending.send`` keeps cookies and finds the next hop as ``Session
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -172,10 +173,37 @@ def test_the_adapter_builds_the_response_requests_builds(headers: dict[str, str]
     assert ours.raw.status == theirs.raw.status
 
 
+TARGETS = [
+    "http://a.test/p?q=1#f", "http://a.test//double", "http://a.test", "http://a.test?q",
+    "http://a.test/p?", "http://a.test/p?a?b#c?d#e", "http://a.test#f?x", "https://u:p@a.test:8/",
+    "http://[::1]:8/p?q", "http://xn--caf-dma.test/caf%C3%A9", "http://a.test/\u00e9?\u00e8",
+    "HTTP://A.TEST/P", "http://a.test/a b", "http://a.test/;p;q?x=1&y=%20",
+]  # fmt: skip
+
+
 @pytest.mark.parametrize("proxies", [{}, {"http": "http://proxy.test:3128"}])
-@pytest.mark.parametrize("url", ["http://a.test/p?q=1#f", "http://a.test//double", "http://a.test"])
+@pytest.mark.parametrize("url", TARGETS)
 def test_the_adapter_asks_for_the_url_requests_asks_for(url: str, proxies: dict[str, str]) -> None:
     adapter = shared_adapter(FetchConfig())
     prepared = requests.Request("GET", url).prepare()
     theirs = requests.adapters.HTTPAdapter.request_url(adapter, prepared, proxies)
     assert adapter.request_url(prepared, proxies) == theirs
+
+
+def test_any_url_asks_for_the_path_requests_asks_for() -> None:
+    # Prepared URLs, and URLs set on a request as they come (a hook's, a redirect's).
+    import random
+
+    pieces = ["/", "//", "?", "#", "a", "%2F", "[", "]", ":", "@", " ", "\t", "\x00", "\u00e9"]
+    adapter, rng = shared_adapter(FetchConfig()), random.Random(3)
+    for _ in range(3000):
+        tail = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        prepared = requests.PreparedRequest()
+        prepared.url = rng.choice(["http://a.test", "https://b.test:8", "http://"]) + tail
+        try:
+            theirs = requests.adapters.HTTPAdapter.request_url(adapter, prepared, {})
+        except ValueError as exc:  # urlsplit's own refusal (an unclosed bracket): alike
+            with pytest.raises(ValueError, match=re.escape(str(exc))):
+                adapter.request_url(prepared, {})
+            continue
+        assert adapter.request_url(prepared, {}) == theirs, prepared.url

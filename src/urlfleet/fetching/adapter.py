@@ -19,7 +19,6 @@ import requests
 from joblib import effective_n_jobs, parallel_config
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 from requests.cookies import RequestsCookieJar
-from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers, select_proxy
 from urllib3 import PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -30,7 +29,8 @@ from urllib3.util.ssl_ import create_urllib3_context, resolve_cert_reqs
 from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.fetching.gate import held
-from urlfleet.fetching.headers import QuickHeadersResponse
+from urlfleet.fetching.headers import QuickHeadersResponse, response_headers
+from urlfleet.urls import origin_of
 
 # Hosts whose idle keep-alive connections are kept (about 5 KB each, pool and connection); a
 # list that cycles over more hosts than this opens a new connection (and handshake) for
@@ -42,7 +42,6 @@ RESERVED_FDS = 64
 # ...and the fewest it can truly run with: below this, a run would die of EMFILE.
 MIN_RESERVED_FDS = 16
 POOL_PARAMS_KEPT = 4096  # origins whose connection pool settings are kept
-_ORIGIN = re.compile(r"[^:/?#]+://[^/?#]*")  # scheme://netloc, where urlsplit ends it
 
 
 class _Served:
@@ -133,8 +132,7 @@ class GatedAdapter(HTTPAdapter):
             )
             assert isinstance(pool, HTTPConnectionPool)
             return pool
-        origin = _ORIGIN.match(url)
-        key = (origin.group(0) if origin else url, verify, cert)
+        key = (origin_of(url) or url, verify, cert)
         params = self._pool_params.get(key)
         if params is None:
             try:
@@ -158,7 +156,7 @@ class GatedAdapter(HTTPAdapter):
         # walks the jar for every response to find nothing when no cookie was set.
         response = requests.Response()
         response.status_code = resp.status
-        response.headers = CaseInsensitiveDict(resp.headers)
+        response.headers = response_headers(resp.headers)
         response.encoding = get_encoding_from_headers(response.headers)
         response.raw = resp
         response.reason = resp.reason
@@ -169,8 +167,10 @@ class GatedAdapter(HTTPAdapter):
         return response
 
     def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
-        if not proxies:  # requests' answer when there is no proxy, less two parses of the URL
-            return str(request.path_url)
+        if not proxies:  # requests' answer when there is no proxy, less three parses of the URL
+            target = _target(request.url or "")
+            if target is not None:
+                return target
         return str(super().request_url(request, proxies))
 
     def build_connection_pool_key_attributes(
@@ -241,6 +241,26 @@ class GatedAdapter(HTTPAdapter):
                 self.proxy_manager[proxy] = manager
             found: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
             return found
+
+
+# A URL as requests prepares it (ASCII, quoted, no spaces or controls) whose host holds no
+# brackets, which urlsplit would check: what PreparedRequest.path_url splits it into, at once.
+_PLAIN_URL = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\[\]\x00-\x20\x7f]*(?=[/?#]|\Z)"
+    r"([^?#\x00-\x20\x7f]*)(?:\?([^#\x00-\x20\x7f]*))?(?:#[^\x00-\x20\x7f]*)?"
+)
+
+
+def _target(url: str) -> str | None:
+    """``PreparedRequest.path_url`` of a plain ``url`` (path, "?" and query when there is
+    one); None for any other URL, or a path starting with "//" (requests may re-write it)."""
+    plain = _PLAIN_URL.fullmatch(url) if url.isascii() else None
+    if plain is None:
+        return None
+    path, query = plain.group(1) or "/", plain.group(2)
+    if path.startswith("//"):
+        return None
+    return f"{path}?{query}" if query else path
 
 
 class _TlsSettings:

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import idna
 
+from urlfleet.urls import origin_of
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # What inet_aton reads as an IPv4 address (decimal, octal or hex parts, 1 to 4 of them), as
 # the system resolver does when requests hands it such a "name".
@@ -31,6 +33,12 @@ def host_key(url: str) -> str:
     >>> host_key("http://BÜCHER.test/"), host_key("http://[0:0::1]:80/")
     ('xn--bcher-kva.test', '[::1]')
     """
+    return _origin_key(origin_of(url) or url)
+
+
+# A list's URLs share few origins: each origin's key is worked out once (urlsplit, IDNA).
+@lru_cache(maxsize=4096)
+def _origin_key(url: str) -> str:
     parts = urlsplit(url)
     host = canonical_host(parts.hostname or "")
     port = parts.port
