@@ -49,7 +49,7 @@ class Frontier:
         self.politeness = politeness
         self._window = window
         self._clock = clock
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())  # never taken twice by one thread
         self._closed = False
         self._hosts = Hosts()
         self._lines = Lines()
