@@ -7,7 +7,9 @@ takes most of a second to start, longer on a busy machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import signal
 import subprocess
@@ -17,8 +19,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -109,38 +112,89 @@ def test_sigint_and_sigkill_then_resume_account_for_every_url(tmp_path: Path) ->
     assert refetched <= kills * (4 * 2 + 4)
 
 
-def test_second_ctrl_c_stops_at_once_without_a_torn_line(tmp_path: Path) -> None:
-    token = uuid.uuid4().hex[:8]
+@dataclass
+class TwoInterrupts:
+    """What a run that heard Ctrl-C twice exited with, said and recorded."""
+
+    returncode: int
+    said: str
+    recorded: list[dict[str, Any]]
+    fast: str
+    slow: str
+    gone: bool  # every process of its session had exited within 20 s of it (if it led one)
+
+
+def interrupt_twice(
+    start: Callable[..., subprocess.Popen[str]], tmp_path: Path, token: str
+) -> TwoInterrupts:
+    """Run ``start(listed, out, *extra)`` on 40 URLs of a fast host and 40 of a slow one (5 s a
+    request), and press Ctrl-C twice once slow requests are open and a record is written: to
+    its whole session when it leads one (as at a terminal), else to it alone."""
     # The slow host is not the first, where the server's control requests go (open_at).
     with LoopbackProcess(ServerSpec(hosts=2, latency=0.05, host_latency=(None, 5.0))) as server:
         fast, slow = server.base_urls
         urls = [f"{base}/page/{token}/{i}" for i in range(40) for base in server.base_urls]
         listed, out = tmp_path / "urls.txt", tmp_path / "out.jsonl"
         listed.write_text("\n".join(urls) + "\n", encoding="utf-8")
-        process = start_fetch(listed, out, "--grace", "30")
+        process = start(listed, out, "--grace", "30")
+        leads = os.getsid(process.pid) == process.pid
         stderr = Lines(process.stderr)
+
+        def ctrl_c() -> None:
+            if leads:
+                os.killpg(process.pid, signal.SIGINT)
+            else:
+                process.send_signal(signal.SIGINT)
+
         try:
-            # The slow host's two requests are open (they take 5 s) and records are coming.
             wait_for("slow requests", lambda: open_at(server, slow) >= 2, process)
             wait_for("a record", lambda: lines_in(out) > 0, process)
-            process.send_signal(signal.SIGINT)
+            ctrl_c()
             wait_for("the first interrupt heard", lambda: stderr.has("interrupted:"), process)
-            process.send_signal(signal.SIGINT)
+            ctrl_c()
             process.wait(timeout=30)
+            gone = not leads or session_gone(process.pid, within=20)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+            if leads:
+                with contextlib.suppress(ProcessLookupError):  # what outlived it holds stderr
+                    os.killpg(process.pid, signal.SIGKILL)
             said = stderr.all()
-    assert process.returncode == 130, said
-    assert "requests still in flight were abandoned" in said and "--resume" in said
     text = out.read_text(encoding="utf-8")
-    assert text == "" or text.endswith("\n")
+    assert text == "" or text.endswith("\n"), "a torn line"
     recorded = [json.loads(line) for line in text.splitlines()]
-    assert all(record["ok"] for record in recorded)
-    # It did not wait for the slow host's requests (grace 30 s): they got no record.
-    assert not any(record["url"].startswith(slow) for record in recorded)
-    assert any(record["url"].startswith(fast) for record in recorded)
+    return TwoInterrupts(process.returncode, said, recorded, fast, slow, gone)
+
+
+def session_gone(session: int, *, within: float) -> bool:
+    """Whether every process of ``session`` (its leader's pid) has exited, waiting up to
+    ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(session, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def stopped_at_once(run: TwoInterrupts) -> None:
+    """The second Ctrl-C ended ``run`` at once: exit 130, no record of the slow host (its
+    requests, open for 5 s, were abandoned; the grace was 30 s), the fast host's kept."""
+    assert run.returncode == 130, run.said
+    assert "requests still in flight were abandoned" in run.said and "--resume" in run.said
+    assert "Traceback" not in run.said
+    assert not any(record["url"].startswith(run.slow) for record in run.recorded)
+    assert any(record["url"].startswith(run.fast) for record in run.recorded)
+
+
+def test_second_ctrl_c_stops_at_once_without_a_torn_line(tmp_path: Path) -> None:
+    run = interrupt_twice(start_fetch, tmp_path, uuid.uuid4().hex[:8])
+    stopped_at_once(run)
+    assert all(record["ok"] for record in run.recorded)
 
 
 def test_grace_runs_out_and_in_flight_urls_get_no_record(tmp_path: Path) -> None:

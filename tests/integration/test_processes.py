@@ -7,7 +7,6 @@ a pause it asked for holds for the host's next shard in whichever process.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -25,13 +24,16 @@ import pytest
 
 import urlfleet
 from tests.conftest import SERVER_SLACK
-from tests.integration.test_interrupts_resume import Lines, open_at, wait_for
+from tests.integration.test_interrupts_resume import (
+    interrupt_twice,
+    stopped_at_once,
+)
 from tests.verdicts import is_a_verdict
 from urlfleet.api import make_config
 from urlfleet.cli import main
 from urlfleet.distributed import host_group
 from urlfleet.distributed.local import fetch_in_processes, processes_run
-from urlfleet.loopback import LoopbackProcess, ServerSpec, host_loads
+from urlfleet.loopback import LoopbackProcess, host_loads
 from urlfleet.record.records import Result
 from urlfleet.run.cores import AUTO_MIN_URLS, choose_processes, usable_cores
 
@@ -281,54 +283,12 @@ def test_auto_says_why_it_takes_one_process_for_a_short_list(
 
 
 def test_a_second_ctrl_c_stops_every_process_at_once(tmp_path: Path, token: str) -> None:
-    # The slow host is not the first, where the server's control requests go (open_at).
-    with LoopbackProcess(ServerSpec(hosts=2, latency=0.05, host_latency=(None, 5.0))) as server:
-        fast, slow = server.base_urls
-        urls = [f"{base}/page/{token}/{i}" for i in range(40) for base in server.base_urls]
-        listed, out = tmp_path / "urls.txt", tmp_path / "out.jsonl"
-        listed.write_text("\n".join(urls) + "\n", encoding="utf-8")
-        process = start_fetch(listed, out, "--grace", "30")
-        stderr = Lines(process.stderr)
-        try:
-            # The slow host's requests (5 s each) are open in one worker, and records of the
-            # fast host are coming from the other.
-            wait_for("slow requests", lambda: open_at(server, slow) >= 2, process)
-            wait_for("a record", lambda: lines_in(out) > 0, process)
-            os.killpg(process.pid, signal.SIGINT)  # as at a terminal: workers hear it too
-            wait_for("the first interrupt heard", lambda: stderr.has("interrupted:"), process)
-            os.killpg(process.pid, signal.SIGINT)
-            process.wait(timeout=30)
-            gone = _group_gone(process.pid, within=20)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            with contextlib.suppress(ProcessLookupError):  # what outlived it holds stderr open
-                os.killpg(process.pid, signal.SIGKILL)
-            said = stderr.all()
-    assert process.returncode == 130, said
-    assert "requests still in flight were abandoned" in said and "--resume" in said
-    assert "Traceback" not in said
-    assert gone, "a worker process outlived the run"
-    text = out.read_text(encoding="utf-8")
-    assert text == "" or text.endswith("\n")  # no torn line
-    recorded = [json.loads(line) for line in text.splitlines()]
-    assert Counter(r["url"] for r in recorded).most_common(1)[0][1] == 1
-    # It did not wait for the slow host's requests (grace 30 s): they got no record.
-    assert not any(record["url"].startswith(slow) for record in recorded)
-    assert any(record["url"].startswith(fast) for record in recorded)
-
-
-def _group_gone(group: int, *, within: float) -> bool:
-    """Whether every process of the session ``group`` has exited, waiting up to ``within``."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
+    # Ctrl-C to the whole session: the workers hear it too. The slow host's requests are open
+    # in one worker while the other's records of the fast host come in.
+    run = interrupt_twice(start_fetch, tmp_path, token)
+    stopped_at_once(run)
+    assert run.gone, "a worker process outlived the run"
+    assert Counter(r["url"] for r in run.recorded).most_common(1)[0][1] == 1
 
 
 def test_runs_in_processes_leave_no_accepting_thread_behind(
