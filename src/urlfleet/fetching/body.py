@@ -29,6 +29,7 @@ CHUNK_SIZE = 64 * 1024  # requests' default of 10 KiB costs CPU on large bodies
 # A redirect's body is read only to keep its connection for the next request; a longer one
 # costs the connection, never memory: requests would read and decode any size, bombs too.
 REDIRECT_BODY_MAX = 64 * 1024
+NOT_SAVED: AbstractContextManager[None] = nullcontext()  # a body read, not saved
 
 
 class Body(NamedTuple):
@@ -51,27 +52,34 @@ def read_body(
 ) -> Body:
     """Read at most ``limit`` bytes of ``response``'s body, kept if ``keep``, saved to what
     ``saving`` gives (if anything); a body past the limit is ``truncated`` if ``truncates``."""
-    body, size, digest = bytearray(), 0, hashlib.sha256()
+    if saving is NOT_SAVED:  # nothing to unwind
+        return _read(response, limit, keep, truncates, None)
     with ExitStack() as stack:
-        saved = _saving(stack.enter_context, saving)
-        # iter_content decodes gzip, deflate, br and zstd, so the cap applies to what a bomb
-        # inflates to.
-        for chunk in _timed_out_as_read_timeout(response.iter_content(CHUNK_SIZE)):
-            if size + len(chunk) > limit:
-                kept = chunk[: limit - size]
-                digest.update(kept)
-                if keep:
-                    body += kept
-                # Never saved (never committed). What lies past the limit is ignored.
-                sha256 = digest.hexdigest()
-                return Body(bytes(body), limit, truncated=truncates, sha256=sha256)
-            size += len(chunk)
-            digest.update(chunk)  # as it streams: a body only saved is hashed too
+        return _read(response, limit, keep, truncates, _saving(stack.enter_context, saving))
+
+
+def _read(
+    response: requests.Response, limit: int, keep: bool, truncates: bool, saved: SavedBody | None
+) -> Body:
+    body, size, digest = bytearray(), 0, hashlib.sha256()
+    # iter_content decodes gzip, deflate, br and zstd, so the cap applies to what a bomb
+    # inflates to.
+    for chunk in _timed_out_as_read_timeout(response.iter_content(CHUNK_SIZE)):
+        if size + len(chunk) > limit:
+            kept = chunk[: limit - size]
+            digest.update(kept)
             if keep:
-                body += chunk
-            if saved is not None:
-                _saving(saved.write, chunk)
-        path = _saving(saved.commit) if saved is not None else None
+                body += kept
+            # Never saved (never committed). What lies past the limit is ignored.
+            sha256 = digest.hexdigest()
+            return Body(bytes(body), limit, truncated=truncates, sha256=sha256)
+        size += len(chunk)
+        digest.update(chunk)  # as it streams: a body only saved is hashed too
+        if keep:
+            body += chunk
+        if saved is not None:
+            _saving(saved.write, chunk)
+    path = _saving(saved.commit) if saved is not None else None
     saved_to = None if path is None else str(path)
     return Body(bytes(body), size, saved_to=saved_to, sha256=digest.hexdigest())
 
@@ -92,9 +100,9 @@ def saved_body(
 ) -> AbstractContextManager[SavedBody | None]:
     """Where --save-dir keeps the body of ``url``'s response, if it keeps it."""
     if config.save_dir is None or not 200 <= response.status_code < 300:
-        return nullcontext()
+        return NOT_SAVED
     if response.request.method == "HEAD":  # no body: nothing to save
-        return nullcontext()
+        return NOT_SAVED
     from urlfleet.record.saving import SavedBody, body_path
 
     content_type = response.headers.get("Content-Type")

@@ -16,7 +16,6 @@ sitemap    50 MiB, or --max-bytes if less  retry_if           its entries, or a 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import nullcontext
 from dataclasses import replace
 from types import MappingProxyType
 from typing import ClassVar, NamedTuple
@@ -24,7 +23,7 @@ from typing import ClassVar, NamedTuple
 import requests
 
 from urlfleet.config import FetchConfig
-from urlfleet.fetching.body import Body, read_body, saved_body
+from urlfleet.fetching.body import NOT_SAVED, Body, read_body, saved_body
 from urlfleet.politeness import ROBOTS_MAX_BYTES, Attempt, RobotsAnswer
 from urlfleet.read.sitemaps import MAX_BYTES as SITEMAP_MAX_BYTES
 from urlfleet.read.sitemaps import Sitemap, SitemapError, parse, unpack
@@ -66,7 +65,7 @@ class Kind:
 
     def read(self, response: requests.Response, job: Job, config: FetchConfig) -> Body:
         """``response``'s body, read as this kind reads it."""
-        saving = saved_body(response, job.url, config) if self.saves else nullcontext()
+        saving = saved_body(response, job.url, config) if self.saves else NOT_SAVED
         keep = self.keeps_content(config)
         limit = self.body_limit(config)
         return read_body(response, limit, keep=keep, truncates=self.truncates, saving=saving)
