@@ -390,3 +390,48 @@ def test_a_long_crawl_delay_holds_no_thread_and_no_stale_connection(
         own = by_host[base.split("//")[1]]
         took = max(r.finished for r in own) - min(r.arrived for r in own)
         assert took <= 1.2 * bound, (base, took, bound)
+
+
+class _DueLater:
+    """A host's lease whose gap ends ``wait`` seconds after the first time it is asked."""
+
+    def __init__(self, wait: float) -> None:
+        self.clock, self.sleep = time.monotonic, time.sleep
+        self.wait, self.due, self.writes = wait, None, []  # type: ignore[var-annotated]
+        self._lock = threading.Lock()
+
+    def write_lock(self) -> Any:
+        return self._lock
+
+    def write_due(self, now: float) -> tuple[float, bool]:
+        if self.due is None:
+            self.due = now + self.wait
+        return self.due, True
+
+    def wrote(self, at: float) -> None:
+        self.writes.append(at)
+
+
+@pytest.mark.parametrize("wait", [0.0, 0.6])
+def test_a_connection_closed_while_its_request_waits_for_the_gap_writes_nothing(
+    wait: float, token: str
+) -> None:
+    # The server drops connections idle for 0.3 s. A request that waits 0.6 s at the write, on
+    # a pooled connection urllib3 found open, must find it closed and go back unwritten (the
+    # frontier then sends it on a fresh one); one that does not wait goes out on it.
+    from urlfleet.fetching.adapter import GatedAdapter
+    from urlfleet.fetching.gate import NotDue, gate
+
+    with LoopbackProcess(ServerSpec(hosts=1, latency=0, idle_timeout=0.3)) as server:
+        pool = GatedAdapter(max_retries=0).poolmanager.connection_from_url(server.base_urls[0])
+        assert pool.urlopen("GET", f"/page/{token}/first").status == 200
+        lease = _DueLater(wait)
+        with gate(lease):
+            if wait:
+                with pytest.raises(NotDue):
+                    pool.urlopen("GET", f"/page/{token}/second", retries=False)
+            else:
+                assert pool.urlopen("GET", f"/page/{token}/second").status == 200
+        paths = [record.path for record in server.records(token)]
+    assert paths == [f"/page/{token}/first"] + ([] if wait else [f"/page/{token}/second"])
+    assert len(lease.writes) == (0 if wait else 1)  # what went out counts for the gap

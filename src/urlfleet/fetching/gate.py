@@ -28,6 +28,11 @@ from urlfleet.fetching.deadlines import current_watch
 # rather than sit on a connection the server may close (Apache drops idle ones after 5 s).
 HOLD_AT_WRITE = 1.0
 
+# urllib3 polls a pooled connection as it takes it from the pool. A request that reaches its
+# write within this many seconds of that is sent on the answer it got, as requests sends
+# every request; one that waited longer (its gap, another thread's write) asks again.
+ASKED_RECENTLY = 0.05
+
 _waiting = threading.local()  # this thread's gate for the request it sends
 
 
@@ -119,12 +124,15 @@ def held(connection: HTTPConnection) -> Iterator[None]:
     watch = current_watch()
     if watch is not None:
         watch.attach(connection.sock)
+    taken = time.monotonic()
     with writing(lease):
         # A pooled connection the server closed while the request waited for its gap: the
         # request goes back, unwritten, and urllib3 sets up a fresh connection for it (its
         # proxy tunnel included). Only one that has served a request is asked: a fresh TLS
-        # 1.3 connection is readable (session tickets) without being closed.
-        if reused and not connection.is_connected:
+        # 1.3 connection is readable (session tickets) without being closed. Nor one that did
+        # not wait: urllib3 asked the same (a poll) as it took it from the pool.
+        now = time.monotonic()
+        if reused and now - taken > ASKED_RECENTLY and not connection.is_connected:
             raise NotDue(0.0)
-        _waiting.wrote_at = time.monotonic()
+        _waiting.wrote_at = now
         yield
