@@ -138,9 +138,9 @@ def test_a_changed_message_answers_as_http_clients_would(change: int) -> None:
 def test_request_headers_copy_as_requests_copies_them() -> None:
     from requests.structures import CaseInsensitiveDict
 
-    from urlfleet.fetching.headers import RequestHeaders
+    from urlfleet.fetching.headers import Headers
 
-    ours, theirs = RequestHeaders(), CaseInsensitiveDict[str]()
+    ours, theirs = Headers(), CaseInsensitiveDict[str]()
     for made in (ours, theirs):
         made.update({"Accept": "*/*", "X-Two": "a", "x-TWO": "b", "User-Agent": "u"})
     copied = ours.copy()
@@ -166,7 +166,16 @@ def test_response_headers_are_the_dict_requests_builds(fields: list[tuple[str, s
     for name, value in fields:
         raw.add(name, value)
     ours, theirs = response_headers(raw), CaseInsensitiveDict(raw)
-    assert type(ours) is type(theirs)
+    assert isinstance(ours, CaseInsensitiveDict)
     assert list(ours.items()) == list(theirs.items())
     assert list(ours.lower_items()) == list(theirs.lower_items())
+    for name in ("A", "a", "SET-COOKIE", "x-y", "X", "missing", ""):
+        assert ours.get(name) == theirs.get(name)
+        assert ours.get(name, "-") == theirs.get(name, "-")
+        assert (name in ours) == (name in theirs)
+    for refused in (None, 1):  # not a name: the same error as requests'
+        with pytest.raises(AttributeError):
+            ours.get(refused)  # type: ignore[arg-type]
+        with pytest.raises(AttributeError):
+            refused in ours  # noqa: B015
     assert response_headers({"A": "1"}) == CaseInsensitiveDict({"A": "1"})  # any mapping

@@ -20,7 +20,7 @@ import requests
 from requests import cookies, hooks, sessions, utils
 from requests.models import PreparedRequest
 
-from urlfleet.fetching.headers import RequestHeaders
+from urlfleet.fetching.headers import Headers
 
 # requests' helpers that carry no type annotations, typed as urlfleet uses them
 _check_header: Any = utils.check_header_validity
@@ -41,7 +41,7 @@ class Preparer:
     def __init__(self, session: requests.Session) -> None:
         if session.trust_env:
             raise ValueError("a Preparer is for sessions with trust_env off (no .netrc)")
-        headers = RequestHeaders()
+        headers = Headers()
         for name, value in session.headers.items():
             _check_header((name, value))
             headers[_native(name)] = value
