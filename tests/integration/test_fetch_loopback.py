@@ -155,6 +155,18 @@ def test_a_slow_host_does_not_hold_threads_others_could_use(token: str) -> None:
     assert fast_done < 1.5
 
 
+def test_a_result_comes_out_while_its_thread_waits_for_work(token: str) -> None:
+    # The slow host's requests take 3 s; every fast URL is done within half a second, and its
+    # record must come out then, not when the thread that made it next finds work.
+    spec = ServerSpec(hosts=2, latency=0.02, host_latency=(3.0,))
+    with LoopbackProcess(spec) as server:
+        slow, fast = server.base_urls
+        urls = [f"{slow}/page/{token}/{i}" for i in range(4)]
+        urls += [f"{fast}/page/{token}/{i}" for i in range(20)]
+        order = [r.url.startswith(slow) for r in urlfleet.fetch(urls, jobs=16, per_host=2)]
+    assert order == [False] * 20 + [True] * 4
+
+
 def test_retry_after_pauses_the_whole_host_only(server: LoopbackProcess, token: str) -> None:
     throttled, other = server.base_urls[4], server.base_urls[5]
     urls = [f"{throttled}/retry-after/1/1/{token}/first"]

@@ -237,8 +237,13 @@ class Run:
 
         def work() -> None:
             try:
-                for result in self._steps(frontier, fetcher):
-                    made.put(result)  # the main thread writes it
+                lease = frontier.take()
+                while lease is not None:  # a release takes the next lease if one is ready
+                    result, lease = self._one_step(frontier, fetcher, lease, take_next=True)
+                    if result is not None:
+                        made.put(result)  # the main thread writes it
+                    if lease is None:
+                        lease = frontier.take()  # waits, its Result handed over first
             except BaseException as exc:  # a full disk, or a bug outside a step: the run ends
                 made.put(_Ended(exc))
             else:
@@ -267,25 +272,36 @@ class Run:
         """Requests for the leases the frontier hands out, until it is done; each Result.
         Each release is followed by this thread's next take, unless the caller stops."""
         while (lease := frontier.take()) is not None:  # politeness decides who is ready
-            result = self._one_step(frontier, fetcher, lease)
+            result, _ = self._one_step(frontier, fetcher, lease, take_next=False)
             if result is not None:
                 yield result
 
-    def _one_step(self, frontier: Frontier, fetcher: Fetcher, lease: Lease) -> Result | None:
-        """One request for ``lease`` and its release; the job's Result if it has ended."""
+    def _one_step(
+        self, frontier: Frontier, fetcher: Fetcher, lease: Lease, *, take_next: bool
+    ) -> tuple[Result | None, Lease | None]:
+        """One request for ``lease`` and its release: the job's Result if it has ended, and
+        with ``take_next``, the thread's next lease if one could start at once, taken as this
+        one is released. Otherwise (None) the caller takes the next one itself, or stops."""
         step = _step_safely(fetcher, lease)  # one request, no scheduling inside
+        result, again_at = step.result, step.again_at
         hop = self._handed_on(lease, step)
         if hop is not None:
             try:  # handed on while the job is still in flight: the run cannot end first
                 assert self._hand_back is not None
                 self._hand_back(hop)
-            finally:  # the 3xx is observed like any answer; the job ends here
-                frontier.release(lease, step.attempt, robots=step.robots, taking_next=True)
-            return None
-        _answer_sitemap(lease.job, step)  # before the release: the input is not done
-        frontier.release(lease, step.attempt, again_at=step.again_at, robots=step.robots,
+            except BaseException:
+                frontier.release(lease, step.attempt, robots=step.robots)
+                raise
+            result, again_at = None, None  # the 3xx is observed like any answer; the job ends
+        else:
+            _answer_sitemap(lease.job, step)  # before the release: the input is not done
+        if take_next:
+            return result, frontier.release_and_take(
+                lease, step.attempt, again_at=again_at, robots=step.robots
+            )
+        frontier.release(lease, step.attempt, again_at=again_at, robots=step.robots,
                          taking_next=True)  # fmt: skip
-        return step.result
+        return result, None
 
 
 @dataclass(frozen=True, slots=True)
