@@ -16,6 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 MAX_URL_LENGTH = 65_536
 _UNSENDABLE = re.compile(r"[\s\x00-\x1f\x7f]")  # what str.isspace calls space, and controls
 _ORIGIN = re.compile(r"[^:/?#]+://[^/?#]*")  # scheme://netloc, where urlsplit ends it
+# An origin whose scheme, host and port pass every check of _origin_problem, seen at once:
+# http or https, a host of letters, digits, dots and dashes, and a port (if any) from 1.
+_PLAIN_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::([1-9][0-9]{0,4}))?(?=[/?#]|\Z)")
 
 
 def origin_of(url: str) -> str | None:
@@ -48,19 +51,11 @@ def checked_url(url: str) -> tuple[str | None, str | None]:
         return f"URL longer than {MAX_URL_LENGTH} characters ({len(url)})", None
     if _UNSENDABLE.search(url):
         return "URL contains spaces or control characters", None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        return f"malformed URL ({exc})", None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        why = f"unsupported scheme {scheme!r} (only http and https)" if scheme else "no scheme"
-        return why, None
-    if not parts.hostname:
-        return "no host", None
-    if port == 0:
-        return "port 0 is not a valid port", None
+    plain = _PLAIN_ORIGIN.match(url)
+    if plain is None or int(plain.group(1) or 1) > 65535:
+        why = _origin_problem(url)
+        if why is not None:
+            return why, None
     # The final word is requests' own: whatever it would refuse to send is malformed here.
     # Imported here, where a URL is checked: `import urlfleet` and --help need no requests.
     import requests
@@ -71,6 +66,23 @@ def checked_url(url: str) -> tuple[str | None, str | None]:
     except (requests.RequestException, ValueError, UnicodeError) as exc:
         return f"rejected by requests ({exc})", None
     return None, prepared.url
+
+
+def _origin_problem(url: str) -> str | None:
+    """What is wrong with ``url``'s scheme, host or port, if anything."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"malformed URL ({exc})"
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return f"unsupported scheme {scheme!r} (only http and https)" if scheme else "no scheme"
+    if not parts.hostname:
+        return "no host"
+    if port == 0:
+        return "port 0 is not a valid port"
+    return None
 
 
 def redact_url(url: str) -> str:

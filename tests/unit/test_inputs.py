@@ -198,3 +198,20 @@ def test_opening_a_locked_output_leaves_it_whole(tmp_path: Path) -> None:
     with open_locked(out, append=False):  # the lock went with the first
         pass
     assert out.read_text(encoding="utf-8") == ""
+
+
+def test_an_origin_seen_at_once_as_plain_passes_every_check() -> None:
+    # checked_url skips urlsplit for an origin its pattern takes: the checks must agree.
+    import random
+
+    from urlfleet import urls
+
+    pieces = ["a", "Z", "0", "9", ".", "-", ":", "0", "65535", "65536", "/", "?", "#", "@", "[",
+              "]", "_", "\u00e9", "%41", "x"]  # fmt: skip
+    rng = random.Random(11)
+    for _ in range(5000):
+        url = rng.choice(["http://", "https://", "HTTP://", "ftp://", "http:/", "http:///"])
+        url += "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        plain = urls._PLAIN_ORIGIN.match(url)
+        if plain is not None and int(plain.group(1) or 1) <= 65535:
+            assert urls._origin_problem(url) is None, url
