@@ -41,6 +41,26 @@ def url_problem(url: str) -> str | None:
     return checked_url(url)[0]
 
 
+# A URL as requests prepares it (ASCII, quoted, no spaces or controls) whose host holds no
+# brackets, which urlsplit would check: what PreparedRequest.path_url splits it into, at once.
+_PLAIN_URL = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\[\]\x00-\x20\x7f]*(?=[/?#]|\Z)"
+    r"([^?#\x00-\x20\x7f]*)(?:\?([^#\x00-\x20\x7f]*))?(?:#[^\x00-\x20\x7f]*)?"
+)
+
+
+def request_target(url: str) -> str | None:
+    """``PreparedRequest.path_url`` of a plain ``url`` (path, "?" and query when there is
+    one); None for any other URL, or a path starting with "//" (requests may re-write it)."""
+    plain = _PLAIN_URL.fullmatch(url) if url.isascii() else None
+    if plain is None:
+        return None
+    path, query = plain.group(1) or "/", plain.group(2)
+    if path.startswith("//"):
+        return None
+    return f"{path}?{query}" if query else path
+
+
 # A URL read from a list is checked by the reader (to name its line) and again when its job
 # is made, moments later: the second check is a lookup.
 @functools.lru_cache(maxsize=1024)

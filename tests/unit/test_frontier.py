@@ -341,3 +341,19 @@ def test_the_take_that_finds_the_end_wakes_every_waiting_thread(
         assert front.take() is None  # this take reads the end, and finds every job done
     waiter.join(timeout=5)
     assert not waiter.is_alive() and got == [None]
+
+
+def test_a_close_from_inside_the_lock_does_not_hang(clock: FakeClock) -> None:
+    # Ctrl-C's handler (Run.stop -> close) runs in the main thread wherever it is, inside the
+    # frontier's lock too (a one-thread run's take, the progress line's paused_hosts).
+    front = frontier(clock)
+    done = threading.Event()
+
+    def handler_inside_the_lock() -> None:
+        with front._cond:
+            front.close()
+        done.set()
+
+    threading.Thread(target=handler_inside_the_lock, daemon=True).start()
+    assert done.wait(5), "close() waited for a lock its own thread held"
+    assert front.take() is None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import re
 import ssl
 import threading
 from collections.abc import Mapping
@@ -30,7 +29,7 @@ from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.fetching.gate import held
 from urlfleet.fetching.headers import QuickHeadersResponse, response_headers
-from urlfleet.urls import origin_of
+from urlfleet.urls import origin_of, request_target
 
 # Hosts whose idle keep-alive connections are kept (about 5 KB each, pool and connection); a
 # list that cycles over more hosts than this opens a new connection (and handshake) for
@@ -168,7 +167,7 @@ class GatedAdapter(HTTPAdapter):
 
     def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
         if not proxies:  # requests' answer when there is no proxy, less three parses of the URL
-            target = _target(request.url or "")
+            target = request_target(request.url or "")
             if target is not None:
                 return target
         return str(super().request_url(request, proxies))
@@ -241,26 +240,6 @@ class GatedAdapter(HTTPAdapter):
                 self.proxy_manager[proxy] = manager
             found: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
             return found
-
-
-# A URL as requests prepares it (ASCII, quoted, no spaces or controls) whose host holds no
-# brackets, which urlsplit would check: what PreparedRequest.path_url splits it into, at once.
-_PLAIN_URL = re.compile(
-    r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\[\]\x00-\x20\x7f]*(?=[/?#]|\Z)"
-    r"([^?#\x00-\x20\x7f]*)(?:\?([^#\x00-\x20\x7f]*))?(?:#[^\x00-\x20\x7f]*)?"
-)
-
-
-def _target(url: str) -> str | None:
-    """``PreparedRequest.path_url`` of a plain ``url`` (path, "?" and query when there is
-    one); None for any other URL, or a path starting with "//" (requests may re-write it)."""
-    plain = _PLAIN_URL.fullmatch(url) if url.isascii() else None
-    if plain is None:
-        return None
-    path, query = plain.group(1) or "/", plain.group(2)
-    if path.startswith("//"):
-        return None
-    return f"{path}?{query}" if query else path
 
 
 class _TlsSettings:

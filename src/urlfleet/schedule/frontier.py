@@ -49,7 +49,8 @@ class Frontier:
         self.politeness = politeness
         self._window = window
         self._clock = clock
-        self._cond = threading.Condition(threading.Lock())  # never taken twice by one thread
+        # Re-entrant: a signal handler (Ctrl-C: Run.stop, close) may run in a thread inside it.
+        self._cond = threading.Condition()
         self._closed = False
         self._hosts = Hosts()
         self._lines = Lines()
