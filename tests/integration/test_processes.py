@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +34,7 @@ from urlfleet.api import make_config
 from urlfleet.cli import main
 from urlfleet.distributed import host_group
 from urlfleet.distributed.local import fetch_in_processes, processes_run
-from urlfleet.loopback import LoopbackProcess, host_loads
+from urlfleet.loopback import LoopbackProcess, ServerSpec, host_loads
 from urlfleet.record.records import Result
 from urlfleet.run.cores import AUTO_MIN_URLS, choose_processes, usable_cores
 
@@ -123,6 +124,30 @@ def test_processes_2_returns_what_1_process_returns(server: LoopbackProcess, tok
         return [(r.index, r.url, r.status, r.ok, r.meta, r.content) for r in results]
 
     assert seen(two) == seen(one) and len(two) == len(urls)
+
+
+@pytest.fixture(scope="module")
+def named() -> Iterator[LoopbackProcess]:
+    """Two hosts on two addresses: a cookie keeps to a host name, not a port."""
+    with LoopbackProcess(ServerSpec(addresses=("127.0.0.1", "127.0.0.2"), latency=0.01)) as p:
+        yield p
+
+
+def test_a_hosts_cookies_go_on_to_its_next_shards(named: LoopbackProcess, token: str) -> None:
+    # One host cut into shards of 2, one after another: a cookie its first shard was given
+    # goes with every later request, until a later shard's answer deletes it.
+    first, other = named.base_urls
+    pages = [f"{first}/page/{token}/{i}" for i in range(7)]
+    urls = [f"{first}/set-cookie/sid/{token}?path=/", *pages[:3],
+            f"{first}/set-cookie/sid/gone?path=/&max_age=0", *pages[3:],
+            *(f"{other}/page/{token}/{i}" for i in range(4))]  # fmt: skip
+    results = fetch(urls, shard_size=2, jobs=4, per_host=1)
+    assert len(results) == len(urls) and all(r.ok for r in results)
+    sent = {r.path: r.headers.get("cookie") for r in named.records(contains=token)
+            if r.host == key(first)}  # fmt: skip
+    assert [sent[urlsplit(u).path] for u in pages] == [f"sid={token}"] * 3 + [None] * 4
+    assert not any("cookie" in r.headers for r in named.records(contains=token)
+                   if r.host == key(other))  # fmt: skip
 
 
 def test_a_killed_worker_costs_only_what_it_had_not_sent(

@@ -10,6 +10,7 @@ Nothing here imports an engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from http.cookiejar import Cookie
 from typing import Any, Protocol
 
 from urlfleet.politeness import HostMemory
@@ -18,13 +19,15 @@ from urlfleet.politeness import HostMemory
 @dataclass(frozen=True, slots=True)
 class ShardCall:
     """What a shard's task is given: its URLs, the run's pickled FetchConfig, the seconds
-    before its first request, its host groups and its hosts' states to start from."""
+    before its first request, its host groups, and its hosts' states and cookies to start
+    from."""
 
     urls: list[Any]
     config_blob: bytes
     wait: float = 0.0
     groups: frozenset[int] = frozenset()
     memories: dict[str, HostMemory] = field(default_factory=dict)
+    cookies: list[Cookie] = field(default_factory=list)
 
 
 class ShardTask(Protocol):

@@ -18,6 +18,8 @@ What one machine keeps per host holds across shards too:
   sent and ships it with the next shard of its group, whose run starts from it. When a
   group's next shard may start, and what it inherits, is the politeness rules' decision
   (``urlfleet.politeness.shards``): the client only asks.
+- **Cookies.** Likewise the cookies each shard's jar ended with, given to the next shards
+  of their hosts (``shardcookies``).
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from http.cookiejar import Cookie
 from typing import Any
 
 from urlfleet.config import DEFAULT_SHARD_SIZE, FetchConfig
 from urlfleet.distributed.cluster import Cluster, ShardCall, ShardTask
 from urlfleet.distributed.plan import Item, Shard, ShardPlan, _host_of, key_group
+from urlfleet.distributed.shardcookies import ShardCookies
 from urlfleet.distributed.worker import ShardEnd
 from urlfleet.errors import ClusterError, SaveError, UrlfleetError
 from urlfleet.fetching.adapter import threads_for
@@ -139,6 +143,7 @@ class _Dispatch:
         self._running: dict[str, _Task] = {}  # by key
         self._losses = _Losses(config.timeout)
         self._memories = HostMemories(config, group=key_group, clock=clock)
+        self.cookies = ShardCookies()
         self._handed_at: dict[int, float] = {}  # input index of a Hop: when it came back
         self._stopping = threading.Event()
         self._halted = threading.Event()
@@ -250,9 +255,10 @@ class _Dispatch:
             key = next(self._names)
             urls = [self._resumed(i, url) for i, url in zip(shard.indexes, shard.urls, strict=True)]
             memories = self._memories.inherited(shard.groups)
-            call = ShardCall(urls, self._config_blob, shard.wait, shard.groups, memories)
+            cookies = self.cookies.for_hosts(shard.hosts())
+            call = ShardCall(urls, self._config_blob, shard.wait, shard.groups, memories, cookies)
             task = self._cluster.submit(key, call)
-            self._running[key] = _Task(task, shard)
+            self._running[key] = _Task(task, shard, cookies)
 
     def _resumed(self, index: int, url: Any) -> Any:
         # A Hop's time so far goes on while it waits here for its group's turn.
@@ -279,6 +285,7 @@ class _Dispatch:
             task.end = message
             self.worker_cpu_s += message.cpu_s
             self._memories.update(message.memories)
+            self.cookies.update(task.cookies, message.cookies)
             return None
         task.sent.add(message.index)
         shard = task.shard
@@ -360,11 +367,13 @@ class _Losses:
 
 @dataclass(slots=True)
 class _Task:
-    """A running shard: its task, the shard positions whose Results (or Hops) came back,
-    its ShardEnd once it came, and whether whoever ran it is known to be gone."""
+    """A running shard: its task, the cookies it was given, the shard positions whose
+    Results (or Hops) came back, its ShardEnd once it came, and whether whoever ran it is
+    known to be gone."""
 
     task: ShardTask
     shard: Shard
+    cookies: list[Cookie]
     sent: set[int] = field(default_factory=set)
     end: ShardEnd | None = None
     claimant_gone: bool = False

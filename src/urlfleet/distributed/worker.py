@@ -18,7 +18,8 @@ import pickle
 import queue
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from http.cookiejar import Cookie
 from typing import Any, ClassVar
 
 from urlfleet.config import FetchConfig
@@ -36,13 +37,15 @@ DUPLICATE = -1  # what a copy of a shard returns when another copy has claimed i
 @dataclass(frozen=True, slots=True)
 class ShardEnd:
     """A shard's last message: every host it knew, with what the host's next shard must
-    respect (``Politeness.memory``; None: nothing, so forget what was kept), and the CPU
-    seconds its worker process used while the shard ran (a process runs one shard at a
+    respect (``Politeness.memory``; None: nothing, so forget what was kept), the cookies
+    its jar ended with (not those of ``config.cookies``, which every shard has), and the
+    CPU seconds its worker process used while the shard ran (a process runs one shard at a
     time on local processes; a dask worker with several threads counts its other shards'
     too)."""
 
     memories: dict[str, HostMemory | None]
     cpu_s: float = 0.0
+    cookies: list[Cookie] = field(default_factory=list)
 
 
 def run_shard(call: ShardCall, link: ShardLink) -> int:
@@ -50,7 +53,8 @@ def run_shard(call: ShardCall, link: ShardLink) -> int:
 
     Results go to the client as they come, through ``link``, with shard positions as
     ``index``; so do Hops, redirects to hosts outside ``call.groups``; last comes a ShardEnd
-    with the hosts' states. The run starts from ``call.memories``. Returns how many Results,
+    with the hosts' states and cookies. The run starts from ``call.memories`` and
+    ``call.cookies``. Returns how many Results,
     or ``DUPLICATE`` at once when another copy of this shard has claimed it.
     """
     started, cpu_at_start = time.monotonic(), time.process_time()
@@ -69,6 +73,7 @@ def run_shard(call: ShardCall, link: ShardLink) -> int:
             keeps_host=lambda host: key_group(host) in call.groups,
             hand_back=outbox.send,
             memories=all_aged(call.memories, waited),
+            cookies=call.cookies,
         )
         live.begin(run, config.timeout)
         return _fetch(run, call.urls, outbox, link.stop_flag, keep_content=config.keep_content,
@@ -97,7 +102,9 @@ def _fetch(
         for result in results:
             outbox.send(result if keep_content else replace(result, content=b""))
             sent += 1
-        outbox.send(ShardEnd(run.host_memories(), cpu_s=time.process_time() - cpu_at_start))
+        cpu_s = time.process_time() - cpu_at_start
+        cookies = [cookie for cookie in run.cookies if cookie.domain]  # a host's, not config's
+        outbox.send(ShardEnd(run.host_memories(), cpu_s=cpu_s, cookies=cookies))
     finally:
         finished.set()
         run.stop()  # on an error here: the run's threads must not go on fetching unseen

@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from http.cookiejar import Cookie
 from typing import Any, Protocol
 
 from joblib import Parallel, delayed
@@ -85,11 +86,13 @@ class Run:
         keeps_host: Callable[[str], bool] | None = None,
         hand_back: Callable[[Hop], None] | None = None,
         memories: Mapping[str, HostMemory] | None = None,
+        cookies: Iterable[Cookie] = (),
         most_urls: int | None = None,
     ) -> None:
         """``keeps_host`` (with ``hand_back``): a redirect to a host it says no to is not
         followed here but handed to ``hand_back`` as a Hop, from the fetching thread, before
-        its job ends. ``memories``: host states to start from (``Politeness.remember``).
+        its job ends. ``memories``: host states to start from (``Politeness.remember``);
+        ``cookies``: cookies to start with, beside those of ``config``.
         ``most_urls``: the list holds at most this many URLs (and no sitemap, which would
         add more), so no more threads start than it could keep busy: each URL's job makes
         one request at a time, its robots.txt included."""
@@ -114,6 +117,8 @@ class Run:
             raise ValueError("cookie_jar cannot be used with session_factory (its sessions "
                              "keep their own cookies)")  # fmt: skip
         self.cookies = load_jar(config.cookie_jar, config.cookies)
+        for cookie in cookies:
+            self.cookies.set_cookie(cookie)
 
     def paused_seconds(self) -> dict[str, float]:
         """Seconds each host was paused for (429, 503, Retry-After), for the report."""
