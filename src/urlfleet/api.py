@@ -93,9 +93,6 @@ def fetch(
     elif session_factory is not None:
         raise ValueError("session_factory= cannot be used with dask=: sessions are made on the "
                          "workers; pass headers=, cookies=, auth= or proxies= instead")  # fmt: skip
-    elif config.cookie_jar is not None:
-        raise ValueError("cookie_jar= cannot be used with dask=: each worker keeps its own "
-                         "cookies, and no one file would hold them")  # fmt: skip
     else:
         from urlfleet.distributed import fetch_distributed
 
@@ -122,8 +119,6 @@ def _processes(
     single_only = None
     if sessions is not None:
         single_only = "session_factory= makes sessions in this process"
-    elif config.cookie_jar is not None:
-        single_only = "cookie_jar= is one jar, which each process would keep apart"
     size = len(urls) if isinstance(urls, Sized) else None
     choice = choose_processes(asked, size=size, single_only=single_only)
     if choice.count > 1 and single_only is not None:

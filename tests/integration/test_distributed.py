@@ -306,6 +306,27 @@ def test_the_library_takes_a_client_and_keeps_input_order_and_meta(
         urlfleet.fetch(urls, dask=client, session_factory=requests.Session)
 
 
+def test_a_cookie_jar_is_kept_on_the_client_and_cookies_cross_shards(
+    client: Client, server: LoopbackProcess, tmp_path: Path, token: str
+) -> None:
+    # One host in shards of 2 on two workers: the jar's cookie goes with every request, the
+    # one the host sets with every later one, and the jar file gets both.
+    base = server.base_urls[0]
+    jar = tmp_path / "cookies.txt"
+    jar.write_text("# Netscape HTTP Cookie File\n"
+                   f"127.0.0.1\tFALSE\t/\tFALSE\t0\told\t{token}\n")  # fmt: skip
+    pages = [f"{base}/page/{token}/{i}" for i in range(5)]
+    urls = [f"{base}/set-cookie/sid/{token}?path=/", *pages]
+    results = urlfleet.fetch_all(urls, dask=client, shard_size=2, jobs=2, per_host=1,
+                                 cookie_jar=jar)  # fmt: skip
+    assert all(r.ok for r in results) and len(results) == len(urls)
+    sent = [r.headers.get("cookie", "") for r in server.records(contains=f"/page/{token}/")]
+    assert len(sent) == 5
+    assert all(sorted(s.split("; ")) == [f"old={token}", f"sid={token}"] for s in sent)
+    written = jar.read_text()
+    assert f"\told\t{token}" in written and f"\tsid\t{token}" in written
+
+
 def test_cli_fetches_on_a_local_cluster_and_resumes(
     server: LoopbackProcess, tmp_path: Path
 ) -> None:

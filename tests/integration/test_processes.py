@@ -150,6 +150,36 @@ def test_a_hosts_cookies_go_on_to_its_next_shards(named: LoopbackProcess, token:
                    if r.host == key(other))  # fmt: skip
 
 
+def test_a_cookie_jar_is_read_and_written_by_the_parent(
+    named: LoopbackProcess, tmp_path: Path, token: str
+) -> None:
+    # The jar holds a cookie of the first host; a run in two processes sends it there only,
+    # adds the one the host sets, and writes both back.
+    first, other = named.base_urls
+    jar = tmp_path / "cookies.txt"
+    jar.write_text("# Netscape HTTP Cookie File\n"
+                   f"127.0.0.1\tFALSE\t/\tFALSE\t0\told\t{token}\n")  # fmt: skip
+    urls = [f"{first}/set-cookie/sid/{token}?path=/",
+            *(f"{first}/page/{token}/{i}" for i in range(5)),
+            *(f"{other}/page/{token}/{i}" for i in range(4))]  # fmt: skip
+    listed, out = tmp_path / "urls.txt", tmp_path / "out.jsonl"
+    listed.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    done = start_fetch(listed, out, "--shard-size", "2", "--per-host", "1",
+                       "--cookie-jar", str(jar))  # fmt: skip
+    _, stderr = done.communicate(timeout=120)
+    assert done.returncode == 0, stderr
+    assert lines_in(out) == len(urls)
+    seen = named.records(contains=token)
+    to_first = {r.path: r.headers.get("cookie") for r in seen if r.host == key(first)}
+    assert to_first.pop(f"/set-cookie/sid/{token}?path=/") == f"old={token}"
+    assert len(to_first) == 5
+    assert all(sorted(sent.split("; ")) == [f"old={token}", f"sid={token}"]
+               for sent in to_first.values())  # fmt: skip
+    assert not any("cookie" in r.headers for r in seen if r.host == key(other))
+    written = jar.read_text()
+    assert f"\told\t{token}" in written and f"\tsid\t{token}" in written
+
+
 def test_a_killed_worker_costs_only_what_it_had_not_sent(
     server: LoopbackProcess, token: str
 ) -> None:

@@ -285,15 +285,6 @@ def test_a_bad_cookie_jar_stops_the_cli_before_any_output(tmp_path: Path, capsys
                                         "tab-separated fields a line)"]  # fmt: skip
 
 
-def test_a_cookie_jar_and_dask_do_not_go_together(tmp_path: Path, capsys: Capsys) -> None:
-    listed = tmp_path / "urls.txt"
-    listed.write_text("http://127.0.0.1:9/x\n")
-    code = main(["fetch", str(listed), "--cookie-jar", str(tmp_path / "j.txt"), "--dask",
-                 "local:1"])  # fmt: skip
-    assert code == EXIT_USAGE
-    assert "--cookie-jar cannot be used with --dask" in capsys.readouterr().err
-
-
 def test_mozilla_jar_of_ours_is_what_python_reads(tmp_path: Path) -> None:
     path = tmp_path / "c.txt"
     jar = SharedCookieJar()

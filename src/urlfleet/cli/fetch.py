@@ -52,9 +52,6 @@ def run_fetch(args: argparse.Namespace) -> int:
         raise InputError("bad option: --processes cannot be used with --dask (each dask "
                          "worker is a process of its own: give local:N)")  # fmt: skip
     asked = _processes(args.processes)
-    if args.dask and config.cookie_jar is not None:
-        raise InputError("bad option: --cookie-jar cannot be used with --dask (each worker "
-                         "keeps its own cookies)")  # fmt: skip
     load_jar(config.cookie_jar)  # a bad cookies.txt is refused before anything is written
     options = session_from(args)
     reader = reader_from(args, _report_problem)
@@ -88,9 +85,8 @@ def run_fetch(args: argparse.Namespace) -> int:
                            size=reader.estimate())  # fmt: skip
         with run_for as run:
             try:
-                save = run.save_cookies if isinstance(run, Run) else lambda: None
                 code = fetch_to(reader, stream, config, options, done=done, run=run,
-                                on_abandon=save, validators=validators,
+                                on_abandon=run.save_cookies, validators=validators,
                                 processes=None if args.dask else processes)  # fmt: skip
             except RuntimeError as exc:
                 if "can't start new thread" not in str(exc):
@@ -114,12 +110,10 @@ def _processes(given: str | None) -> int | str:
 def _choose_processes(
     asked: int | str, reader: UrlReader, config: FetchConfig, *, compare_serial: int
 ) -> int:
-    # What needs one process: each process would time, keep cookies or read sitemaps alone.
+    # What needs one process: each process would time or read sitemaps alone.
     single_only = None
     if compare_serial:
         single_only = "--compare-serial times one process"
-    elif config.cookie_jar is not None:
-        single_only = "--cookie-jar is one jar, which each process would keep apart"
     elif any(reader.format_for(p) == "sitemap" for p in reader.sources):
         single_only = "sitemaps are read by the process that fetches them"
     if asked != "auto" and int(asked) > 1 and single_only is not None:

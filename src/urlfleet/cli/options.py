@@ -242,8 +242,9 @@ def _add_shaping_options(parser: argparse.ArgumentParser) -> None:
     shaping.add_argument("--cookie-jar", type=Path, metavar="FILE",
                          help="a Netscape cookies.txt (curl's, wget's): read at the start if it "
                          "exists, written at the end with the cookies servers set, session "
-                         "cookies too. Every thread shares one jar; with --dask each worker "
-                         "keeps its own and FILE cannot be used")  # fmt: skip
+                         "cookies too. Every thread shares one jar; with --processes or "
+                         "--dask this process keeps it and gives each shard its hosts' "
+                         "cookies")  # fmt: skip
     shaping.add_argument("--proxy", metavar="URL",
                          help="send every request through this proxy: http://, https://, "
                          "socks5:// or socks5h:// (default: HTTP_PROXY, HTTPS_PROXY, "

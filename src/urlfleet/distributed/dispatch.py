@@ -19,7 +19,8 @@ What one machine keeps per host holds across shards too:
   group's next shard may start, and what it inherits, is the politeness rules' decision
   (``urlfleet.politeness.shards``): the client only asks.
 - **Cookies.** Likewise the cookies each shard's jar ended with, given to the next shards
-  of their hosts (``shardcookies``).
+  of their hosts (``shardcookies``); ``config.cookie_jar`` is read and written here, on the
+  client, and the workers never see the file.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from urlfleet.distributed.shardcookies import ShardCookies
 from urlfleet.distributed.worker import ShardEnd
 from urlfleet.errors import ClusterError, SaveError, UrlfleetError
 from urlfleet.fetching.adapter import threads_for
+from urlfleet.fetching.cookies import load_jar, save_jar
 from urlfleet.politeness.shards import HostMemories
 from urlfleet.read.items import UrlItem, UrlRequest
 from urlfleet.record.records import Result
@@ -80,6 +82,8 @@ class ShardRun:
         self._clock = clock
         self._dispatch: _Dispatch | None = None
         self._stopped = False
+        # Read now, as Run reads it: a bad file is an InputError before anything is fetched.
+        self.cookies = ShardCookies(load_jar(config.cookie_jar).snapshot())
 
     def stop(self) -> None:
         """Start no more shards; running ones fetch only what they have in flight, then end."""
@@ -93,6 +97,11 @@ class ShardRun:
     def paused_seconds(self) -> dict[str, float]:
         return {}
 
+    def save_cookies(self) -> None:
+        """Write the cookies shards ended with to ``config.cookie_jar`` (if set), as now."""
+        if self.config.cookie_jar is not None:
+            save_jar(self.cookies, self.config.cookie_jar)
+
     def results(self, urls: Iterable[UrlItem]) -> Iterator[Result]:
         """Fetch every URL on the cluster, yielding each Result as it comes back."""
         cluster = self._connect()
@@ -103,7 +112,8 @@ class ShardRun:
             window=max(self.config.window, 2 * self.shard_size * slots),
             clock=self._clock,
         )
-        self._dispatch = dispatch = _Dispatch(plan, self.config, cluster, self._clock)
+        self._dispatch = dispatch = _Dispatch(plan, self.config, cluster, self._clock,
+                                              cookies=self.cookies)  # fmt: skip
         if self._stopped:  # told before it began (a Ctrl-C while the cluster was starting)
             dispatch.stop()
         started, tally, cpu_at_start = self._clock(), Tally(), time.process_time()
@@ -113,6 +123,7 @@ class ShardRun:
                 tally.add(result)
                 yield result
         finally:
+            self.save_cookies()  # after failures and interrupts too
             cpu_s = time.process_time() - cpu_at_start  # this process: dispatch and records
             self.phases.append(Phase("threaded", threads, self._clock() - started, tally,
                                      cpu_s=cpu_s, worker_cpu_s=dispatch.worker_cpu_s))  # fmt: skip
@@ -129,21 +140,28 @@ class _Dispatch:
     """
 
     def __init__(
-        self, plan: ShardPlan, config: FetchConfig, cluster: Cluster, clock: Callable[[], float]
+        self,
+        plan: ShardPlan,
+        config: FetchConfig,
+        cluster: Cluster,
+        clock: Callable[[], float],
+        *,
+        cookies: ShardCookies,
     ) -> None:
         self._plan = plan
         self._config = config
         # Pickled here and unpickled inside the task: a caller's function (retry_if) that a
         # worker cannot import is then the task's error, not a broken link to the worker.
-        # cloudpickle comes with joblib (and dask).
-        self._config_blob: bytes = importlib.import_module("cloudpickle").dumps(config)
+        # cloudpickle comes with joblib (and dask). The cookie jar file is the client's own.
+        shipped = replace(config, cookie_jar=None)
+        self._config_blob: bytes = importlib.import_module("cloudpickle").dumps(shipped)
         self._cluster = cluster
         self._clock = clock
         self._names = (f"shard-{n}" for n in itertools.count())
         self._running: dict[str, _Task] = {}  # by key
         self._losses = _Losses(config.timeout)
         self._memories = HostMemories(config, group=key_group, clock=clock)
-        self.cookies = ShardCookies()
+        self.cookies = cookies
         self._handed_at: dict[int, float] = {}  # input index of a Hop: when it came back
         self._stopping = threading.Event()
         self._halted = threading.Event()

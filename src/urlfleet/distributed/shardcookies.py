@@ -14,6 +14,7 @@ choice here only has to hold every cookie that rule could pick for the shard's h
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from http.cookiejar import Cookie
@@ -24,40 +25,47 @@ _PORT = re.compile(r":\d+$", re.ASCII)  # http.cookiejar's cut of a request host
 
 
 class ShardCookies:
-    """The latest cookies of a run's shards, by domain.
+    """The latest cookies of a run's shards, by domain. Safe to read from a thread other
+    than the one updating it (the cookie jar is written on a second Ctrl-C too).
 
     >>> given = cookies.for_hosts(shard.hosts()); ...; cookies.update(given, end.cookies)
     """
 
     def __init__(self, cookies: Iterable[Cookie] = ()) -> None:
         self._by_domain: dict[str, dict[CookieKey, Cookie]] = {}
+        self._lock = threading.Lock()
         self.update((), cookies)
 
     def __iter__(self) -> Iterator[Cookie]:
-        return iter([cookie for cookies in self._by_domain.values() for cookie in cookies.values()])
+        with self._lock:
+            return iter([c for cookies in self._by_domain.values() for c in cookies.values()])
 
     def __len__(self) -> int:
-        return sum(len(cookies) for cookies in self._by_domain.values())
+        with self._lock:
+            return sum(len(cookies) for cookies in self._by_domain.values())
 
     def for_hosts(self, hosts: Iterable[str]) -> list[Cookie]:
         """The cookies, not expired, that requests to ``hosts`` (``host_key``s) may carry."""
         now = int(time.time())
         chosen: dict[CookieKey, Cookie] = {}
-        for domain in {d for host in hosts for d in _domains_of(host)}:
-            for key, cookie in self._by_domain.get(domain, {}).items():
-                if not cookie.is_expired(now):
-                    chosen[key] = cookie
+        domains = {d for host in hosts for d in _domains_of(host)}
+        with self._lock:
+            for domain in domains:
+                for key, cookie in self._by_domain.get(domain, {}).items():
+                    if not cookie.is_expired(now):
+                        chosen[key] = cookie
         return list(chosen.values())
 
     def update(self, given: Iterable[Cookie], ended_with: Iterable[Cookie]) -> None:
         """A shard that started with ``given`` ended with ``ended_with``: a cookie given
         and not there any more was deleted or ran out; those there are the latest."""
         ended = {_key(cookie): cookie for cookie in ended_with if cookie.domain}
-        for cookie in given:
-            if _key(cookie) not in ended:
-                self._forget(_key(cookie))
-        for key, cookie in ended.items():
-            self._by_domain.setdefault(key[0], {})[key] = cookie
+        with self._lock:
+            for cookie in given:
+                if _key(cookie) not in ended:
+                    self._forget(_key(cookie))
+            for key, cookie in ended.items():
+                self._by_domain.setdefault(key[0], {})[key] = cookie
 
     def _forget(self, key: CookieKey) -> None:
         cookies = self._by_domain.get(key[0])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from http.cookiejar import Cookie, LoadError, MozillaCookieJar
 from pathlib import Path
 
@@ -32,11 +32,14 @@ class SharedCookieJar(RequestsCookieJar):
     """
 
     def __iter__(self) -> Iterator[Cookie]:  # type: ignore[override]  # a CookieJar yields Cookies
+        return iter(self.snapshot())
+
+    def snapshot(self) -> list[Cookie]:
+        """The cookies held now."""
         # CookieJar.__iter__ walks its nested dicts unlocked: a thread storing a cookie
         # meanwhile would end the walk with "dictionary changed size during iteration".
         with self._cookies_lock:  # type: ignore[attr-defined]  # CookieJar's RLock
-            cookies = list(super().__iter__())
-        return iter(cookies)
+            return list(super().__iter__())
 
 
 def new_jar(cookies: Mapping[str, str] = {}) -> SharedCookieJar:  # noqa: B006 - never changed
@@ -75,7 +78,7 @@ def load_jar(path: Path | None, cookies: Mapping[str, str] = {}) -> SharedCookie
     return jar
 
 
-def save_jar(jar: SharedCookieJar, path: Path) -> None:
+def save_jar(jar: Iterable[Cookie], path: Path) -> None:
     """Write the jar's cookies to ``path`` as a Netscape cookies.txt, session cookies too.
 
     Cookies without a domain (those given for every URL) are not a host's and are left out.

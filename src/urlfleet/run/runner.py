@@ -68,6 +68,7 @@ class RunLike(Protocol):
     def stop(self) -> None: ...
     def paused_hosts(self) -> int: ...
     def paused_seconds(self) -> dict[str, float]: ...
+    def save_cookies(self) -> None: ...
 
 
 class Run:
@@ -164,7 +165,7 @@ class Run:
     def save_cookies(self) -> None:
         """Write the run's cookies to ``config.cookie_jar`` (if set), as they are now."""
         if self.config.cookie_jar is not None:
-            save_jar(self.cookies, self.config.cookie_jar)
+            save_jar(self.cookies.snapshot(), self.config.cookie_jar)
 
     def host_memories(self) -> dict[str, HostMemory | None]:
         """What each host the run knows must carry into its next requests elsewhere (None:
