@@ -184,7 +184,7 @@ def test_a_killed_worker_costs_only_what_it_had_not_sent(
     server: LoopbackProcess, token: str
 ) -> None:
     # Two shards of 40 URLs, each over 2 hosts at 2 in flight and 200 ms. After 8 records a
-    # worker is killed: loky's pool breaks, both shards end, and only what was not sent back
+    # worker is killed: its pool breaks, its shard ends, and only what it had not sent back
     # is fetched again, in a new pool; every URL has exactly one Result.
     hosts = server.base_urls[:4]
     urls = [f"{b}/page/{token}/{i}?latency=0.2" for i in range(20) for b in hosts]
@@ -198,8 +198,32 @@ def test_a_killed_worker_costs_only_what_it_had_not_sent(
     assert all(r.ok for r in results)
     log = server.records(contains=token)
     again = sum(n - 1 for n in Counter((r.host, r.path) for r in log).values())
-    assert 0 < again <= 16  # at most what was in flight or held to send, in both processes
+    assert 0 < again <= 8  # at most its 4 in flight and what it held to send (0.1 s of it)
     assert max(load.max_in_flight for load in host_loads(log).values()) <= 2
+
+
+def test_a_killed_worker_leaves_the_other_processes_shard_alone(
+    server: LoopbackProcess, token: str
+) -> None:
+    # Two hosts of two groups, a shard each, one per process. Killing one worker refetches
+    # some of its host's URLs; the other host, in the other process, sees each URL once.
+    first = server.base_urls[0]
+    second = next(b for b in server.base_urls if host_group(b) != host_group(first))
+    urls = [f"{b}/page/{token}/{i}?latency=0.2" for i in range(20) for b in (first, second)]
+    config = make_config(keep_content=False, jobs=8, per_host=2)
+    results: list[Result] = []
+    for result in fetch_in_processes(urls, config, processes=2, shard_size=20):
+        results.append(result)
+        if len(results) == 8:  # both hosts under way: 4 requests a second each
+            os.kill(loky_workers()[0], signal.SIGKILL)
+    assert sorted(r.index for r in results) == list(range(len(urls)))
+    assert all(r.ok for r in results)
+    hits = {b: Counter(r.path for r in server.records(contains=token) if r.host == key(b))
+            for b in (first, second)}  # fmt: skip
+    twice = {b for b, paths in hits.items() if max(paths.values()) > 1}
+    assert len(twice) == 1, hits  # the killed worker's host, and only it
+    (spared,) = {first, second} - twice
+    assert sorted(hits[spared].values()) == [1] * 20
 
 
 def loky_workers() -> list[int]:

@@ -7,11 +7,12 @@ process (a ``multiprocessing`` manager's server, not a process of its own). When
 dies, so does the queue: a worker's next message fails and its shard stops, so no orphan goes
 on fetching what no one records.
 
-A worker killed mid-shard breaks loky's whole pool: every running shard fails at once with
-``TerminatedWorkerError`` and loky kills the other workers. Each such shard is then one lost
-with its worker, as on a dask cluster: what it had sent is kept, and only its URLs not sent
-go again, in a new pool, once the lost requests must have ended. Tasks never run twice here,
-so there are no claims.
+Each worker process is a loky pool of its own (one worker): a worker killed mid-shard breaks
+its pool alone, where one pool of N workers would fail every running shard at once and kill
+the other workers with it, charging their innocent URLs a loss too. The killed worker's
+shard is then one lost with its worker, as on a dask cluster: what it had sent is kept, and
+only its URLs not sent go again, in that worker's new pool, once the lost requests must have
+ended. The other workers go on. Tasks never run twice here, so there are no claims.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import current_process
 from multiprocessing.connection import Client
 from multiprocessing.managers import Server, SyncManager
@@ -103,7 +104,7 @@ class LocalProcesses:
         self.processes = processes
         self._server: Any = None
         self._manager: SyncManager | None = None
-        self._executor: ProcessPoolExecutor | None = None
+        self._workers: list[_Worker] = []
         self._lock = threading.Lock()
 
     def __enter__(self) -> LocalProcesses:
@@ -113,12 +114,12 @@ class LocalProcesses:
                          name="urlfleet-shard-queues").start()  # fmt: skip
         self._manager = SyncManager(address=self._server.address)
         self._manager.connect()
-        self._executor = _new_executor(self.processes)
+        self._workers = [_Worker(executor) for executor in _new_executors(self.processes)]
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        for worker in self._workers:
+            worker.executor.shutdown(wait=True)
         if self._server is not None:
             self._server.stop_event.set()
             with contextlib.suppress(OSError):  # wakes its accepter, to see the stop
@@ -130,18 +131,35 @@ class LocalProcesses:
         manager: Any = self._manager
         return LocalCluster(self, manager.Queue(), manager.Event())
 
-    def executor(self) -> ProcessPoolExecutor:
+    def submit(self, *task: Any) -> tuple[Future[int], ProcessPoolExecutor]:
+        """Run ``task`` (a function and its arguments) on the worker with the fewest shards
+        given and not done (a shard that has sent its end may still be returning)."""
         with self._lock:
-            assert self._executor is not None, "use LocalProcesses in a with block"
-            return self._executor
+            assert self._workers, "use LocalProcesses in a with block"
+            worker = min(self._workers, key=_Worker.pending)
+            future = worker.executor.submit(*task)
+            worker.futures.append(future)
+            return future, worker.executor
 
     def renew(self, broken: ProcessPoolExecutor) -> None:
-        """A new pool in place of ``broken`` (once), after its workers are all gone."""
+        """A new pool in place of ``broken`` (once), after its worker is gone."""
         with self._lock:
-            if self._executor is None or self._executor is not broken:
-                return
-            self._executor.shutdown(wait=True)  # loky has killed its workers: this waits for that
-            self._executor = _new_executor(self.processes)
+            for worker in self._workers:
+                if worker.executor is broken:
+                    broken.shutdown(wait=True)  # loky has killed its worker: this waits for that
+                    worker.executor, worker.futures = _new_executors(1)[0], []
+
+
+@dataclass(slots=True)
+class _Worker:
+    """One worker process: its pool of one, and the shards given to it."""
+
+    executor: ProcessPoolExecutor
+    futures: list[Future[int]] = field(default_factory=list)
+
+    def pending(self) -> int:
+        self.futures = [future for future in self.futures if not future.done()]
+        return len(self.futures)
 
 
 @dataclass(slots=True)
@@ -177,8 +195,7 @@ class LocalCluster:
         return self._pool.processes
 
     def submit(self, key: str, call: ShardCall) -> ShardTask:
-        executor = self._pool.executor()
-        future = executor.submit(_fetch_local, key, call, self._inbox, self._stop_flag)
+        future, executor = self._pool.submit(_fetch_local, key, call, self._inbox, self._stop_flag)
         return _LocalTask(future, key, executor)
 
     def messages(self) -> list[tuple[str, bytes]]:
@@ -206,8 +223,8 @@ class LocalCluster:
         return failed
 
     def holder_gone(self, task: ShardTask) -> bool:
-        # Only a broken pool ends a task with no ShardEnd: its workers are killed, and once
-        # the new pool is there, none of them is left to send anything.
+        # Only a broken pool ends a task with no ShardEnd: its worker is dead, and once the
+        # new pool is there, it is certainly not left to send anything.
         local = cast(_LocalTask, task)
         if isinstance(local.error(), BrokenProcessPool):
             self._pool.renew(local.executor)
@@ -279,21 +296,24 @@ def _serve(server: Any) -> None:
         server.serve_forever()
 
 
-def _new_executor(processes: int) -> ProcessPoolExecutor:
+def _new_executors(processes: int) -> list[ProcessPoolExecutor]:
     # Ctrl-C reaches every process of the terminal's group: the workers must leave it to
     # this one, which stops the run and lets the requests in flight finish. Started with
     # SIGINT ignored (from the main thread, where that can be set), they never see it, not
     # even while they import; the initializer says so again for a pool renewed elsewhere.
-    executor = ProcessPoolExecutor(max_workers=processes, initializer=_worker_start)
+    executors = [ProcessPoolExecutor(max_workers=1, initializer=_worker_start)
+                 for _ in range(processes)]  # fmt: skip
     if threading.current_thread() is not threading.main_thread():
-        executor.submit(int).result()  # all the workers start now, not at the first shard
-        return executor
+        for started in [executor.submit(int) for executor in executors]:
+            started.result()  # the workers start now, not at the first shard
+        return executors
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        executor.submit(int)  # loky starts every worker in this thread, on the first submit
+        for executor in executors:
+            executor.submit(int)  # loky starts its worker in this thread, on the first submit
     finally:
         signal.signal(signal.SIGINT, previous)
-    return executor
+    return executors
 
 
 def _worker_start() -> None:
