@@ -302,15 +302,15 @@ def test_a_release_that_takes_gets_the_slot_it_freed(clock: FakeClock) -> None:
     start(front, jobs_for(["http://a.test/1", "http://a.test/2", "http://b.test/1"]))
     first, other = drain(front)
     assert (first.job.index, other.job.index) == (0, 2)
-    following = front.release_and_take(first, OK)
+    following = front.release(first, OK, then="take")
     assert following is not None and following.job.index == 1  # a.test's slot, just freed
     front.release(other, OK)
-    retried = front.release_and_take(following, OK, again_at=clock())  # a retry, due now
+    retried = front.release(following, OK, again_at=clock(), then="take")  # a retry, due now
     assert retried is not None and retried.job.index == 1
-    assert front.release_and_take(retried, OK) is None  # all done
+    assert front.release(retried, OK, then="take") is None  # all done
 
 
-@pytest.mark.parametrize("merged", [False, True], ids=["release, take", "release_and_take"])
+@pytest.mark.parametrize("merged", [False, True], ids=["release, take", "release taking"])
 def test_the_take_that_finds_the_end_wakes_every_waiting_thread(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch, merged: bool
 ) -> None:
@@ -335,9 +335,9 @@ def test_the_take_that_finds_the_end_wakes_every_waiting_thread(
     while not front._cond._waiters and time.monotonic() < deadline:  # type: ignore[attr-defined]
         time.sleep(0.01)  # the waiter, woken by the feeder, is back waiting
     if merged:
-        assert front.release_and_take(lease, OK) is None  # reads the end: every job done
+        assert front.release(lease, OK, then="take") is None  # reads the end: every job done
     else:
-        front.release(lease, OK, taking_next=True)
+        front.release(lease, OK, then="caller_takes")
         assert front.take() is None  # this take reads the end, and finds every job done
     waiter.join(timeout=5)
     assert not waiter.is_alive() and got == [None]

@@ -301,13 +301,9 @@ class Run:
             result, again_at = None, None  # the 3xx is observed like any answer; the job ends
         else:
             _answer_sitemap(lease.job, step)  # before the release: the input is not done
-        if take_next:
-            return result, frontier.release_and_take(
-                lease, step.attempt, again_at=again_at, robots=step.robots
-            )
-        frontier.release(lease, step.attempt, again_at=again_at, robots=step.robots,
-                         taking_next=True)  # fmt: skip
-        return result, None
+        following = frontier.release(lease, step.attempt, again_at=again_at, robots=step.robots,
+                                     then="take" if take_next else "caller_takes")  # fmt: skip
+        return result, following
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,12 +22,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 from urlfleet.politeness import Attempt, HostPoliteness, Lease, Politeness, RobotsAnswer
 from urlfleet.schedule.feeder import Feeder
 from urlfleet.schedule.hosts import HostQueue, Hosts
 from urlfleet.schedule.job import Job
 from urlfleet.schedule.lines import Lines
+
+Then = Literal["wake", "caller_takes", "take"]  # what a release does after it settles
 
 ADMIT_PER_TAKE = 64  # read ahead in small steps so no thread holds the lock for long
 
@@ -127,43 +130,30 @@ class Frontier:
         *,
         again_at: float | None = None,
         robots: RobotsAnswer | None = None,
-        taking_next: bool = False,
-    ) -> None:
+        then: Then = "wake",
+    ) -> Lease | None:
         """Give back the lease's slot with what its request saw (``attempt``; None when
         nothing was written); with ``again_at``, queue its job again for that moment.
 
         ``robots`` is the final answer of a robots.txt job, for the host it was fetched for.
-        ``taking_next``: the caller calls ``take`` next, so no other thread is woken to look
-        at what this release made ready: it would find the slot taken already, and wait
-        again, once for every request.
+        ``then``, what comes after, under the same hold of the lock:
+
+        - ``"wake"``: one waiting thread is woken to look at what this release made ready;
+        - ``"caller_takes"``: none is, as the caller calls ``take`` next: a thread woken
+          would find the slot taken already, and wait again, once for every request;
+        - ``"take"``: likewise, and the caller's next lease is returned if one can start at
+          once (else None: the caller hands its Result over, then waits in ``take``). Each
+          taking of the lock by a thread of a CPU-bound run is a likely wait, and a thread
+          that loses the GIL while holding it stalls every other: this takes it once per
+          request instead of twice.
         """
         with self._cond:
             self._settle(lease, attempt, again_at, robots)
-            if self._all_done():
-                self._cond.notify_all()  # all done: every waiting task may end now
-            elif not taking_next:
-                self._cond.notify()  # one slot freed or one job back: one thread to look
-
-    def release_and_take(
-        self,
-        lease: Lease,
-        attempt: Attempt | None = None,
-        *,
-        again_at: float | None = None,
-        robots: RobotsAnswer | None = None,
-    ) -> Lease | None:
-        """``release(lease, ..., taking_next=True)``, then the next lease if one can start
-        at once (else None: the caller hands its Result over, then waits in ``take``).
-
-        Each taking of the lock by a thread of a CPU-bound run is a likely wait, and a thread
-        that loses the GIL while holding it stalls every other: a thread that goes straight
-        on to its next lease takes the lock once per request instead of twice.
-        """
-        with self._cond:
-            self._settle(lease, attempt, again_at, robots)
-            following = self._take_held(wait=False)
+            following = self._take_held(wait=False) if then == "take" else None
             if following is None and self._all_done():
                 self._cond.notify_all()  # all done: every waiting task may end now
+            elif then == "wake":
+                self._cond.notify()  # one slot freed or one job back: one thread to look
             return following
 
     def _settle(
