@@ -29,6 +29,7 @@ from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.fetching.gate import held
 from urlfleet.fetching.headers import QuickHeadersResponse, response_headers
+from urlfleet.fetching.wire import QuickConnection, QuickPool
 from urlfleet.urls import origin_of, request_target
 
 # Hosts whose idle keep-alive connections are kept (about 5 KB each, pool and connection); a
@@ -43,7 +44,7 @@ MIN_RESERVED_FDS = 16
 POOL_PARAMS_KEPT = 4096  # origins whose connection pool settings are kept
 
 
-class _Served:
+class _Served(QuickConnection):
     """Whether a connection has carried a request since it was (re)connected: urllib3
     connects HTTPS connections before their first request, so a socket alone says nothing."""
 
@@ -59,6 +60,11 @@ class _Served:
             super().request(*args, **kwargs)  # type: ignore[misc]
         self.served = True
 
+    def send_head(self, head: bytes, body: bytes | None) -> None:
+        with held(self):  # type: ignore[arg-type]
+            super().send_head(head, body)
+        self.served = True
+
 
 class _GatedHTTPConnection(_Served, HTTPConnection):
     pass
@@ -68,11 +74,11 @@ class _GatedHTTPSConnection(_Served, HTTPSConnection):
     pass
 
 
-class _GatedHTTPPool(HTTPConnectionPool):
+class _GatedHTTPPool(QuickPool):
     ConnectionCls = _GatedHTTPConnection
 
 
-class _GatedHTTPSPool(HTTPSConnectionPool):
+class _GatedHTTPSPool(QuickPool, HTTPSConnectionPool):
     ConnectionCls = _GatedHTTPSConnection
 
 
