@@ -29,6 +29,7 @@ from urlfleet.config import FetchConfig
 from urlfleet.errors import InputError
 from urlfleet.fetching.gate import held
 from urlfleet.fetching.headers import QuickHeadersResponse, response_headers
+from urlfleet.fetching.resumption import keep_session, resuming
 from urlfleet.fetching.wire import QuickConnection, QuickPool
 from urlfleet.urls import origin_of, request_target
 
@@ -49,11 +50,29 @@ class _Served(QuickConnection):
     connects HTTPS connections before their first request, so a socket alone says nothing."""
 
     served = False
+    session_kept = False  # its TLS session offered to the host's next connection, or tried
     response_class: type[http.client.HTTPResponse] = QuickHeadersResponse
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
         self.served = False
+        self.session_kept = False
+
+    def getresponse(self) -> Any:
+        response = super().getresponse()  # type: ignore[misc]
+        self._keep_tls_session()
+        return response
+
+    def quick_response(self, method: str, url: str) -> Any:
+        response = super().quick_response(method, url)
+        self._keep_tls_session()
+        return response
+
+    def _keep_tls_session(self) -> None:
+        # Once a response has come, so has a TLS 1.3 ticket (sent right after the handshake).
+        if not self.session_kept:
+            self.session_kept = True
+            keep_session(self.sock)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         with held(self):  # type: ignore[arg-type]
@@ -212,7 +231,9 @@ class GatedAdapter(HTTPAdapter):
                 # one), read off what cert_verify would set on a pool.
                 chosen = _TlsSettings()
                 super().cert_verify(chosen, "https://", verify, cert)  # type: ignore[no-untyped-call]
-                context = create_urllib3_context(cert_reqs=resolve_cert_reqs(chosen.cert_reqs))
+                context = resuming(
+                    create_urllib3_context(cert_reqs=resolve_cert_reqs(chosen.cert_reqs))
+                )
                 if chosen.ca_certs or chosen.ca_cert_dir:
                     context.load_verify_locations(chosen.ca_certs, chosen.ca_cert_dir)
                 if chosen.cert_file:

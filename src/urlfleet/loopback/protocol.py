@@ -48,8 +48,10 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._out.transport = transport
+        tls = transport.get_extra_info("ssl_object")  # the handshake is done by now
         with self._state.lock:
             self._state.connections += 1
+            self._state.tls_resumed += bool(tls is not None and tls.session_reused)
             counts = self._state.host_connections
             counts[self._host.key] = counts.get(self._host.key, 0) + 1
             self._state.open.add(self)

@@ -149,8 +149,8 @@ class LoopbackServer(Started):
 
     def stats(self) -> dict[str, Any]:
         """Counters: cpu_s (this whole process), requests, connections (accepted so far),
-        open_connections, idle_closed (closed for ``idle_timeout``), host_connections,
-        records, pid."""
+        open_connections, idle_closed (closed for ``idle_timeout``), tls_resumed (TLS
+        connections on a resumed session), host_connections, records, pid."""
         return self._state.stats()
 
 

@@ -28,6 +28,7 @@ class _State:
         self.requests = 0
         self.connections = 0
         self.idle_closed = 0  # connections closed for idle_timeout
+        self.tls_resumed = 0  # TLS connections whose client resumed an earlier session
         self.serials = itertools.count(1)  # connection numbers, taken as they are accepted
         self.host_connections: dict[str, int] = {}
         self.open: set[_Abortable] = set()  # the open connections
@@ -68,6 +69,7 @@ class _State:
                 "connections": self.connections,
                 "open_connections": len(self.open),
                 "idle_closed": self.idle_closed,
+                "tls_resumed": self.tls_resumed,
                 "host_connections": dict(self.host_connections),
                 "records": len(self.records),
                 "pid": os.getpid(),
