@@ -22,10 +22,12 @@ from urlfleet.fetching.adapter import _GatedHTTPPool
 from urlfleet.fetching.wire import QUICK
 from urlfleet.loopback import LoopbackProcess, ServerSpec
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not QUICK, reason="this urllib3 lacks the shared helpers"),
-]
+pytestmark = pytest.mark.integration
+
+
+def test_the_quick_way_is_open_with_the_urllib3_installed() -> None:
+    assert QUICK  # else every request went urllib3's own way, and these tests proved nothing
+
 
 RETRIES = HTTPAdapter(max_retries=0).max_retries  # what requests hands urllib3
 

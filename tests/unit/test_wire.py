@@ -12,8 +12,6 @@ from urllib3.util import SKIP_HEADER
 from urlfleet.fetching import wire
 from urlfleet.fetching.headers import Headers
 
-pytestmark = pytest.mark.skipif(not wire.QUICK, reason="this urllib3 lacks the shared helpers")
-
 
 class _Wire:
     """A socket that keeps what is written to it."""

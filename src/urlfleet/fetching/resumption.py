@@ -16,7 +16,7 @@ import socket
 import ssl
 from typing import Any
 
-SESSIONS_KEPT = 4096  # servers whose latest session is kept (about 1 KB each)
+SESSIONS_KEPT = 4096  # servers whose latest session is kept, as many as pools (POOLED_HOSTS)
 
 _Key = tuple[str | bytes | None, Any]
 

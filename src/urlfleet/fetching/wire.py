@@ -2,15 +2,16 @@
 
 urllib3's ``urlopen`` is written for every caller (retries that recurse, redirects, proxies,
 bodies of every kind) and writes each request through http.client's ``putrequest`` and
-``putheader``, which check and encode one header at a time: on a CPU-bound list that is a
-fifth of the client's CPU. The requests urlfleet sends on a direct connection need none of
-that: tenacity retries and requests follows redirects, the body is none or bytes of a known
-length. For them ``QuickPool.urlopen`` takes urllib3's own steps in one pass: the same pooled
-connection and drop check, the same bytes on the wire (``request_head``; a test compares them
-with http.client's), the same urllib3 ``HTTPResponse``, and every error mapped as urllib3 maps
-it, by urllib3's own ``Retry.increment``. Anything else (a proxy, a chunked or streamed body,
-a header http.client would refuse, fold or encode its own way, retries left to count) goes to
-urllib3's ``urlopen`` itself, so it behaves, and fails, exactly as urllib3 does.
+``putheader``, which check and encode one header at a time (``python
+benchmarks/cpu_profile.py`` put urllib3 alone at a fifth of the client's CPU). The requests
+urlfleet sends on a direct connection need none of that: tenacity retries and requests
+follows redirects, the body is none or bytes of a known length. For them
+``QuickPool.urlopen`` takes urllib3's own steps in one pass: the same pooled connection and
+drop check, the same bytes on the wire (``request_head``; a test compares them with
+http.client's), the same urllib3 ``HTTPResponse``, and every error mapped as urllib3 maps
+it, by urllib3's own ``Retry.increment``. Anything else (a proxy, a chunked or streamed
+body, a header http.client would refuse, fold or encode its own way, retries left to count)
+goes to urllib3's ``urlopen`` itself, so it behaves, and fails, exactly as urllib3 does.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ from urllib3.util.retry import Retry
 from urllib3.util.ssl_match_hostname import CertificateError
 from urllib3.util.timeout import _DEFAULT_TIMEOUT, Timeout
 
-# urllib3's and http.client's private helpers this path shares with them; without any of
-# them (another urllib3), every request takes urllib3's own urlopen.
+# urllib3's and http.client's private helpers this path shares with them (urllib3 2.8 has
+# them all); without any of them, every request takes urllib3's own urlopen, and the tests
+# of this module fail rather than pass on the slow path.
 _encode_target: Any = getattr(urllib3.connectionpool, "_encode_target", None)
 _normalize_header_values: Any = getattr(urllib3.connection, "_normalize_header_values", None)
 _default_user_agent: Any = getattr(urllib3.connection, "_get_default_user_agent", None)
