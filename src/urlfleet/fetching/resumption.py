@@ -52,12 +52,11 @@ class ResumingContext(ssl.SSLContext):
         (a TLS 1.3 one only once its ticket has come); whether it was."""
         try:
             session = sock.session
-            resumable = session is not None and (session.has_ticket or sock.version() != "TLSv1.3")
+            if session is None or not (session.has_ticket or sock.version() != "TLSv1.3"):
+                return False
             key = _key(sock.server_hostname, sock)
         except (OSError, ValueError):
             return False  # closed meanwhile
-        if not resumable or session is None:
-            return False
         if len(self._sessions) >= SESSIONS_KEPT and key not in self._sessions:
             self._sessions.clear()
         self._sessions[key] = session
