@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import socket
+import threading
 from typing import Any
 
 import pytest
@@ -114,3 +116,69 @@ def test_what_http_client_refuses_or_treats_its_own_way_is_left_to_it(headers: A
 @pytest.mark.parametrize("method", ["GE T", "GET\r\n", "G\u00c9T", ""])
 def test_a_method_urllib3_would_refuse_is_left_to_it(method: str) -> None:
     assert wire.request_head(method, "/", {}, None, "example.com") is None
+
+
+class _TimeoutSpy:
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.set: list[float | None] = []
+
+    def gettimeout(self) -> float | None:
+        return self.timeout
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.set.append(timeout)
+        self.timeout = timeout
+
+
+@pytest.mark.parametrize(
+    ("before", "wanted", "calls"), [(5.0, 5.0, []), (5.0, 30.0, [30.0]), (None, 5.0, [5.0]),
+                                    (5.0, None, [None])],
+)  # fmt: skip
+def test_a_timeout_is_set_only_where_it_changes(
+    before: float | None, wanted: float | None, calls: list[float | None]
+) -> None:
+    sock = _TimeoutSpy(before)
+    wire.keep_timeout(sock, wanted)
+    assert sock.set == calls
+    assert sock.gettimeout() == wanted
+
+
+def test_what_a_socket_cannot_take_at_once_is_sent_after_it() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        ours.settimeout(5.0)
+        data = bytes(range(256)) * 4096  # 1 MiB: far more than the buffer holds
+        got = bytearray()
+
+        def read() -> None:
+            while len(got) < len(data):
+                chunk = theirs.recv(65536)
+                if not chunk:
+                    return
+                got.extend(chunk)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        wire.send_all(ours, data)
+        reader.join(10)
+        assert bytes(got) == data
+
+
+def test_a_peer_that_never_reads_times_the_send_out() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        ours.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            wire.send_all(ours, b"x" * (8 << 20))
+
+
+def test_a_closed_peer_fails_the_send_as_sendall_does() -> None:
+    ours, theirs = socket.socketpair()
+    with ours:
+        theirs.close()
+        ours.settimeout(1.0)
+        with pytest.raises(BrokenPipeError):
+            wire.send_all(ours, b"GET / HTTP/1.1\r\n\r\n")

@@ -19,7 +19,9 @@ from __future__ import annotations
 import errno
 import http.client
 import logging
+import os
 import re
+import socket
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -137,6 +139,34 @@ def request_head(
         return None  # http.client raises its own error for such a value
 
 
+def keep_timeout(sock: Any, timeout: float | None) -> None:
+    """``sock.settimeout(timeout)``, left out where the socket has that timeout already.
+
+    Every ``settimeout`` is a system call (the socket's blocking flag, set again even where it
+    is unchanged) made with the GIL let go; on a CPU-bound list, each such call lets every
+    thread that waits for the GIL in ahead of this one."""
+    if sock.gettimeout() != timeout:
+        sock.settimeout(timeout)
+
+
+def send_all(sock: Any, data: bytes) -> None:
+    """``sock.sendall(data)`` in one system call where the socket takes it all at once.
+
+    A socket with a timeout waits for room (a ``poll``) before every send, GIL let go, even
+    with its buffer empty; a plain socket is written directly first, and only what it could
+    not take goes through ``sendall`` and its timeout. An encrypted one always goes through
+    ``sendall``."""
+    if type(sock) is socket.socket:
+        try:
+            sent = os.write(sock.fileno(), data)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        data = memoryview(data)[sent:]  # type: ignore[assignment]
+    sock.sendall(data)
+
+
 class QuickConnection:
     """A urllib3 connection that can also be sent a head made by ``request_head``, and read
     the response as urllib3's ``getresponse`` reads it."""
@@ -153,16 +183,16 @@ class QuickConnection:
         if latest is not None and latest.isclosed():
             setattr(self, _LATEST, None)  # read to its end: forgotten, as putrequest does
         if self.sock is not None:
-            self.sock.settimeout(self.timeout)
+            keep_timeout(self.sock, self.timeout)
         else:
             self.connect()  # type: ignore[attr-defined]
-        self.sock.sendall(head)
+        send_all(self.sock, head)
         if body:
-            self.sock.sendall(body)  # on its own, as urllib3 sends it
+            send_all(self.sock, body)  # on its own, as urllib3 sends it
 
     def quick_response(self, method: str, url: str) -> HTTPResponse:
         """The response to the request just sent, as urllib3's ``getresponse`` makes it."""
-        self.sock.settimeout(self.timeout)
+        keep_timeout(self.sock, self.timeout)
         shutdown = getattr(self.sock, "shutdown", None)
         if getattr(self, _LATEST) is not None:
             raise http.client.ResponseNotReady("Request-sent")  # the one before is unread
