@@ -143,8 +143,8 @@ def keep_timeout(sock: Any, timeout: float | None) -> None:
     """``sock.settimeout(timeout)``, left out where the socket has that timeout already.
 
     Every ``settimeout`` is a system call (the socket's blocking flag, set again even where it
-    is unchanged) made with the GIL let go; on a CPU-bound list, each such call lets every
-    thread that waits for the GIL in ahead of this one."""
+    is unchanged) made with the GIL let go; on a CPU-bound list, each such call may hand the
+    GIL to a waiting thread, and this one must then wait to get it back."""
     if sock.gettimeout() != timeout:
         sock.settimeout(timeout)
 
